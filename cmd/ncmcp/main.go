@@ -1,0 +1,27 @@
+// Command ncmcp connects people and CI pipelines to a Nextcloud MCP server:
+// it logs in with OAuth, keeps the tokens in the OS keyring and prints
+// fresh access tokens for scripts.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ncmcp/ncmcp/pkg/cli"
+)
+
+// Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date})
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ncmcpBin is the ncmcp binary built for this test run.
+var ncmcpBin string
+
+// browserRole makes the test binary act as a browser that follows redirects
+// (set in the environment of the ncmcp processes that launch it).
+const browserRole = "NCMCP_E2E_ROLE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(browserRole) == "browser" {
+		os.Exit(followRedirects(os.Args[len(os.Args)-1]))
+	}
+	dir, err := os.MkdirTemp("", "ncmcp-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ncmcpBin = filepath.Join(dir, "ncmcp")
+	build := exec.Command("go", "build", "-o", ncmcpBin, "github.com/ncmcp/ncmcp/cmd/ncmcp")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build ncmcp:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// followRedirects is the redirect-following browser: it GETs the URL and
+// every redirect (server, IdP, login, loopback callback) like a browser with
+// an auto-approving IdP would.
+func followRedirects(u string) int {
+	c := &http.Client{Timeout: 60 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "browser:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return 0
+}
+
+// need skips t when a part is missing, or fails it when NCMCP_TEST_REQUIRE
+// names that part.
+func need(t *testing.T, part, why string) {
+	t.Helper()
+	if slices.Contains(strings.Split(os.Getenv("NCMCP_TEST_REQUIRE"), ","), part) {
+		t.Fatalf("%s is required (NCMCP_TEST_REQUIRE) but not available: %s", part, why)
+	}
+	t.Skipf("skipping: %s not available: %s (set NCMCP_TEST_REQUIRE=%s to make this a failure)", part, why, part)
+}
+
+// result is one finished ncmcp process.
+type result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// env is the environment of ncmcp processes in a test: an empty config
+// directory, no real browser or keyring unless the test adds one.
+type env struct {
+	t    *testing.T
+	vars map[string]string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	home := t.TempDir()
+	return &env{t: t, vars: map[string]string{
+		"PATH":                     os.Getenv("PATH"),
+		"HOME":                     home,
+		"NCMCP_CONFIG_DIR":         filepath.Join(home, "config"),
+		"XDG_RUNTIME_DIR":          home,
+		"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent/ncmcp-e2e-no-bus",
+		"NCMCP_BROWSER":            os.Args[0],
+		browserRole:                "browser",
+		"NCMCP_KEYRING_TIMEOUT":    "3s",
+	}}
+}
+
+func (e *env) set(k, v string) *env { e.vars[k] = v; return e }
+
+func (e *env) configDir() string { return e.vars["NCMCP_CONFIG_DIR"] }
+
+func (e *env) list() []string {
+	var out []string
+	for k, v := range e.vars {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// run runs ncmcp with args and returns its output and exit code.
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	return e.runIn(nil, args...)
+}
+
+func (e *env) runIn(stdin io.Reader, args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ncmcpBin, args...)
+	cmd.Env = e.list()
+	cmd.Stdin = stdin
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		e.t.Fatalf("run ncmcp %v: %v", args, err)
+	}
+	e.t.Logf("ncmcp %s -> exit %d\nstderr:\n%s", strings.Join(args, " "), r.Code, r.Stderr)
+	return r
+}
+
+// mustRun runs ncmcp and fails the test unless it exits 0.
+func (e *env) mustRun(args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.Code != 0 {
+		e.t.Fatalf("ncmcp %v: exit %d\n%s", args, r.Code, r.Stderr)
+	}
+	return r
+}
+
+// expectCode runs ncmcp and checks the exit code and that stderr contains want.
+func (e *env) expectCode(code int, want string, args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.Code != code {
+		e.t.Fatalf("ncmcp %v: exit %d, want %d\nstderr:\n%s", args, r.Code, code, r.Stderr)
+	}
+	if want != "" && !strings.Contains(r.Stderr, want) {
+		e.t.Fatalf("ncmcp %v: stderr does not say %q:\n%s", args, want, r.Stderr)
+	}
+	return r
+}
+
+func isLinux() bool { return runtime.GOOS == "linux" }

@@ -1,0 +1,400 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/loopback"
+	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
+)
+
+// LoginOptions are the inputs of 'ncmcp login'.
+type LoginOptions struct {
+	g *globalOptions
+
+	NoBrowser bool
+	Timeout   time.Duration
+	Port      int
+}
+
+func newLoginCmd(g *globalOptions, runF func(context.Context, *LoginOptions) error) *cobra.Command {
+	opts := &LoginOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Log in to an MCP server in the browser (OAuth Flow 1)",
+		Long: `Log in to a Nextcloud MCP server: ncmcp listens on 127.0.0.1, opens the
+browser at the server's /oauth/authorize with PKCE (S256), state and nonce,
+receives the code, exchanges it, verifies the ID token and stores the tokens
+(OS keyring, or an owner-only file: see --storage).
+
+The URL is always printed on stderr, so it can be opened elsewhere.`,
+		Example: `  ncmcp login --server https://mcp.example.com --client-id test-mcp-client
+  ncmcp login --no-browser --timeout 10m`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("no-browser") {
+				opts.NoBrowser = envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
+			}
+			if opts.Timeout <= 0 {
+				return usageErrorf("use a positive duration such as 5m", "invalid --timeout %s", opts.Timeout)
+			}
+			if opts.Port < 0 || opts.Port > 65535 {
+				return usageErrorf("use a port between 1 and 65535, or 0 for a random one", "invalid --port %d", opts.Port)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runLogin(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "print the URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the browser login")
+	cmd.Flags().IntVar(&opts.Port, "port", 0, "loopback port for the redirect (default: random, or the port the client's registration fixes)")
+	return cmd
+}
+
+func runLogin(ctx context.Context, opts *LoginOptions) error {
+	g, d := opts.g, opts.g.deps
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	cfg, err := store.LoadConfig(st.Dir)
+	if err != nil {
+		return failure(err, "")
+	}
+	serverURL := g.Server
+	if serverURL == "" {
+		if serverURL, _, err = g.selectServer(cfg); err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Code == ExitAuth {
+				return usageErrorf("pass --server URL (or set NCMCP_SERVER)", "no server given")
+			}
+			return err
+		}
+	}
+	known := cfg.Servers[serverURL]
+	hc := g.httpClient()
+
+	disc, err := discovery.Discover(ctx, hc, serverURL)
+	if err != nil {
+		return failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable")
+	}
+	if disc.Generation != discovery.Generation1 {
+		return failure(fmt.Errorf("%s is a generation-2 server (it is its own authorization server, issuer %s): this version of ncmcp logs in to generation-1 servers only", serverURL, disc.Issuer),
+			"use a server before v0.65, or an ncmcp release with generation-2 support")
+	}
+
+	client, err := loginClient(g, st, known, disc)
+	if err != nil {
+		return err
+	}
+	port := opts.Port
+	if port == 0 && known != nil {
+		if c := known.Client(client.ID); c != nil {
+			port = c.RedirectPort
+		}
+	}
+	ln, err := loopback.Listen(port)
+	if err != nil {
+		var pe *loopback.PortInUseError
+		if errors.As(err, &pe) {
+			return failure(err, "stop whatever listens on 127.0.0.1:"+strconv.Itoa(pe.Port)+", or choose another port with --port (if the client's registration allows it)")
+		}
+		return failure(err, "")
+	}
+	defer ln.Close()
+
+	login := oauth.NewLogin(disc.ServerURL+"/oauth/authorize", disc.Provider.TokenEndpoint, client, ln.RedirectURI())
+	authURL := login.URL()
+	if err := preflight(ctx, hc, authURL, client.ID); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(d.Stderr, "Open this URL in a browser to log in to %s:\n\n  %s\n\n", serverURL, authURL)
+	if d.Getenv("SSH_CONNECTION") != "" {
+		fmt.Fprintf(d.Stderr, "On a machine other than this one, forward the port first: ssh -L %d:127.0.0.1:%d %s\n", ln.Port(), ln.Port(), "<this host>")
+	}
+	if !opts.NoBrowser {
+		if err := g.openURL(authURL); err != nil {
+			fmt.Fprintf(d.Stderr, "warning: could not open a browser (%v): open the URL above yourself\n", err)
+		}
+	}
+	fmt.Fprintf(d.Stderr, "Waiting for the browser to return to %s (up to %s)...\n", ln.RedirectURI(), opts.Timeout)
+
+	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	var done *loginResult
+	var completeErr error
+	_, err = ln.Wait(wctx, login.State, func(cctx context.Context, code string) loopback.Result {
+		done, completeErr = completeLogin(cctx, g, st, hc, disc, login, code)
+		if completeErr != nil {
+			return loopback.Result{Title: "Login failed", Message: oneLine(completeErr.Error()) + ". Nothing was stored; see the terminal."}
+		}
+		return loopback.Result{OK: true, Title: "Logged in", Message: fmt.Sprintf("ncmcp is logged in to %s as %s.", serverURL, done.id.Display())}
+	})
+	switch {
+	case err == nil && completeErr != nil:
+		return completeErr
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return timedOut(fmt.Errorf("timed out after %s waiting for the browser login; nothing was stored", opts.Timeout),
+			"run 'ncmcp login' again (--timeout waits longer; --no-browser prints the URL to open elsewhere)")
+	default:
+		var ae *loopback.AuthError
+		if errors.As(err, &ae) {
+			return failure(err, authErrorHint(ae))
+		}
+		return failure(err, "")
+	}
+	printLoginSummary(d.Stderr, d.Now(), serverURL, done)
+	return nil
+}
+
+// loginClient picks the OAuth client: --client-id, else the one stored for
+// the server. The secret comes from NCMCP_CLIENT_SECRET or storage.
+func loginClient(g *globalOptions, st *store.Store, known *store.Server, disc *discovery.Result) (oauth.Client, error) {
+	c := oauth.Client{ID: g.ClientID, AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported}
+	if c.ID == "" && known != nil {
+		if a := known.FindAccount(g.Account); a != nil && a.ClientID != "" {
+			c.ID = a.ClientID
+		} else if len(known.Clients) > 0 {
+			c.ID = known.Clients[0].ID
+		}
+	}
+	if c.ID == "" {
+		return c, usageErrorf("pass --client-id ID (or set NCMCP_CLIENT_ID) with a client the server allows, e.g. the dev server's test-mcp-client",
+			"no OAuth client is known for %s", disc.ServerURL)
+	}
+	c.Secret = g.deps.Getenv("NCMCP_CLIENT_SECRET")
+	if c.Secret == "" && known != nil {
+		if sc := known.Client(c.ID); sc != nil && sc.Confidential {
+			s, err := readClientSecret(st, disc.ServerURL, sc)
+			if err != nil {
+				return c, err
+			}
+			c.Secret = s
+		}
+	}
+	return c, nil
+}
+
+func readClientSecret(st *store.Store, serverURL string, c *store.Client) (string, error) {
+	b, err := st.Backend(c.SecretStorage)
+	if err != nil {
+		return "", failure(err, "")
+	}
+	s, err := b.Get(store.ClientSecretKey(serverURL, c.ID))
+	if err != nil {
+		return "", failure(fmt.Errorf("read the secret of client %s: %w", c.ID, err), "set NCMCP_CLIENT_SECRET, or unlock the keyring")
+	}
+	return s, nil
+}
+
+// preflight asks the server's authorize endpoint for its redirect before the
+// browser does, so that a refusal (unknown client, bad parameters) shows up
+// in the terminal instead of as JSON in a browser tab.
+func preflight(ctx context.Context, hc *http.Client, authURL, clientID string) error {
+	nc := *hc
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return failure(err, "")
+	}
+	resp, err := nc.Do(req)
+	if err != nil {
+		return failure(fmt.Errorf("reach the server's authorize endpoint: %w", errors.Unwrap(err)), "check that the server is running and reachable")
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil
+	}
+	if resp.StatusCode == http.StatusOK {
+		return nil // a login page served directly
+	}
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		return failure(fmt.Errorf("the server's authorize endpoint answered HTTP %d", resp.StatusCode), "check the server's logs; 'ncmcp login --debug' traces the requests")
+	}
+	msg := fmt.Errorf("the server refused the authorization request (HTTP %d %s): %s", resp.StatusCode, e.Error, e.Description)
+	switch e.Error {
+	case "unauthorized_client":
+		return failure(msg, fmt.Sprintf("client %q is not allowed by this server: use a client id its admin allowed (ALLOWED_MCP_CLIENTS) with --client-id", clientID))
+	default:
+		return failure(msg, "")
+	}
+}
+
+func authErrorHint(e *loopback.AuthError) string {
+	switch e.Code {
+	case "access_denied":
+		return "the login was refused or cancelled in the browser; run 'ncmcp login' again to retry"
+	case "invalid_scope":
+		return "the IdP does not allow a scope the server asks for; the server admin must fix the configured scopes"
+	case "unauthorized_client", "invalid_client":
+		return "the IdP does not know this client or its redirect URI; check --client-id and the client's registration at the IdP"
+	}
+	return ""
+}
+
+// loginResult is what a completed login stored.
+type loginResult struct {
+	id        *oauth.Identity
+	tok       *oauth2.Token
+	scopes    []string
+	backend   string
+	fellBack  error
+	verifier  bool
+	clientID  string
+	serverURL string
+}
+
+// completeLogin exchanges the code, verifies the ID token and stores the
+// result: secrets first, then the config. Nothing is stored on failure.
+func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *http.Client, disc *discovery.Result, login *oauth.Login, code string) (*loginResult, error) {
+	tok, err := login.Exchange(ctx, hc, code)
+	if err != nil {
+		var te *oauth.TokenError
+		if errors.As(err, &te) && te.Status == 0 {
+			return nil, failure(err, "the IdP was not reachable; try again when it is up")
+		}
+		return nil, failure(err, "run 'ncmcp login' again; 'ncmcp login --debug' traces the requests")
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, failure(errors.New("the IdP returned no ID token, so the login cannot be verified"), "the server's configured scopes must include openid")
+	}
+	v := &oauth.IDTokenVerifier{Issuer: disc.Provider.Issuer, JWKSURI: disc.Provider.JWKSURI, ClientID: login.Client.ID, Algs: disc.Provider.IDTokenSigningAlgValuesSupported}
+	id, err := v.Verify(ctx, hc, raw, login.Nonce)
+	if err != nil {
+		return nil, failure(err, "the ID token is not valid for this login; nothing was stored. If this repeats, the IdP or server is misconfigured")
+	}
+
+	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), verifier: !login.VerifierDropped, clientID: login.Client.ID, serverURL: disc.ServerURL}
+	secrets := &store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
+
+	unlock, err := st.Lock(ctx)
+	if err != nil {
+		return nil, failure(err, "")
+	}
+	defer unlock()
+	cfg, err := store.LoadConfig(st.Dir)
+	if err != nil {
+		return nil, failure(err, "")
+	}
+	backend, fellBack, err := st.PutTokens(disc.ServerURL, id.Subject, secrets)
+	if err != nil {
+		return nil, failure(fmt.Errorf("store the tokens: %w; nothing was stored", err), storageHint(st.Mode))
+	}
+	res.backend, res.fellBack = backend, fellBack
+	var clientSecretBackend string
+	if login.Client.Secret != "" {
+		b, _, err := st.Put(store.ClientSecretKey(disc.ServerURL, login.Client.ID), login.Client.Secret)
+		if err != nil {
+			_ = deleteTokens(st, backend, disc.ServerURL, id.Subject)
+			return nil, failure(fmt.Errorf("store the client secret: %w; nothing was stored", err), storageHint(st.Mode))
+		}
+		clientSecretBackend = b
+	}
+
+	srv := cfg.Servers[disc.ServerURL]
+	if srv == nil {
+		srv = &store.Server{URL: disc.ServerURL}
+		cfg.Servers[disc.ServerURL] = srv
+	}
+	srv.Generation = disc.Generation
+	srv.Issuer = disc.Provider.Issuer
+	srv.TokenEndpoint = disc.Provider.TokenEndpoint
+	srv.TokenAuthMethods = disc.Provider.TokenEndpointAuthMethodsSupported
+	srv.RevocationEndpoint = disc.Provider.RevocationEndpoint
+	if srv.Accounts == nil {
+		srv.Accounts = map[string]*store.Account{}
+	}
+	if old := srv.Accounts[id.Subject]; old != nil && old.Storage != backend {
+		_ = deleteTokens(st, old.Storage, disc.ServerURL, id.Subject)
+	}
+	srv.Accounts[id.Subject] = &store.Account{
+		Subject: id.Subject, Username: id.Username, Email: id.Email, Name: id.Name,
+		ClientID: login.Client.ID, Scopes: res.scopes, AccessTokenExpiry: tok.Expiry,
+		HasRefreshToken: tok.RefreshToken != "", Storage: backend, LoggedInAt: g.deps.Now().UTC(),
+	}
+	srv.ActiveAccount = id.Subject
+	c := store.Client{ID: login.Client.ID}
+	if prev := srv.Client(c.ID); prev != nil {
+		c = *prev
+	}
+	if clientSecretBackend != "" {
+		c.Confidential, c.SecretStorage = true, clientSecretBackend
+	}
+	srv.PutClient(c)
+	if cfg.DefaultServer == "" {
+		cfg.DefaultServer = disc.ServerURL
+	}
+	if err := store.SaveConfig(st.Dir, cfg); err != nil {
+		_ = deleteTokens(st, backend, disc.ServerURL, id.Subject)
+		return nil, failure(fmt.Errorf("save the config: %w; nothing was stored", err), "")
+	}
+	return res, nil
+}
+
+func deleteTokens(st *store.Store, backend, serverURL, subject string) error {
+	b, err := st.Backend(backend)
+	if err != nil {
+		return err
+	}
+	return b.Delete(store.TokenKey(serverURL, subject))
+}
+
+func storageHint(m store.Mode) string {
+	if m == store.ModeKeyring {
+		return "--storage keyring needs a working, unlocked OS keyring (Secret Service on Linux); unlock it, or use --storage auto or file"
+	}
+	return "check that the config directory is writable (NCMCP_CONFIG_DIR)"
+}
+
+func printLoginSummary(w io.Writer, now time.Time, serverURL string, r *loginResult) {
+	if r.fellBack != nil {
+		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); secrets were stored in an owner-only file instead\n", oneLine(r.fellBack.Error()))
+	}
+	fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.id.Display(), r.id.Subject, r.clientID)
+	if len(r.scopes) > 0 {
+		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.scopes, " "))
+	} else {
+		fmt.Fprintln(w, "Scopes: not reported by the IdP")
+	}
+	if r.tok.Expiry.IsZero() {
+		fmt.Fprintln(w, "Access token: lifetime not reported by the IdP")
+	} else {
+		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.tok.Expiry.Sub(now).Round(time.Second), r.tok.Expiry.Local().Format(time.RFC3339))
+	}
+	where := "the OS keyring"
+	if r.backend == store.BackendFile {
+		where = "an owner-only file"
+	}
+	if r.tok.RefreshToken != "" {
+		fmt.Fprintf(w, "Refresh token: yes; 'ncmcp token' renews the access token. Tokens are in %s.\n", where)
+		return
+	}
+	fmt.Fprintf(w, "Tokens are in %s.\n", where)
+	msg := "warning: the IdP issued no refresh token: 'ncmcp token' stops working when the access token expires, and you will have to log in again."
+	if !slices.Contains(r.scopes, "offline_access") {
+		msg += " The server admin must add offline_access to the scopes the server requests (NEXTCLOUD_OIDC_SCOPES) and allow it for client " + r.clientID + " at the IdP."
+	}
+	fmt.Fprintln(w, msg)
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+// LogoutOptions are the inputs of 'ncmcp logout'.
+type LogoutOptions struct {
+	g *globalOptions
+}
+
+func newLogoutCmd(g *globalOptions, runF func(context.Context, *LogoutOptions) error) *cobra.Command {
+	opts := &LogoutOptions{g: g}
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the selected account's tokens",
+		Long: `Remove the selected account (--server, --account; default: the active one)
+and its tokens from storage. The tokens are not revoked at the IdP: they stay
+valid there until they expire.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runLogout(cmd.Context(), opts)
+		},
+	}
+}
+
+func runLogout(ctx context.Context, opts *LogoutOptions) error {
+	g, d := opts.g, opts.g.deps
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	var gone *store.Account
+	var serverURL string
+	err = st.Update(ctx, func(cfg *store.Config) error {
+		srv, acct, err := g.selectAccount(cfg)
+		if err != nil {
+			return err
+		}
+		if err := deleteTokens(st, acct.Storage, srv.URL, acct.Subject); err != nil {
+			return failure(fmt.Errorf("remove the tokens of %s: %w", acct.Subject, err), "unlock the OS keyring and try again; nothing was changed")
+		}
+		delete(srv.Accounts, acct.Subject)
+		if srv.ActiveAccount == acct.Subject {
+			srv.ActiveAccount = ""
+			if ids := srv.AccountIDs(); len(ids) == 1 {
+				srv.ActiveAccount = ids[0]
+			}
+		}
+		gone, serverURL = acct, srv.URL
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	name := gone.Username
+	if name == "" {
+		name = gone.Subject
+	}
+	fmt.Fprintf(d.Stderr, "Logged out %s from %s; its tokens were removed from the %s storage (not revoked at the IdP).\n", name, serverURL, gone.Storage)
+	return nil
+}

@@ -1,0 +1,290 @@
+// Package cli is ncmcp's command tree: one file per command, flags parsed
+// into an options struct, behaviour in a run function, errors mapped to the
+// documented exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/httpclient"
+	"github.com/ncmcp/ncmcp/pkg/opener"
+	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+// Deps are the parts of the outside world the commands use. Zero fields get
+// the real thing.
+type Deps struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment (os.Getenv when nil).
+	Getenv func(string) string
+	// Keyring is the OS keyring (store.OSKeyring when nil).
+	Keyring store.Keyring
+	// Transport is the HTTP transport (a default one when nil).
+	Transport http.RoundTripper
+	// OpenURL opens a URL in a browser (NCMCP_BROWSER/BROWSER or the
+	// platform's launcher when nil).
+	OpenURL func(url string) error
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+
+	Version, Commit, Date string
+}
+
+func (d *Deps) fill() {
+	if d.Stdin == nil {
+		d.Stdin = os.Stdin
+	}
+	if d.Stdout == nil {
+		d.Stdout = os.Stdout
+	}
+	if d.Stderr == nil {
+		d.Stderr = os.Stderr
+	}
+	if d.Getenv == nil {
+		d.Getenv = os.Getenv
+	}
+	if d.Keyring == nil {
+		d.Keyring = store.OSKeyring{}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Version == "" {
+		d.Version = "dev"
+	}
+}
+
+// globalOptions are the persistent flags and their environment variables.
+type globalOptions struct {
+	deps *Deps
+
+	Server   string
+	Account  string
+	ClientID string
+	Storage  string
+	Debug    bool
+}
+
+// Run executes ncmcp with args (without the program name) and returns the
+// exit code.
+func Run(ctx context.Context, args []string, deps Deps) int {
+	deps.fill()
+	root := newRootCmd(&deps)
+	root.SetArgs(args)
+	root.SetIn(deps.Stdin)
+	root.SetOut(deps.Stdout)
+	root.SetErr(deps.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !isCodedError(err) && isCobraUsageError(err) {
+		err = &Error{Code: ExitUsage, Err: err, Hint: "run 'ncmcp --help' for usage"}
+	}
+	return report(deps.Stderr, err)
+}
+
+func isCodedError(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// isCobraUsageError recognises the errors cobra itself returns for unknown
+// commands and bad arguments.
+func isCobraUsageError(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
+		strings.HasPrefix(s, "unknown shorthand flag") || strings.Contains(s, "arg(s)")
+}
+
+func newRootCmd(deps *Deps) *cobra.Command {
+	g := &globalOptions{deps: deps}
+	root := newBareRoot(g)
+	root.AddCommand(
+		newLoginCmd(g, nil),
+		newTokenCmd(g, nil),
+		newStatusCmd(g, nil),
+		newLogoutCmd(g, nil),
+		newVersionCmd(g),
+	)
+	return root
+}
+
+// newBareRoot returns the root command with the global flags and no subcommands.
+func newBareRoot(g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ncmcp",
+		Short: "Connect people and CI pipelines to a Nextcloud MCP server",
+		Long: `ncmcp logs you in to a Nextcloud MCP server with OAuth (PKCE, loopback
+redirect), keeps the tokens in the OS keyring, and prints a fresh access
+token for scripts:
+
+  ncmcp login --server https://mcp.example.com
+  curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return g.resolveEnv(cmd)
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &Error{Code: ExitUsage, Err: err, Hint: "run 'ncmcp --help' for usage"}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.Server, "server", "", "MCP server base URL (env NCMCP_SERVER)")
+	pf.StringVar(&g.Account, "account", "", "account on that server, by subject or username (env NCMCP_ACCOUNT)")
+	pf.StringVar(&g.ClientID, "client-id", "", "OAuth client id; NCMCP_CLIENT_SECRET holds a confidential client's secret (env NCMCP_CLIENT_ID)")
+	pf.StringVar(&g.Storage, "storage", "", "where secrets go: auto, keyring or file (env NCMCP_STORAGE; default auto)")
+	pf.BoolVar(&g.Debug, "debug", false, "trace HTTP requests on stderr, secrets redacted (env NCMCP_DEBUG=1)")
+
+	return root
+}
+
+// resolveEnv fills unset flags from their environment variables and checks them.
+func (g *globalOptions) resolveEnv(cmd *cobra.Command) error {
+	env := g.deps.Getenv
+	fill := func(name string, dst *string, envName string) {
+		if !cmd.Flags().Changed(name) {
+			*dst = env(envName)
+		}
+	}
+	fill("server", &g.Server, "NCMCP_SERVER")
+	fill("account", &g.Account, "NCMCP_ACCOUNT")
+	fill("client-id", &g.ClientID, "NCMCP_CLIENT_ID")
+	fill("storage", &g.Storage, "NCMCP_STORAGE")
+	if !cmd.Flags().Changed("debug") {
+		g.Debug = envBool(env("NCMCP_DEBUG"))
+	}
+	if _, err := store.ParseMode(g.Storage); err != nil {
+		return usageErrorf("use --storage auto, keyring or file", "%v", err)
+	}
+	if g.Server != "" {
+		u, err := discovery.NormalizeServerURL(g.Server)
+		if err != nil {
+			return usageErrorf("pass the MCP server's base URL, e.g. --server https://mcp.example.com", "%v", err)
+		}
+		g.Server = u
+	}
+	return nil
+}
+
+func envBool(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// configDir is NCMCP_CONFIG_DIR, else the OS config directory plus "ncmcp".
+func (g *globalOptions) configDir() (string, error) {
+	if d := g.deps.Getenv("NCMCP_CONFIG_DIR"); d != "" {
+		return d, nil
+	}
+	if x := g.deps.Getenv("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "ncmcp"), nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", failure(fmt.Errorf("find the config directory: %w", err), "set NCMCP_CONFIG_DIR")
+	}
+	return filepath.Join(d, "ncmcp"), nil
+}
+
+// store opens the store with the --storage policy and keyring timeout.
+func (g *globalOptions) store() (*store.Store, error) {
+	dir, err := g.configDir()
+	if err != nil {
+		return nil, err
+	}
+	mode, _ := store.ParseMode(g.Storage)
+	timeout := store.DefaultKeyringTimeout
+	if v := g.deps.Getenv("NCMCP_KEYRING_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, usageErrorf("set it to a duration such as 3s", "invalid NCMCP_KEYRING_TIMEOUT %q", v)
+		}
+		timeout = d
+	}
+	return store.New(dir, mode, g.deps.Keyring, timeout), nil
+}
+
+// httpClient returns the HTTP client, tracing when --debug is on.
+func (g *globalOptions) httpClient() *http.Client {
+	o := httpclient.Options{Transport: g.deps.Transport}
+	if g.Debug {
+		o.Debug = g.deps.Stderr
+	}
+	return httpclient.New(o)
+}
+
+// openURL opens a URL with the injected opener or the environment's browser.
+func (g *globalOptions) openURL(u string) error {
+	if g.deps.OpenURL != nil {
+		if err := opener.CheckURL(u); err != nil {
+			return err
+		}
+		return g.deps.OpenURL(u)
+	}
+	o := opener.Opener{Getenv: g.deps.Getenv}
+	if g.Debug {
+		o.Output = g.deps.Stderr
+	}
+	return o.Open(u)
+}
+
+// selectServer picks the server: --server, else the default, else the only
+// one configured. It returns the URL and its config (nil when not configured).
+func (g *globalOptions) selectServer(cfg *store.Config) (string, *store.Server, error) {
+	if g.Server != "" {
+		return g.Server, cfg.Servers[g.Server], nil
+	}
+	if cfg.DefaultServer != "" {
+		return cfg.DefaultServer, cfg.Servers[cfg.DefaultServer], nil
+	}
+	switch urls := cfg.ServerURLs(); len(urls) {
+	case 0:
+		return "", nil, authNeeded(errors.New("not logged in to any server"), "run 'ncmcp login --server URL'")
+	case 1:
+		return urls[0], cfg.Servers[urls[0]], nil
+	default:
+		return "", nil, usageErrorf("pass --server (or set NCMCP_SERVER) to one of: "+strings.Join(urls, ", "), "several servers are configured and none is the default")
+	}
+}
+
+// selectAccount resolves the server and account for commands that need a login.
+func (g *globalOptions) selectAccount(cfg *store.Config) (*store.Server, *store.Account, error) {
+	url, srv, err := g.selectServer(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if srv == nil || len(srv.Accounts) == 0 {
+		return nil, nil, authNeeded(fmt.Errorf("not logged in to %s", url), "run 'ncmcp login --server "+url+"'")
+	}
+	acct := srv.FindAccount(g.Account)
+	if acct == nil {
+		if g.Account != "" {
+			return nil, nil, authNeeded(fmt.Errorf("no account %q on %s", g.Account, url), "run 'ncmcp status' to see the accounts, or log in with 'ncmcp login --server "+url+"'")
+		}
+		return nil, nil, usageErrorf("pass --account with one of: "+strings.Join(srv.AccountIDs(), ", "), "several accounts on %s and none is active", url)
+	}
+	return srv, acct, nil
+}
+
+// usageArgs wraps a cobra positional-argument check so its error exits 2.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &Error{Code: ExitUsage, Err: err, Hint: "run '" + cmd.CommandPath() + " --help' for usage"}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,149 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// idp serves OIDC discovery for its own URL, answering the well-known path
+// with a redirect (as Nextcloud does with /index.php/...).
+func idp(t *testing.T, redirect bool) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			if redirect {
+				http.Redirect(w, r, "/index.php/.well-known/openid-configuration", http.StatusMovedPermanently)
+				return
+			}
+			fallthrough
+		case "/index.php/.well-known/openid-configuration":
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"issuer": srv.URL, "authorization_endpoint": srv.URL + "/authorize", "token_endpoint": srv.URL + "/token",
+				"jwks_uri": srv.URL + "/keys", "code_challenge_methods_supported": []string{"S256"},
+			})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// mcpServer serves protected-resource metadata naming issuer.
+func mcpServer(t *testing.T, prm func(w http.ResponseWriter, r *http.Request, self string)) *httptest.Server {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { prm(w, r, srv.URL) }))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestDiscoverGeneration1(t *testing.T) {
+	for _, redirect := range []bool{false, true} {
+		op := idp(t, redirect)
+		srv := mcpServer(t, func(w http.ResponseWriter, r *http.Request, self string) {
+			if r.URL.Path != "/.well-known/oauth-protected-resource/mcp" {
+				http.NotFound(w, r)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(ProtectedResource{Resource: self + "/mcp", AuthorizationServers: []string{op.URL}})
+		})
+		res, err := Discover(context.Background(), http.DefaultClient, srv.URL+"/mcp/")
+		if err != nil {
+			t.Fatalf("redirect=%v: %v", redirect, err)
+		}
+		if res.Generation != Generation1 || res.Issuer != op.URL || res.Provider.TokenEndpoint != op.URL+"/token" || res.ServerURL != srv.URL {
+			t.Fatalf("redirect=%v: %+v", redirect, res)
+		}
+		if !res.Provider.SupportsS256() {
+			t.Fatal("S256 not seen")
+		}
+	}
+}
+
+func TestDiscoverFallsBackToPathWithoutMCP(t *testing.T) {
+	op := idp(t, false)
+	srv := mcpServer(t, func(w http.ResponseWriter, r *http.Request, self string) {
+		if r.URL.Path != "/.well-known/oauth-protected-resource" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(ProtectedResource{AuthorizationServers: []string{op.URL}})
+	})
+	res, err := Discover(context.Background(), http.DefaultClient, srv.URL)
+	if err != nil || res.ResourceURL != srv.URL+"/.well-known/oauth-protected-resource" {
+		t.Fatalf("Discover = %+v, %v", res, err)
+	}
+}
+
+func TestDiscoverGeneration2(t *testing.T) {
+	srv := mcpServer(t, func(w http.ResponseWriter, r *http.Request, self string) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-protected-resource/mcp":
+			_ = json.NewEncoder(w).Encode(ProtectedResource{AuthorizationServers: []string{self}})
+		case "/.well-known/oauth-authorization-server":
+			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": self, "authorization_endpoint": self + "/oauth/authorize", "token_endpoint": self + "/oauth/token"})
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	res, err := Discover(context.Background(), http.DefaultClient, srv.URL)
+	if err != nil || res.Generation != Generation2 || res.Provider.TokenEndpoint != srv.URL+"/oauth/token" {
+		t.Fatalf("Discover = %+v, %v", res, err)
+	}
+}
+
+func TestDiscoverBadMetadata(t *testing.T) {
+	op := idp(t, false)
+	tests := []struct {
+		name string
+		prm  func(w http.ResponseWriter, r *http.Request, self string)
+		want string
+	}{
+		{"HTML instead of JSON", func(w http.ResponseWriter, r *http.Request, _ string) {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html>Nextcloud</html>"))
+		}, "not JSON (Content-Type text/html)"},
+		{"no authorization servers", func(w http.ResponseWriter, r *http.Request, _ string) {
+			_, _ = w.Write([]byte(`{"resource":"x"}`))
+		}, "names no authorization_servers"},
+		{"not found anywhere", func(w http.ResponseWriter, r *http.Request, _ string) { http.NotFound(w, r) }, "HTTP 404"},
+		{"server error", func(w http.ResponseWriter, r *http.Request, _ string) { http.Error(w, "boom", 500) }, "HTTP 500 boom"},
+		{"issuer whose discovery names another issuer", func(w http.ResponseWriter, r *http.Request, _ string) {
+			_ = json.NewEncoder(w).Encode(ProtectedResource{AuthorizationServers: []string{op.URL + "/other"}})
+		}, "HTTP 404"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := mcpServer(t, tt.prm)
+			_, err := Discover(context.Background(), http.DefaultClient, srv.URL)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Discover error = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeServerURL(t *testing.T) {
+	good := map[string]string{
+		"https://MCP.example.com/":        "https://mcp.example.com",
+		"https://mcp.example.com/mcp":     "https://mcp.example.com",
+		"http://127.0.0.1:8765/base/mcp/": "http://127.0.0.1:8765/base",
+	}
+	for in, want := range good {
+		if got, err := NormalizeServerURL(in); err != nil || got != want {
+			t.Errorf("NormalizeServerURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "mcp.example.com", "ftp://x", "https://x/?a=b", "https://user:pw@x"} {
+		if _, err := NormalizeServerURL(bad); err == nil {
+			t.Errorf("NormalizeServerURL(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// ConfigVersion is the version of the config file format this package writes.
+const ConfigVersion = 1
+
+// Config is the non-secret state kept in config.json. It never holds a
+// token, code, verifier or client secret.
+type Config struct {
+	Version       int                `json:"version"`
+	DefaultServer string             `json:"default_server,omitempty"`
+	Servers       map[string]*Server `json:"servers,omitempty"`
+}
+
+// Server is what ncmcp knows about one MCP server, keyed by its base URL.
+type Server struct {
+	URL           string `json:"url"`
+	Generation    int    `json:"generation"`
+	Issuer        string `json:"issuer"`
+	TokenEndpoint string `json:"token_endpoint"`
+	// TokenAuthMethods lists the IdP's token_endpoint_auth_methods_supported,
+	// used to pick how a confidential client authenticates on refresh.
+	TokenAuthMethods   []string            `json:"token_endpoint_auth_methods,omitempty"`
+	RevocationEndpoint string              `json:"revocation_endpoint,omitempty"`
+	ActiveAccount      string              `json:"active_account,omitempty"`
+	Accounts           map[string]*Account `json:"accounts,omitempty"`
+	Clients            []Client            `json:"clients,omitempty"`
+}
+
+// Account is one logged-in identity on a server, keyed by its subject.
+type Account struct {
+	Subject  string   `json:"sub"`
+	Username string   `json:"username,omitempty"`
+	Email    string   `json:"email,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes,omitempty"`
+	// AccessTokenExpiry mirrors the expiry kept with the secret, for display.
+	AccessTokenExpiry time.Time `json:"access_token_expiry,omitzero"`
+	HasRefreshToken   bool      `json:"has_refresh_token"`
+	// Storage names the backend holding this account's secrets: "keyring" or "file".
+	Storage    string    `json:"storage"`
+	LoggedInAt time.Time `json:"logged_in_at,omitzero"`
+}
+
+// Client is an OAuth client ncmcp uses with a server.
+type Client struct {
+	ID           string `json:"client_id"`
+	Confidential bool   `json:"confidential,omitempty"`
+	// SecretStorage names the backend holding the client secret, if any.
+	SecretStorage string `json:"secret_storage,omitempty"`
+	// RedirectPort is the loopback port the registration fixes; 0 means any.
+	RedirectPort int `json:"redirect_port,omitempty"`
+}
+
+// Client returns the stored client with the given id, or nil.
+func (s *Server) Client(id string) *Client {
+	for i := range s.Clients {
+		if s.Clients[i].ID == id {
+			return &s.Clients[i]
+		}
+	}
+	return nil
+}
+
+// PutClient adds c, replacing a stored client with the same id.
+func (s *Server) PutClient(c Client) {
+	if old := s.Client(c.ID); old != nil {
+		*old = c
+		return
+	}
+	s.Clients = append(s.Clients, c)
+}
+
+// AccountIDs returns the subjects of the server's accounts, sorted.
+func (s *Server) AccountIDs() []string {
+	ids := make([]string, 0, len(s.Accounts))
+	for id := range s.Accounts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// FindAccount returns the account whose subject or username is name. With
+// an empty name it returns the active account, or the only one.
+func (s *Server) FindAccount(name string) *Account {
+	if name == "" {
+		if a := s.Accounts[s.ActiveAccount]; a != nil {
+			return a
+		}
+		if len(s.Accounts) == 1 {
+			for _, a := range s.Accounts {
+				return a
+			}
+		}
+		return nil
+	}
+	if a := s.Accounts[name]; a != nil {
+		return a
+	}
+	for _, id := range s.AccountIDs() {
+		if a := s.Accounts[id]; a.Username == name || a.Email == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// ServerURLs returns the configured server URLs, sorted.
+func (c *Config) ServerURLs() []string {
+	urls := make([]string, 0, len(c.Servers))
+	for u := range c.Servers {
+		urls = append(urls, u)
+	}
+	sort.Strings(urls)
+	return urls
+}
+
+// ConfigPath returns the config file path inside dir.
+func ConfigPath(dir string) string { return filepath.Join(dir, "config.json") }
+
+// LoadConfig reads the config file in dir. A missing file is an empty config.
+func LoadConfig(dir string) (*Config, error) {
+	b, err := os.ReadFile(ConfigPath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Config{Version: ConfigVersion, Servers: map[string]*Server{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("config file %s is damaged (%v): fix or remove it", ConfigPath(dir), err)
+	}
+	if c.Version > ConfigVersion {
+		return nil, fmt.Errorf("config file %s is version %d, newer than this ncmcp understands (%d): upgrade ncmcp", ConfigPath(dir), c.Version, ConfigVersion)
+	}
+	if c.Servers == nil {
+		c.Servers = map[string]*Server{}
+	}
+	return &c, nil
+}
+
+// SaveConfig writes c to dir atomically (write to a temporary file, then
+// rename), readable by the owner only.
+func SaveConfig(dir string, c *Config) error {
+	c.Version = ConfigVersion
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return writeFileAtomic(ConfigPath(dir), append(b, '\n'))
+}
+
+// writeFileAtomic writes data to path with mode 0600 so that readers see
+// either the old or the new content, never a mix.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/zalando/go-keyring"
+)
+
+// Service is the keyring service name under which every ncmcp item lives.
+const Service = "ncmcp"
+
+// Backend names, as recorded in the config file and shown to users.
+const (
+	BackendKeyring = "keyring"
+	BackendFile    = "file"
+)
+
+// ErrNotFound reports a secret that is not stored.
+var ErrNotFound = errors.New("secret not found")
+
+// KeyringError reports a keyring that failed or did not answer in time.
+type KeyringError struct {
+	Op  string
+	Err error
+}
+
+func (e *KeyringError) Error() string {
+	return fmt.Sprintf("OS keyring %s: %v", e.Op, e.Err)
+}
+
+func (e *KeyringError) Unwrap() error { return e.Err }
+
+// Keyring is the part of github.com/zalando/go-keyring the store uses; tests
+// of ncmcp's own logic may substitute it.
+type Keyring interface {
+	Get(service, user string) (string, error)
+	Set(service, user, password string) error
+	Delete(service, user string) error
+}
+
+// OSKeyring is the platform keyring through go-keyring (Secret Service on
+// Linux, Keychain on macOS, Credential Manager on Windows).
+type OSKeyring struct{}
+
+// Get implements Keyring.
+func (OSKeyring) Get(service, user string) (string, error) { return keyring.Get(service, user) }
+
+// Set implements Keyring.
+func (OSKeyring) Set(service, user, password string) error { return keyring.Set(service, user, password) }
+
+// Delete implements Keyring.
+func (OSKeyring) Delete(service, user string) error { return keyring.Delete(service, user) }
+
+// Backend holds secrets by key.
+type Backend interface {
+	// Name is BackendKeyring or BackendFile.
+	Name() string
+	// Get returns the secret, or an error wrapping ErrNotFound.
+	Get(key string) (string, error)
+	// Set stores the secret, replacing any earlier value.
+	Set(key, value string) error
+	// Delete removes the secret; deleting a missing secret is not an error.
+	Delete(key string) error
+}
+
+// keyringBackend bounds every keyring call by a timeout: a locked keyring
+// can wait for an unlock prompt for ever.
+type keyringBackend struct {
+	kr      Keyring
+	timeout time.Duration
+}
+
+func (b *keyringBackend) Name() string { return BackendKeyring }
+
+func (b *keyringBackend) call(op string, f func() (string, error)) (string, error) {
+	type result struct {
+		v   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	timer := time.NewTimer(b.timeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if errors.Is(r.err, keyring.ErrNotFound) {
+			return "", ErrNotFound
+		}
+		if r.err != nil {
+			return "", &KeyringError{Op: op, Err: r.err}
+		}
+		return r.v, nil
+	case <-timer.C:
+		return "", &KeyringError{Op: op, Err: fmt.Errorf("no answer within %s (locked, or waiting for an unlock prompt?); NCMCP_KEYRING_TIMEOUT sets the limit", b.timeout)}
+	}
+}
+
+func (b *keyringBackend) Get(key string) (string, error) {
+	return b.call("read", func() (string, error) { return b.kr.Get(Service, key) })
+}
+
+func (b *keyringBackend) Set(key, value string) error {
+	_, err := b.call("write", func() (string, error) { return "", b.kr.Set(Service, key, value) })
+	return err
+}
+
+func (b *keyringBackend) Delete(key string) error {
+	_, err := b.call("delete", func() (string, error) { return "", b.kr.Delete(Service, key) })
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// fileBackend keeps secrets in one owner-only JSON file, rewritten
+// atomically. Writers must hold the store lock.
+type fileBackend struct {
+	path string
+}
+
+// SecretsPath returns the path of the file backend inside dir.
+func SecretsPath(dir string) string { return filepath.Join(dir, "secrets.json") }
+
+func (b *fileBackend) Name() string { return BackendFile }
+
+func (b *fileBackend) load() (map[string]string, error) {
+	data, err := os.ReadFile(b.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read secrets file: %w", err)
+	}
+	if fi, err := os.Stat(b.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("secrets file %s is readable by others (mode %v): run chmod 600 on it", b.path, fi.Mode().Perm())
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("secrets file %s is damaged: fix or remove it", b.path)
+	}
+	return m, nil
+}
+
+func (b *fileBackend) Get(key string) (string, error) {
+	m, err := b.load()
+	if err != nil {
+		return "", err
+	}
+	v, ok := m[key]
+	if !ok {
+		return "", ErrNotFound
+	}
+	return v, nil
+}
+
+func (b *fileBackend) Set(key, value string) error {
+	m, err := b.load()
+	if err != nil {
+		return err
+	}
+	m[key] = value
+	return b.save(m)
+}
+
+func (b *fileBackend) Delete(key string) error {
+	m, err := b.load()
+	if err != nil {
+		return err
+	}
+	if _, ok := m[key]; !ok {
+		return nil
+	}
+	delete(m, key)
+	return b.save(m)
+}
+
+func (b *fileBackend) save(m map[string]string) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(b.path, data)
+}
