@@ -52,7 +52,9 @@ type OSKeyring struct{}
 func (OSKeyring) Get(service, user string) (string, error) { return keyring.Get(service, user) }
 
 // Set implements Keyring.
-func (OSKeyring) Set(service, user, password string) error { return keyring.Set(service, user, password) }
+func (OSKeyring) Set(service, user, password string) error {
+	return keyring.Set(service, user, password)
+}
 
 // Delete implements Keyring.
 func (OSKeyring) Delete(service, user string) error { return keyring.Delete(service, user) }
