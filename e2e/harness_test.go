@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +30,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(browserRole) == "browser" {
 		os.Exit(followRedirects(os.Args[len(os.Args)-1]))
 	}
+	// The in-process OP logs every refused request; the tests assert on
+	// ncmcp's output instead.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	dir, err := os.MkdirTemp("", "ncmcp-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -47,16 +52,60 @@ func TestMain(m *testing.M) {
 
 // followRedirects is the redirect-following browser: it GETs the URL and
 // every redirect (server, IdP, login, loopback callback) like a browser with
-// an auto-approving IdP would.
+// an auto-approving IdP would. The environment adds test behaviour:
+//   - NCMCP_E2E_BROWSER_LOG: a file that gets one line per event;
+//   - NCMCP_E2E_FORGE_FIRST=1: first deliver a forged callback (wrong state);
+//   - NCMCP_E2E_FORGE_ONLY=1: deliver only the forged callback;
+//   - NCMCP_E2E_BEFORE_CALLBACK: a URL to GET just before the callback hop.
 func followRedirects(u string) int {
+	logf := func(format string, args ...any) {
+		if p := os.Getenv("NCMCP_E2E_BROWSER_LOG"); p != "" {
+			f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err == nil {
+				fmt.Fprintf(f, format+"\n", args...)
+				f.Close()
+			}
+		}
+	}
+	logf("open %s", u)
 	c := &http.Client{Timeout: 60 * time.Second}
+	forge := os.Getenv("NCMCP_E2E_FORGE_FIRST") == "1" || os.Getenv("NCMCP_E2E_FORGE_ONLY") == "1"
+	if forge {
+		au, err := url.Parse(u)
+		if err != nil {
+			return 1
+		}
+		cb := au.Query().Get("redirect_uri") + "?code=forged-code&state=forged-state"
+		resp, err := c.Get(cb)
+		if err != nil {
+			logf("forged callback: %v", err)
+			return 1
+		}
+		resp.Body.Close()
+		logf("forged callback: %d", resp.StatusCode)
+		if os.Getenv("NCMCP_E2E_FORGE_ONLY") == "1" {
+			return 0
+		}
+	}
+	if hook := os.Getenv("NCMCP_E2E_BEFORE_CALLBACK"); hook != "" {
+		c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+			if req.URL.Path == "/callback" && req.URL.Hostname() == "127.0.0.1" {
+				if resp, err := http.Get(hook); err == nil {
+					resp.Body.Close()
+				}
+				logf("hook called")
+			}
+			return nil
+		}
+	}
 	resp, err := c.Get(u)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "browser:", err)
+		logf("error: %v", err)
 		return 1
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
+	logf("final: %d %s", resp.StatusCode, resp.Request.URL.Path)
 	return 0
 }
 

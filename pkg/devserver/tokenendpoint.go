@@ -1,0 +1,150 @@
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// tokenEndpoint wraps the OP's handler. For requests to the token endpoint
+// it counts the request by grant_type, marks the context (see
+// storage.GetClientByClientID), applies the PKCE "ignore" mode and sets the
+// ID token's audience (see rewriteIDTokenAudience). Other requests pass
+// through untouched.
+func (s *Server) tokenEndpoint(tokenPath string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != tokenPath {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// zitadel parses the form again; ParseForm keeps what is parsed here,
+		// including the changes below.
+		_ = r.ParseForm()
+		grantType := r.Form.Get("grant_type")
+		s.countTokenRequest(grantType)
+		r = r.WithContext(context.WithValue(r.Context(), tokenEndpointKey{}, true))
+
+		if s.opts.PKCE == PKCEIgnore && grantType == string(oidc.GrantTypeCode) && r.Form.Has("code_verifier") {
+			// Like Nextcloud's oidc app: a verifier for a code issued
+			// without a challenge is not checked.
+			if known, hasChallenge := s.store.codeChallengeState(r.Form.Get("code")); known && !hasChallenge {
+				r.Form.Del("code_verifier")
+				r.PostForm.Del("code_verifier")
+			}
+		}
+
+		rec := &bufferedResponse{header: make(http.Header), status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		body := rec.body.Bytes()
+		if rec.status == http.StatusOK {
+			if rewritten, err := s.rewriteIDTokenAudience(body); err == nil {
+				body = rewritten
+			}
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(body)
+	})
+}
+
+func (s *Server) countTokenRequest(grantType string) {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	s.tokenRequests[grantType]++
+}
+
+// rewriteIDTokenAudience sets the aud claim of the id_token in a token
+// response and signs it again with the OP's key.
+//
+// zitadel derives the audience of both tokens from one source, so its ID
+// tokens carry the access token's audience (the client id and MCPAudience).
+// Here the ID token gets the client id alone, as usual, so that it is not
+// accepted as an access token for the MCP server; or, with the
+// IDTokenAudience fault, that value alone, as an OP configured with a wrong
+// audience would issue it.
+func (s *Server) rewriteIDTokenAudience(body []byte) ([]byte, error) {
+	var resp map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&resp); err != nil {
+		return nil, err
+	}
+	raw, ok := resp["id_token"].(string)
+	if !ok || raw == "" {
+		return body, nil
+	}
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return nil, err
+	}
+	payload, err := jws.Verify(&s.store.key.key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	dec = json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&claims); err != nil {
+		return nil, err
+	}
+	azp, _ := claims["azp"].(string)
+	aud := azp
+	if s.opts.IDTokenAudience != "" {
+		aud = s.opts.IDTokenAudience
+	}
+	if aud == "" {
+		return body, nil
+	}
+	claims["aud"] = []string{aud}
+	payload, err = json.Marshal(claims)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{
+		Algorithm: jose.RS256,
+		Key:       &jose.JSONWebKey{Key: s.store.key.key, KeyID: s.store.key.id},
+	}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, err
+	}
+	signed, err := signer.Sign(payload)
+	if err != nil {
+		return nil, err
+	}
+	resp["id_token"], err = signed.CompactSerialize()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(resp)
+}
+
+// bufferedResponse collects a response so that it can be changed before it
+// is sent.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if !b.wrote {
+		b.status = status
+		b.wrote = true
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.body.Write(p)
+}

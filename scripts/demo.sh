@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The main job against the bundled dev server, with no display: build ncmcp
+# and ncmcp-devserver, start the dev server (auto-approving test login), log
+# in with curl as the "browser" (it follows the redirects to ncmcp's loopback
+# listener), then show status and use the token against the server's /mcp.
+# Everything lives in a throw-away directory; the user's own config and
+# keyring are left alone unless NCMCP_DEMO_KEYRING=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'kill "${dev_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+
+echo "== building ncmcp and ncmcp-devserver" >&2
+go build -o "$work/ncmcp" ./cmd/ncmcp
+go build -o "$work/ncmcp-devserver" ./cmd/ncmcp-devserver
+
+echo "== starting the dev server" >&2
+"$work/ncmcp-devserver" --addr 127.0.0.1:0 --idp-addr 127.0.0.1:0 --auto-approve >"$work/url" 2>"$work/devserver.log" &
+dev_pid=$!
+for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
+server=$(head -n1 "$work/url")
+[ -n "$server" ] || { cat "$work/devserver.log" >&2; echo "dev server did not start" >&2; exit 1; }
+echo "   $server" >&2
+
+export NCMCP_CONFIG_DIR="$work/config"
+export NCMCP_BROWSER="curl -fsSL -o /dev/null"
+if [ "${NCMCP_DEMO_KEYRING:-0}" != 1 ]; then export NCMCP_STORAGE=file; fi
+ncmcp="$work/ncmcp"
+
+echo "== ncmcp login --server $server --client-id test-mcp-client" >&2
+"$ncmcp" login --server "$server" --client-id test-mcp-client
+
+echo "== ncmcp status" >&2
+"$ncmcp" status
+
+echo "== ncmcp token | cut -c1-24 (the token is a JWT)" >&2
+token=$("$ncmcp" token)
+echo "${token:0:24}..." >&2
+
+echo "== curl -H \"Authorization: Bearer \$(ncmcp token)\" $server/mcp" >&2
+curl -fsS -H "Authorization: Bearer $token" "$server/mcp" >&2
+echo >&2
+echo "== ncmcp token --min-ttl 2h (forces a refresh at the IdP)" >&2
+[ "$("$ncmcp" token --min-ttl 2h)" != "$token" ] && echo "   new access token issued and stored" >&2
+echo "== done" >&2
