@@ -537,3 +537,29 @@ func TestIdPRefusesLogin(t *testing.T) {
 	}
 	assertNothingStored(t, e, nil)
 }
+
+// TestDebugTraceHidesSecrets: --debug traces every request of a login and a
+// refresh without printing a token or the client secret.
+func TestDebugTraceHidesSecrets(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, AllowedClients: []string{devserver.ConfidentialClientID}})
+	e := newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_CLIENT_SECRET", devserver.ConfidentialClientSecret)
+	login := e.mustRun("login", "--debug", "--server", dev.URL(), "--client-id", devserver.ConfidentialClientID)
+	first := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+	refresh := e.mustRun("token", "--debug", "--min-ttl", "2h")
+	second := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+	trace := login.Stderr + refresh.Stderr
+	for _, want := range []string{"debug: > GET " + dev.URL() + "/.well-known/oauth-protected-resource/mcp", "debug: > POST " + dev.IssuerURL() + "/oauth/token", "debug: < 200"} {
+		if !strings.Contains(trace, want) {
+			t.Errorf("trace lacks %q", want)
+		}
+	}
+	for name, secret := range map[string]string{
+		"access token": first.AccessToken, "refresh token": first.RefreshToken, "client secret": devserver.ConfidentialClientSecret,
+		"new access token": second.AccessToken, "new refresh token": second.RefreshToken,
+	} {
+		if strings.Contains(trace, secret) {
+			t.Errorf("the --debug output contains the %s", name)
+		}
+	}
+}
