@@ -563,3 +563,45 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestNoRefreshToken: a server that does not ask for offline_access yields
+// no refresh token; login warns and names the fix, and once the access
+// token is inside --min-ttl, token exits 4 with the hint to log in again.
+func TestNoRefreshToken(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Scopes: "mcp-server:api"})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	r := e.mustRun(loginArgs(dev)...)
+	for _, want := range []string{"warning: the IdP issued no refresh token", "offline_access", "NEXTCLOUD_OIDC_SCOPES"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("login stderr lacks %q", want)
+		}
+	}
+	e.mustRun("token")
+	e.expectCode(4, "there is no refresh token", "token", "--min-ttl", "2h")
+	if dev.TokenRequests("refresh_token") != 0 {
+		t.Error("a refresh was attempted without a refresh token")
+	}
+}
+
+// TestGeneration2Detected: a server that is its own authorization server is
+// recognised and refused with a clear message until generation 2 is supported.
+func TestGeneration2Detected(t *testing.T) {
+	t.Parallel()
+	var self string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/oauth-protected-resource/mcp":
+			_ = json.NewEncoder(w).Encode(map[string]any{"resource": self + "/mcp", "authorization_servers": []string{self}})
+		case "/.well-known/oauth-authorization-server":
+			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": self, "authorization_endpoint": self + "/oauth/authorize", "token_endpoint": self + "/oauth/token"})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	self = srv.URL
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.expectCode(1, "is a generation-2 server", "login", "--server", srv.URL, "--client-id", "x")
+	assertNothingStored(t, e, nil)
+}
