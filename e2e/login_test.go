@@ -588,8 +588,8 @@ func TestNoRefreshToken(t *testing.T) {
 // recognised and refused with a clear message until generation 2 is supported.
 func TestGeneration2Detected(t *testing.T) {
 	t.Parallel()
-	var self string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		self := "http://" + r.Host
 		switch r.URL.Path {
 		case "/.well-known/oauth-protected-resource/mcp":
 			_ = json.NewEncoder(w).Encode(map[string]any{"resource": self + "/mcp", "authorization_servers": []string{self}})
@@ -600,7 +600,6 @@ func TestGeneration2Detected(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	self = srv.URL
 	e := newEnv(t).set("NCMCP_STORAGE", "file")
 	e.expectCode(1, "is a generation-2 server", "login", "--server", srv.URL, "--client-id", "x")
 	assertNothingStored(t, e, nil)

@@ -13,8 +13,8 @@ import (
 // with a redirect (as Nextcloud does with /index.php/...).
 func idp(t *testing.T, redirect bool) *httptest.Server {
 	t.Helper()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		self := "http://" + r.Host
 		switch r.URL.Path {
 		case "/.well-known/openid-configuration":
 			if redirect {
@@ -24,8 +24,8 @@ func idp(t *testing.T, redirect bool) *httptest.Server {
 			fallthrough
 		case "/index.php/.well-known/openid-configuration":
 			_ = json.NewEncoder(w).Encode(map[string]any{
-				"issuer": srv.URL, "authorization_endpoint": srv.URL + "/authorize", "token_endpoint": srv.URL + "/token",
-				"jwks_uri": srv.URL + "/keys", "code_challenge_methods_supported": []string{"S256"},
+				"issuer": self, "authorization_endpoint": self + "/authorize", "token_endpoint": self + "/token",
+				"jwks_uri": self + "/keys", "code_challenge_methods_supported": []string{"S256"},
 			})
 		default:
 			http.NotFound(w, r)
@@ -38,8 +38,7 @@ func idp(t *testing.T, redirect bool) *httptest.Server {
 // mcpServer serves protected-resource metadata naming issuer.
 func mcpServer(t *testing.T, prm func(w http.ResponseWriter, r *http.Request, self string)) *httptest.Server {
 	t.Helper()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { prm(w, r, srv.URL) }))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { prm(w, r, "http://"+r.Host) }))
 	t.Cleanup(srv.Close)
 	return srv
 }
