@@ -56,7 +56,9 @@ func TestMain(m *testing.M) {
 //   - NCMCP_E2E_BROWSER_LOG: a file that gets one line per event;
 //   - NCMCP_E2E_FORGE_FIRST=1: first deliver a forged callback (wrong state);
 //   - NCMCP_E2E_FORGE_ONLY=1: deliver only the forged callback;
-//   - NCMCP_E2E_BEFORE_CALLBACK: a URL to GET just before the callback hop.
+//   - NCMCP_E2E_BEFORE_CALLBACK: a URL to GET just before the callback hop;
+//   - NCMCP_E2E_STOP_BEFORE_CALLBACK: a file to write the callback URL to,
+//     instead of opening it.
 func followRedirects(u string) int {
 	logf := func(format string, args ...any) {
 		if p := os.Getenv("NCMCP_E2E_BROWSER_LOG"); p != "" {
@@ -85,6 +87,18 @@ func followRedirects(u string) int {
 		logf("forged callback: %d", resp.StatusCode)
 		if os.Getenv("NCMCP_E2E_FORGE_ONLY") == "1" {
 			return 0
+		}
+	}
+	if keep := os.Getenv("NCMCP_E2E_STOP_BEFORE_CALLBACK"); keep != "" {
+		// A browser on another machine: the loopback is out of reach, and
+		// the user copies the address it ends on.
+		c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+			if req.URL.Path == "/callback" && req.URL.Hostname() == "127.0.0.1" {
+				_ = os.WriteFile(keep, []byte(req.URL.String()), 0o600)
+				logf("stopped before the callback")
+				return http.ErrUseLastResponse
+			}
+			return nil
 		}
 	}
 	if hook := os.Getenv("NCMCP_E2E_BEFORE_CALLBACK"); hook != "" {
@@ -186,6 +200,46 @@ func (e *env) runIn(stdin io.Reader, args ...string) result {
 	}
 	e.t.Logf("ncmcp %s -> exit %d\nstderr:\n%s", strings.Join(args, " "), r.Code, r.Stderr)
 	return r
+}
+
+// start runs ncmcp in the background with a pipe on its stdin.
+func (e *env) start(args ...string) *running {
+	e.t.Helper()
+	cmd := exec.Command(ncmcpBin, args...)
+	cmd.Env = e.list()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r := &running{cmd: cmd, Stdin: stdin}
+	cmd.Stdout, cmd.Stderr = &r.stdout, &r.stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return r
+}
+
+// running is an ncmcp process started by env.start.
+type running struct {
+	cmd            *exec.Cmd
+	Stdin          io.WriteCloser
+	stdout, stderr bytes.Buffer
+}
+
+// wait waits for the process and returns its result.
+func (r *running) wait(t *testing.T) result {
+	t.Helper()
+	err := r.cmd.Wait()
+	res := result{Stdout: r.stdout.String(), Stderr: r.stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		res.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ncmcp %s -> exit %d\nstderr:\n%s", strings.Join(r.cmd.Args[1:], " "), res.Code, res.Stderr)
+	return res
 }
 
 // mustRun runs ncmcp and fails the test unless it exits 0.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,12 @@ type LoginOptions struct {
 	NoBrowser bool
 	Timeout   time.Duration
 	Port      int
+	// Paste also reads the redirected URL (or the code) from stdin, for a
+	// browser on another machine that cannot reach the loopback listener.
+	Paste bool
+	// WithRefreshToken reads a refresh token from stdin and stores it
+	// instead of running a browser flow.
+	WithRefreshToken bool
 }
 
 func newLoginCmd(g *globalOptions, runF func(context.Context, *LoginOptions) error) *cobra.Command {
@@ -41,7 +48,9 @@ receives the code, exchanges it, verifies the ID token and stores the tokens
 
 The URL is always printed on stderr, so it can be opened elsewhere.`,
 		Example: `  ncmcp login --server https://mcp.example.com --client-id test-mcp-client
-  ncmcp login --no-browser --timeout 10m`,
+  ncmcp login --no-browser --timeout 10m
+  ncmcp login --paste            # browser on another machine: paste where it ends up
+  ncmcp login --with-refresh-token < token.txt`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("no-browser") {
@@ -49,6 +58,9 @@ The URL is always printed on stderr, so it can be opened elsewhere.`,
 			}
 			if opts.Timeout <= 0 {
 				return usageErrorf("use a positive duration such as 5m", "invalid --timeout %s", opts.Timeout)
+			}
+			if opts.Paste && opts.WithRefreshToken {
+				return usageErrorf("use one of them", "--paste and --with-refresh-token both read stdin")
 			}
 			if opts.Port < 0 || opts.Port > 65535 {
 				return usageErrorf("use a port between 1 and 65535, or 0 for a random one", "invalid --port %d", opts.Port)
@@ -62,6 +74,8 @@ The URL is always printed on stderr, so it can be opened elsewhere.`,
 	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "print the URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the browser login")
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "loopback port for the redirect (default: random, or the port the client's registration fixes)")
+	cmd.Flags().BoolVar(&opts.Paste, "paste", false, "also accept the URL the browser ends on (or the code) pasted on stdin, for a browser on another machine")
+	cmd.Flags().BoolVar(&opts.WithRefreshToken, "with-refresh-token", false, "read a refresh token from stdin and store it, without a browser")
 	return cmd
 }
 
@@ -101,6 +115,9 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.WithRefreshToken {
+		return loginWithRefreshToken(ctx, g, st, hc, disc, client)
+	}
 	port := opts.Port
 	if port == 0 && known != nil {
 		if c := known.Client(client.ID); c != nil {
@@ -124,8 +141,8 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	}
 
 	fmt.Fprintf(d.Stderr, "Open this URL in a browser to log in to %s:\n\n  %s\n\n", serverURL, authURL)
-	if d.Getenv("SSH_CONNECTION") != "" {
-		fmt.Fprintf(d.Stderr, "On a machine other than this one, forward the port first: ssh -L %d:127.0.0.1:%d %s\n", ln.Port(), ln.Port(), "<this host>")
+	if opts.Paste || d.Getenv("SSH_CONNECTION") != "" {
+		fmt.Fprintf(d.Stderr, "Browser on another machine? Forward the port first: ssh -L %d:127.0.0.1:%d <this host>\n", ln.Port(), ln.Port())
 	}
 	if !opts.NoBrowser {
 		if err := g.openURL(authURL); err != nil {
@@ -133,18 +150,26 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 		}
 	}
 	fmt.Fprintf(d.Stderr, "Waiting for the browser to return to %s (up to %s)...\n", ln.RedirectURI(), opts.Timeout)
+	var pasted <-chan string
+	if opts.Paste {
+		fmt.Fprintln(d.Stderr, "Or paste here the address the browser ends on (it may fail to load), or just the code, then press Enter:")
+		pasted = readLines(d.Stdin)
+	}
+	rejected := func(err error) {
+		fmt.Fprintf(d.Stderr, "Not accepted: %v. Paste the address again:\n", err)
+	}
 
 	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	var done *loginResult
 	var completeErr error
-	_, err = ln.Wait(wctx, login.State, func(cctx context.Context, code string) loopback.Result {
+	_, err = ln.WaitOrPaste(wctx, login.State, func(cctx context.Context, code string) loopback.Result {
 		done, completeErr = completeLogin(cctx, g, st, hc, disc, login, code)
 		if completeErr != nil {
 			return loopback.Result{Title: "Login failed", Message: oneLine(completeErr.Error()) + ". Nothing was stored; see the terminal."}
 		}
 		return loopback.Result{OK: true, Title: "Logged in", Message: fmt.Sprintf("ncmcp is logged in to %s as %s.", serverURL, done.id.Display())}
-	})
+	}, pasted, rejected)
 	switch {
 	case err == nil && completeErr != nil:
 		return completeErr
@@ -255,14 +280,12 @@ func authErrorHint(e *loopback.AuthError) string {
 
 // loginResult is what a completed login stored.
 type loginResult struct {
-	id        *oauth.Identity
-	tok       *oauth2.Token
-	scopes    []string
-	backend   string
-	fellBack  error
-	verifier  bool
-	clientID  string
-	serverURL string
+	id       *oauth.Identity
+	tok      *oauth2.Token
+	scopes   []string
+	backend  string
+	fellBack error
+	clientID string
 }
 
 // completeLogin exchanges the code, verifies the ID token and stores the
@@ -285,8 +308,13 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 	if err != nil {
 		return nil, failure(err, "the ID token is not valid for this login; nothing was stored. If this repeats, the IdP or server is misconfigured")
 	}
+	return saveLogin(ctx, g, st, disc, login.Client, id, tok, "")
+}
 
-	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), verifier: !login.VerifierDropped, clientID: login.Client.ID, serverURL: disc.ServerURL}
+// saveLogin stores a verified login: secrets first, then the config, under
+// the store lock. On failure nothing stays stored.
+func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client oauth.Client, id *oauth.Identity, tok *oauth2.Token, seed string) (*loginResult, error) {
+	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), clientID: client.ID}
 	secrets := &store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
 
 	unlock, err := st.Lock(ctx)
@@ -304,8 +332,8 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 	}
 	res.backend, res.fellBack = backend, fellBack
 	var clientSecretBackend string
-	if login.Client.Secret != "" {
-		b, _, err := st.Put(store.ClientSecretKey(disc.ServerURL, login.Client.ID), login.Client.Secret)
+	if client.Secret != "" {
+		b, _, err := st.Put(store.ClientSecretKey(disc.ServerURL, client.ID), client.Secret)
 		if err != nil {
 			_ = deleteTokens(st, backend, disc.ServerURL, id.Subject)
 			return nil, failure(fmt.Errorf("store the client secret: %w; nothing was stored", err), storageHint(st.Mode))
@@ -331,11 +359,11 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 	}
 	srv.Accounts[id.Subject] = &store.Account{
 		Subject: id.Subject, Username: id.Username, Email: id.Email, Name: id.Name,
-		ClientID: login.Client.ID, Scopes: res.scopes, AccessTokenExpiry: tok.Expiry,
-		HasRefreshToken: tok.RefreshToken != "", Storage: backend, LoggedInAt: g.deps.Now().UTC(),
+		ClientID: client.ID, Scopes: res.scopes, AccessTokenExpiry: tok.Expiry,
+		HasRefreshToken: tok.RefreshToken != "", Storage: backend, LoggedInAt: g.deps.Now().UTC(), Seed: seed,
 	}
 	srv.ActiveAccount = id.Subject
-	c := store.Client{ID: login.Client.ID}
+	c := store.Client{ID: client.ID}
 	if prev := srv.Client(c.ID); prev != nil {
 		c = *prev
 	}
@@ -397,4 +425,65 @@ func printLoginSummary(w io.Writer, now time.Time, serverURL string, r *loginRes
 		msg += " The server admin must add offline_access to the scopes the server requests (NEXTCLOUD_OIDC_SCOPES) and allow it for client " + r.clientID + " at the IdP."
 	}
 	fmt.Fprintln(w, msg)
+}
+
+// readLines sends each line of r on the returned channel, closing it at EOF.
+func readLines(r io.Reader) <-chan string {
+	ch := make(chan string)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
+
+// loginWithRefreshToken stores a refresh token read from stdin: it is used
+// once at the token endpoint, which proves it and yields an access token and
+// the identity (ID token, else userinfo).
+func loginWithRefreshToken(ctx context.Context, g *globalOptions, st *store.Store, hc *http.Client, disc *discovery.Result, client oauth.Client) error {
+	d := g.deps
+	b, err := io.ReadAll(io.LimitReader(d.Stdin, 64<<10))
+	if err != nil {
+		return failure(fmt.Errorf("read the refresh token from stdin: %w", err), "")
+	}
+	rt := strings.TrimSpace(string(b))
+	if rt == "" || strings.ContainsAny(rt, " \n\t") {
+		return usageErrorf("pipe exactly one refresh token: ncmcp login --with-refresh-token < token.txt", "no refresh token on stdin")
+	}
+	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt)
+	if err != nil {
+		var te *oauth.TokenError
+		if errors.As(err, &te) && te.Refused() {
+			return authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "get a new refresh token (ncmcp login on a machine with a browser, then copy it), and check --client-id: refresh tokens are bound to their client")
+		}
+		return failure(err, "")
+	}
+	id, err := identify(ctx, hc, disc, client.ID, tok)
+	if err != nil {
+		return failure(err, "")
+	}
+	res, err := saveLogin(ctx, g, st, disc, client, id, tok, "")
+	if err != nil {
+		return err
+	}
+	printLoginSummary(d.Stderr, d.Now(), disc.ServerURL, res)
+	return nil
+}
+
+// identify finds out who a token response from a refresh belongs to: its ID
+// token when it has one (verified, no nonce to check), else the userinfo
+// endpoint.
+func identify(ctx context.Context, hc *http.Client, disc *discovery.Result, clientID string, tok *oauth2.Token) (*oauth.Identity, error) {
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		v := &oauth.IDTokenVerifier{Issuer: disc.Provider.Issuer, JWKSURI: disc.Provider.JWKSURI, ClientID: clientID, Algs: disc.Provider.IDTokenSigningAlgValuesSupported}
+		return v.Verify(ctx, hc, raw, "")
+	}
+	if disc.Provider.UserinfoEndpoint == "" {
+		return nil, errors.New("cannot tell whose token this is: the IdP sent no ID token and has no userinfo endpoint")
+	}
+	return oauth.Userinfo(ctx, hc, disc.Provider.UserinfoEndpoint, tok.AccessToken)
 }

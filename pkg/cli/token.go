@@ -2,10 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
@@ -16,6 +20,7 @@ type TokenOptions struct {
 	g *globalOptions
 
 	MinTTL time.Duration
+	JSON   bool
 }
 
 // lockWait bounds how long 'token' waits for another process's refresh.
@@ -28,7 +33,13 @@ func newTokenCmd(g *globalOptions, runF func(context.Context, *TokenOptions) err
 		Short: "Print a valid access token (and nothing else) on stdout",
 		Long: `Print the access token of the selected account on stdout, refreshing it
 first at the IdP when it expires within --min-ttl. A rotated refresh token is
-stored before the access token is printed. Only this command prints a secret.`,
+stored before the access token is printed. Only this command prints a secret.
+
+In CI, NCMCP_REFRESH_TOKEN with NCMCP_CLIENT_ID and NCMCP_SERVER (and
+NCMCP_CLIENT_SECRET for a confidential client) work without a stored login:
+the refresh happens in memory. If the IdP rotates refresh tokens, the new one
+is kept only with --storage file (or NCMCP_STORAGE=file), and later runs with
+the same NCMCP_REFRESH_TOKEN then use what was stored.`,
 		Example: `  curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp`,
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -42,6 +53,7 @@ stored before the access token is printed. Only this command prints a secret.`,
 		},
 	}
 	cmd.Flags().DurationVar(&opts.MinTTL, "min-ttl", 60*time.Second, "refresh first when the access token expires within this duration")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON with the token, its expiry and scopes")
 	return cmd
 }
 
@@ -52,7 +64,7 @@ func validFor(t *store.Tokens, now time.Time, minTTL time.Duration) bool {
 }
 
 func runToken(ctx context.Context, opts *TokenOptions) error {
-	g, d := opts.g, opts.g.deps
+	g := opts.g
 	st, err := g.store()
 	if err != nil {
 		return err
@@ -61,21 +73,116 @@ func runToken(ctx context.Context, opts *TokenOptions) error {
 	if err != nil {
 		return failure(err, "")
 	}
+	if rt := g.deps.Getenv("NCMCP_REFRESH_TOKEN"); rt != "" {
+		return tokenFromEnv(ctx, opts, st, cfg, rt)
+	}
 	srv, acct, err := g.selectAccount(cfg)
 	if err != nil {
 		return err
 	}
+	return printStoredToken(ctx, opts, st, srv, acct)
+}
+
+// printStoredToken prints an account's access token, refreshing it first when
+// it expires within --min-ttl.
+func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, srv *store.Server, acct *store.Account) error {
 	tok, err := readTokens(st, srv, acct)
 	if err != nil {
 		return err
 	}
-	if !validFor(tok, d.Now(), opts.MinTTL) {
-		if tok, err = refreshLocked(ctx, g, st, srv.URL, acct.Subject, opts.MinTTL); err != nil {
+	scopes := acct.Scopes
+	if !validFor(tok, opts.g.deps.Now(), opts.MinTTL) {
+		if tok, scopes, err = refreshLocked(ctx, opts.g, st, srv.URL, acct.Subject, opts.MinTTL); err != nil {
 			return err
 		}
 	}
-	_, err = fmt.Fprintln(d.Stdout, tok.AccessToken)
-	return err
+	return printToken(opts, tok.AccessToken, tok.TokenType, tok.Expiry, scopes)
+}
+
+// TokenJSON is the output of 'ncmcp token --json'.
+type TokenJSON struct {
+	AccessToken string     `json:"access_token"`
+	TokenType   string     `json:"token_type"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	Scopes      []string   `json:"scopes"`
+}
+
+func printToken(opts *TokenOptions, access, typ string, expiry time.Time, scopes []string) error {
+	out := opts.g.deps.Stdout
+	if !opts.JSON {
+		_, err := fmt.Fprintln(out, access)
+		return err
+	}
+	j := TokenJSON{AccessToken: access, TokenType: typ, Scopes: scopes}
+	if j.TokenType == "" {
+		j.TokenType = "Bearer"
+	}
+	if j.Scopes == nil {
+		j.Scopes = []string{}
+	}
+	if !expiry.IsZero() {
+		e := expiry.UTC()
+		j.ExpiresAt = &e
+	}
+	return json.NewEncoder(out).Encode(j)
+}
+
+// seedOf identifies a refresh token given in the environment without
+// storing it.
+func seedOf(rt string) string {
+	sum := sha256.Sum256([]byte(rt))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenFromEnv serves NCMCP_REFRESH_TOKEN: from storage when an earlier run
+// with --storage file kept what this token turned into, else by a refresh
+// in memory.
+func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg *store.Config, rt string) error {
+	g, d := opts.g, opts.g.deps
+	if g.Server == "" {
+		return usageErrorf("set NCMCP_SERVER (or --server) to the MCP server's URL", "NCMCP_REFRESH_TOKEN needs a server")
+	}
+	if g.ClientID == "" {
+		return usageErrorf("set NCMCP_CLIENT_ID (or --client-id) to the client the refresh token was issued to", "NCMCP_REFRESH_TOKEN needs a client id")
+	}
+	seed := seedOf(rt)
+	if srv := cfg.Servers[g.Server]; srv != nil {
+		for _, id := range srv.AccountIDs() {
+			if a := srv.Accounts[id]; a.Seed == seed {
+				return printStoredToken(ctx, opts, st, srv, a)
+			}
+		}
+	}
+	hc := g.httpClient()
+	disc, err := discovery.Discover(ctx, hc, g.Server)
+	if err != nil {
+		return failure(fmt.Errorf("discover %s: %w", g.Server, err), "check NCMCP_SERVER")
+	}
+	if disc.Generation != discovery.Generation1 {
+		return failure(fmt.Errorf("%s is a generation-2 server: not supported by this version of ncmcp", g.Server), "")
+	}
+	client := oauth.Client{ID: g.ClientID, Secret: d.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported}
+	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt)
+	if err != nil {
+		var te *oauth.TokenError
+		if errors.As(err, &te) && te.Refused() {
+			return authNeeded(fmt.Errorf("the IdP refused NCMCP_REFRESH_TOKEN: %w", err), "the token is expired, revoked or already used (IdPs that rotate refresh tokens accept each one once): put a fresh one in the CI secret, and use --storage file to keep rotated tokens between runs")
+		}
+		return failure(err, "")
+	}
+	if st.Mode == store.ModeFile {
+		id, err := identify(ctx, hc, disc, client.ID, tok)
+		if err != nil {
+			return failure(fmt.Errorf("keep the rotated refresh token: %w", err), "")
+		}
+		if _, err := saveLogin(ctx, g, st, disc, client, id, tok, seed); err != nil {
+			return err
+		}
+		fmt.Fprintf(d.Stderr, "Stored the tokens of %s in %s; later runs with the same NCMCP_REFRESH_TOKEN use them.\n", id.Display(), store.SecretsPath(st.Dir))
+	} else if tok.RefreshToken != rt {
+		fmt.Fprintln(d.Stderr, "warning: the IdP rotated the refresh token and the new one was not stored, so NCMCP_REFRESH_TOKEN may not work again; use --storage file (NCMCP_STORAGE=file) to keep it")
+	}
+	return printToken(opts, tok.AccessToken, tok.Type(), tok.Expiry, oauth.Scopes(tok))
 }
 
 func readTokens(st *store.Store, srv *store.Server, acct *store.Account) (*store.Tokens, error) {
@@ -97,18 +204,18 @@ func readTokens(st *store.Store, srv *store.Server, acct *store.Account) (*store
 // refreshLocked refreshes an account's tokens under the store lock. It
 // re-reads config and tokens after taking the lock, so that of several
 // processes only the first refreshes and the others use its result.
-func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serverURL, subject string, minTTL time.Duration) (*store.Tokens, error) {
+func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serverURL, subject string, minTTL time.Duration) (*store.Tokens, []string, error) {
 	lctx, cancel := context.WithTimeout(ctx, lockWait)
 	defer cancel()
 	unlock, err := st.Lock(lctx)
 	if err != nil {
-		return nil, failure(err, "")
+		return nil, nil, failure(err, "")
 	}
 	defer unlock()
 
 	cfg, err := store.LoadConfig(st.Dir)
 	if err != nil {
-		return nil, failure(err, "")
+		return nil, nil, failure(err, "")
 	}
 	srv := cfg.Servers[serverURL]
 	var acct *store.Account
@@ -116,25 +223,25 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 		acct = srv.Accounts[subject]
 	}
 	if acct == nil {
-		return nil, authNeeded(fmt.Errorf("%s was logged out of %s meanwhile", subject, serverURL), "run 'ncmcp login --server "+serverURL+"'")
+		return nil, nil, authNeeded(fmt.Errorf("%s was logged out of %s meanwhile", subject, serverURL), "run 'ncmcp login --server "+serverURL+"'")
 	}
 	tok, err := readTokens(st, srv, acct)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := g.deps.Now()
 	if validFor(tok, now, minTTL) {
-		return tok, nil // another process refreshed while we waited
+		return tok, acct.Scopes, nil // another process refreshed while we waited
 	}
 	if tok.RefreshToken == "" {
-		return nil, authNeeded(fmt.Errorf("the access token of %s expires at %s and there is no refresh token", acct.Subject, tok.Expiry.Local().Format(time.RFC3339)),
+		return nil, nil, authNeeded(fmt.Errorf("the access token of %s expires at %s and there is no refresh token", acct.Subject, tok.Expiry.Local().Format(time.RFC3339)),
 			"log in again with 'ncmcp login'; for tokens that renew, the server admin must allow offline_access")
 	}
 	client := oauth.Client{ID: acct.ClientID, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: srv.TokenAuthMethods}
 	if client.Secret == "" {
 		if c := srv.Client(acct.ClientID); c != nil && c.Confidential {
 			if client.Secret, err = readClientSecret(st, srv.URL, c); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
@@ -142,9 +249,9 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) && te.Refused() {
-			return nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "log in again: 'ncmcp login --server "+srv.URL+"'")
+			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "log in again: 'ncmcp login --server "+srv.URL+"'")
 		}
-		return nil, failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
+		return nil, nil, failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
 	}
 	next := &store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: fresh.Expiry}
 	if next.RefreshToken == "" {
@@ -152,7 +259,7 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 	}
 	if err := st.PutTokensIn(acct.Storage, srv.URL, acct.Subject, next); err != nil {
 		// The IdP may have rotated the refresh token: the new one is lost.
-		return nil, failure(fmt.Errorf("store the refreshed tokens: %w", err), "if the IdP rotates refresh tokens, log in again once storage works")
+		return nil, nil, failure(fmt.Errorf("store the refreshed tokens: %w", err), "if the IdP rotates refresh tokens, log in again once storage works")
 	}
 	acct.AccessTokenExpiry = next.Expiry
 	acct.HasRefreshToken = next.RefreshToken != ""
@@ -162,5 +269,5 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 	if err := store.SaveConfig(st.Dir, cfg); err != nil {
 		fmt.Fprintf(g.deps.Stderr, "warning: could not update the config after refreshing: %v\n", err)
 	}
-	return next, nil
+	return next, acct.Scopes, nil
 }

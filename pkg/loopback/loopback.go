@@ -11,7 +11,9 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -83,66 +85,42 @@ type Result struct {
 	Message string
 }
 
+// ErrStateMismatch is reported for a pasted response whose state is not the
+// one this login sent.
+var ErrStateMismatch = errors.New("the response does not belong to this login (state mismatch)")
+
 // Wait serves until an authorization response with the expected state
 // arrives, or ctx is done. Responses with a wrong or missing state get an
 // error page and Wait keeps waiting. For a valid response with a code it
 // calls complete (typically the code exchange) and shows the browser its
 // outcome; an error response from the IdP ends Wait with an *AuthError.
-// The listener is closed when Wait returns.
+// The listener is closed when Wait returns. See WaitOrPaste for responses
+// typed in by the user.
 func (s *Server) Wait(ctx context.Context, state string, complete func(ctx context.Context, code string) Result) (Result, error) {
-	type outcome struct {
-		res Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	claimed := make(chan struct{}, 1) // one slot: the single accepted response
-	claimed <- struct{}{}
+	return s.WaitOrPaste(ctx, state, complete, nil, nil)
+}
+
+// WaitOrPaste is Wait that also accepts responses from pasted: each string
+// is the URL the browser was redirected to (or just the code, for which no
+// state can be checked). A pasted response with a wrong state is reported to
+// rejected and Wait keeps waiting. Whichever valid response comes first,
+// from the browser or pasted, is the one used.
+func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ctx context.Context, code string) Result, pasted <-chan string, rejected func(error)) (Result, error) {
+	r := &responder{state: state, complete: complete, done: make(chan outcome, 1), claimed: make(chan struct{}, 1)}
+	r.claimed <- struct{}{}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc(CallbackPath, func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
+	mux.HandleFunc(CallbackPath, func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		q := r.URL.Query()
-		got := q.Get("state")
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(state)) != 1 {
-			render(w, http.StatusBadRequest, Result{Title: "Login not accepted", Message: "This response does not belong to the login ncmcp is waiting for (state mismatch). Start the login again from the terminal if it does not complete."})
-			return
-		}
-		select {
-		case <-claimed:
-		default:
-			render(w, http.StatusConflict, Result{Title: "Already handled", Message: "ncmcp has already received a response for this login."})
-			return
-		}
-		if e := q.Get("error"); e != "" {
-			aerr := &AuthError{Code: e, Description: q.Get("error_description"), URI: q.Get("error_uri")}
-			render(w, http.StatusOK, Result{Title: "Login failed", Message: aerr.Error()})
-			done <- outcome{err: aerr}
-			return
-		}
-		code := q.Get("code")
-		if code == "" {
-			aerr := &AuthError{Code: "invalid_response", Description: "the authorization response carried neither code nor error"}
-			render(w, http.StatusBadRequest, Result{Title: "Login failed", Message: aerr.Error()})
-			done <- outcome{err: aerr}
-			return
-		}
-		cctx, cancel := context.WithTimeout(ctx, completeTimeout)
-		defer cancel()
-		res := complete(cctx, code)
-		status := http.StatusOK
-		if !res.OK {
-			status = http.StatusBadRequest
-		}
-		render(w, status, res)
-		done <- outcome{res: res}
+		status, page := r.handle(ctx, req.URL.Query())
+		render(w, status, page)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	})
-
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -150,9 +128,35 @@ func (s *Server) Wait(ctx context.Context, state string, complete func(ctx conte
 	}
 	go func() { _ = srv.Serve(s.ln) }()
 
+	stopPaste := make(chan struct{})
+	defer close(stopPaste)
+	if pasted != nil {
+		go func() {
+			for {
+				select {
+				case <-stopPaste:
+					return
+				case line, ok := <-pasted:
+					if !ok {
+						return
+					}
+					q, err := parsePasted(line, state)
+					if err == nil {
+						if status, _ := r.handle(ctx, q); status == stateMismatchStatus {
+							err = ErrStateMismatch
+						}
+					}
+					if err != nil && rejected != nil {
+						rejected(err)
+					}
+				}
+			}
+		}()
+	}
+
 	var o outcome
 	select {
-	case o = <-done:
+	case o = <-r.done:
 	case <-ctx.Done():
 		o.err = ctx.Err()
 	}
@@ -165,6 +169,82 @@ func (s *Server) Wait(ctx context.Context, state string, complete func(ctx conte
 	return o.res, o.err
 }
 
+type outcome struct {
+	res Result
+	err error
+}
+
+// responder decides on authorization responses, from the browser or pasted.
+type responder struct {
+	state    string
+	complete func(ctx context.Context, code string) Result
+	done     chan outcome
+	claimed  chan struct{} // one token: the single accepted response
+}
+
+// stateMismatchStatus is the status of the page for a response of another login.
+const stateMismatchStatus = http.StatusBadRequest + 1000
+
+// handle processes one authorization response and returns the page to show.
+func (r *responder) handle(ctx context.Context, q url.Values) (int, Result) {
+	got := q.Get("state")
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(r.state)) != 1 {
+		return stateMismatchStatus, Result{Title: "Login not accepted", Message: "This response does not belong to the login ncmcp is waiting for (state mismatch). Start the login again from the terminal if it does not complete."}
+	}
+	select {
+	case <-r.claimed:
+	default:
+		return http.StatusConflict, Result{Title: "Already handled", Message: "ncmcp has already received a response for this login."}
+	}
+	if e := q.Get("error"); e != "" {
+		aerr := &AuthError{Code: e, Description: q.Get("error_description"), URI: q.Get("error_uri")}
+		r.done <- outcome{err: aerr}
+		return http.StatusOK, Result{Title: "Login failed", Message: aerr.Error()}
+	}
+	code := q.Get("code")
+	if code == "" {
+		aerr := &AuthError{Code: "invalid_response", Description: "the authorization response carried neither code nor error"}
+		r.done <- outcome{err: aerr}
+		return http.StatusBadRequest, Result{Title: "Login failed", Message: aerr.Error()}
+	}
+	cctx, cancel := context.WithTimeout(ctx, completeTimeout)
+	defer cancel()
+	res := r.complete(cctx, code)
+	r.done <- outcome{res: res}
+	if !res.OK {
+		return http.StatusBadRequest, res
+	}
+	return http.StatusOK, res
+}
+
+// parsePasted turns a pasted redirect URL, query string or bare code into
+// response parameters. A bare code carries no state; it is taken as this
+// login's, as the user typed it here.
+func parsePasted(line, state string) (url.Values, error) {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return nil, errors.New("nothing was pasted")
+	}
+	if strings.Contains(line, "code=") || strings.Contains(line, "error=") {
+		raw := line
+		if i := strings.IndexByte(line, '?'); i >= 0 {
+			raw = line[i+1:]
+		}
+		if i := strings.IndexByte(raw, '#'); i >= 0 {
+			raw = raw[:i]
+		}
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return nil, fmt.Errorf("the pasted URL cannot be read: %v", err)
+		}
+		return q, nil
+	}
+	if strings.ContainsAny(line, " /?&=") {
+		return nil, errors.New("paste the whole URL from the browser's address bar, or only the code")
+	}
+	return url.Values{"code": {line}, "state": {state}}, nil
+}
+
 var page = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ncmcp: {{.Title}}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}
@@ -174,6 +254,9 @@ h1{font-size:1.4em}.ok{color:#1a7f37}.fail{color:#b42318}</style></head>
 `))
 
 func render(w http.ResponseWriter, status int, r Result) {
+	if status == stateMismatchStatus {
+		status = http.StatusBadRequest
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

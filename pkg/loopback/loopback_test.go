@@ -159,3 +159,56 @@ func waitListening(t *testing.T, base string) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPasted: a pasted URL with a wrong state is rejected and the wait goes
+// on; the right URL completes the login like the browser would.
+func TestPasted(t *testing.T) {
+	s, err := Listen(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pasted := make(chan string)
+	rejected := make(chan error, 4)
+	done := make(chan string, 1)
+	go func() {
+		_, err := s.WaitOrPaste(context.Background(), "st", func(_ context.Context, code string) Result {
+			done <- code
+			return Result{OK: true}
+		}, pasted, func(err error) { rejected <- err })
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	pasted <- "http://127.0.0.1:1/callback?code=c1&state=other"
+	if err := <-rejected; !errors.Is(err, ErrStateMismatch) {
+		t.Fatalf("wrong state: %v", err)
+	}
+	pasted <- "no idea what to paste"
+	if err := <-rejected; err == nil || !strings.Contains(err.Error(), "address bar") {
+		t.Fatalf("garbage: %v", err)
+	}
+	pasted <- "  http://127.0.0.1:1/callback?code=c2&state=st  \n"
+	if code := <-done; code != "c2" {
+		t.Fatalf("code %q", code)
+	}
+}
+
+func TestParsePasted(t *testing.T) {
+	tests := []struct {
+		in, code, state string
+		ok              bool
+	}{
+		{"http://127.0.0.1:9/callback?code=abc&state=s1", "abc", "s1", true},
+		{"code=abc&state=s1", "abc", "s1", true},
+		{"abc-DEF_123.x", "abc-DEF_123.x", "mine", true},
+		{"http://127.0.0.1:9/callback?error=access_denied&state=s1", "", "s1", true},
+		{"", "", "", false},
+		{"some words", "", "", false},
+	}
+	for _, tt := range tests {
+		q, err := parsePasted(tt.in, "mine")
+		if (err == nil) != tt.ok || (tt.ok && (q.Get("code") != tt.code || q.Get("state") != tt.state)) {
+			t.Errorf("parsePasted(%q) = %v, %v", tt.in, q, err)
+		}
+	}
+}

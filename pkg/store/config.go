@@ -51,6 +51,10 @@ type Account struct {
 	// Storage names the backend holding this account's secrets: "keyring" or "file".
 	Storage    string    `json:"storage"`
 	LoggedInAt time.Time `json:"logged_in_at,omitzero"`
+	// Seed is the SHA-256 (hex) of the refresh token this account was
+	// started from with NCMCP_REFRESH_TOKEN, so that later runs with the same
+	// variable use the stored, possibly rotated, tokens instead.
+	Seed string `json:"refresh_token_seed,omitempty"`
 }
 
 // Client is an OAuth client ncmcp uses with a server.

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/zalando/go-keyring"
@@ -72,11 +75,33 @@ type Backend interface {
 }
 
 // keyringBackend bounds every keyring call by a timeout: a locked keyring
-// can wait for an unlock prompt for ever.
+// can wait for an unlock prompt for ever. Values longer than maxItem are
+// split over several items and reassembled.
 type keyringBackend struct {
 	kr      Keyring
 	timeout time.Duration
+	maxItem int
 }
+
+// MaxKeyringItem is the largest value stored in one keyring item on this
+// platform: Windows' Credential Manager holds 2560 bytes, macOS's security
+// tool takes about 4 KB through its command line; the Secret Service has no
+// practical limit.
+func MaxKeyringItem() int {
+	switch runtime.GOOS {
+	case "windows":
+		return 2560
+	case "darwin":
+		return 3000
+	}
+	return 1 << 20
+}
+
+// chunkPrefix marks an item whose value was split: "ncmcp-chunks:N:" then
+// the first part; parts 2..N live in items KEY/chunk/2 ... KEY/chunk/N.
+const chunkPrefix = "ncmcp-chunks:"
+
+func chunkKey(key string, i int) string { return key + "/chunk/" + strconv.Itoa(i) }
 
 func (b *keyringBackend) Name() string { return BackendKeyring }
 
@@ -106,21 +131,122 @@ func (b *keyringBackend) call(op string, f func() (string, error)) (string, erro
 	}
 }
 
-func (b *keyringBackend) Get(key string) (string, error) {
+func (b *keyringBackend) get(key string) (string, error) {
 	return b.call("read", func() (string, error) { return b.kr.Get(Service, key) })
 }
 
-func (b *keyringBackend) Set(key, value string) error {
+func (b *keyringBackend) set(key, value string) error {
 	_, err := b.call("write", func() (string, error) { return "", b.kr.Set(Service, key, value) })
 	return err
 }
 
-func (b *keyringBackend) Delete(key string) error {
+func (b *keyringBackend) del(key string) error {
 	_, err := b.call("delete", func() (string, error) { return "", b.kr.Delete(Service, key) })
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	return err
+}
+
+// chunks returns the number of parts of a stored value and its first part.
+func chunks(first string) (int, string, bool) {
+	rest, ok := strings.CutPrefix(first, chunkPrefix)
+	if !ok {
+		return 1, first, false
+	}
+	ns, part, ok := strings.Cut(rest, ":")
+	n, err := strconv.Atoi(ns)
+	if !ok || err != nil || n < 1 {
+		return 1, first, false
+	}
+	return n, part, true
+}
+
+func (b *keyringBackend) Get(key string) (string, error) {
+	first, err := b.get(key)
+	if err != nil {
+		return "", err
+	}
+	n, part, split := chunks(first)
+	if !split {
+		return first, nil
+	}
+	var sb strings.Builder
+	sb.WriteString(part)
+	for i := 2; i <= n; i++ {
+		p, err := b.get(chunkKey(key, i))
+		if errors.Is(err, ErrNotFound) {
+			return "", fmt.Errorf("keyring item %s is incomplete (part %d of %d missing)", key, i, n)
+		}
+		if err != nil {
+			return "", err
+		}
+		sb.WriteString(p)
+	}
+	return sb.String(), nil
+}
+
+func (b *keyringBackend) Set(key, value string) error {
+	limit := b.maxItem
+	if limit <= 0 {
+		limit = MaxKeyringItem()
+	}
+	// Reading the old value first tells how many parts to clean up; it
+	// also stops a hanging keyring at the first timeout instead of the second.
+	old, err := b.get(key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	oldN, _, _ := chunks(old)
+	if len(value) <= limit && !strings.HasPrefix(value, chunkPrefix) {
+		if err := b.set(key, value); err != nil {
+			return err
+		}
+	} else {
+		// Parts 2..N first, the head last: a reader never finds a head
+		// that points to parts not written yet.
+		head := min(limit-len(chunkPrefix)-8, len(value))
+		var parts []string
+		parts = append(parts, value[:head])
+		for rest := value[head:]; len(rest) > 0; {
+			n := min(limit, len(rest))
+			parts = append(parts, rest[:n])
+			rest = rest[n:]
+		}
+		for i := 2; i <= len(parts); i++ {
+			if err := b.set(chunkKey(key, i), parts[i-1]); err != nil {
+				return err
+			}
+		}
+		if err := b.set(key, chunkPrefix+strconv.Itoa(len(parts))+":"+parts[0]); err != nil {
+			return err
+		}
+		for i := len(parts) + 1; i <= oldN; i++ {
+			_ = b.del(chunkKey(key, i))
+		}
+		return nil
+	}
+	for i := 2; i <= oldN; i++ {
+		_ = b.del(chunkKey(key, i))
+	}
+	return nil
+}
+
+func (b *keyringBackend) Delete(key string) error {
+	old, err := b.get(key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, _, _ := chunks(old)
+	for i := 2; i <= n; i++ {
+		if err := b.del(chunkKey(key, i)); err != nil {
+			return err
+		}
+	}
+	return b.del(key)
 }
 
 // fileBackend keeps secrets in one owner-only JSON file, rewritten

@@ -5,14 +5,19 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/zalando/go-keyring"
 )
 
 // fakeKeyring stands in for the OS keyring in tests of the store's own
 // policy. The real keyring, and its real failures (no bus, no Secret
 // Service, locked collection), are exercised by the e2e tests.
 type fakeKeyring struct {
+	mu    sync.Mutex
 	items map[string]string
 	err   error
 	hang  chan struct{} // when set, every call blocks until it is closed
@@ -26,18 +31,22 @@ func (f *fakeKeyring) wait() {
 
 func (f *fakeKeyring) Get(service, user string) (string, error) {
 	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.err != nil {
 		return "", f.err
 	}
 	v, ok := f.items[service+"/"+user]
 	if !ok {
-		return "", errors.New("secret not found in keyring")
+		return "", keyring.ErrNotFound
 	}
 	return v, nil
 }
 
 func (f *fakeKeyring) Set(service, user, password string) error {
 	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.err != nil {
 		return f.err
 	}
@@ -47,6 +56,8 @@ func (f *fakeKeyring) Set(service, user, password string) error {
 
 func (f *fakeKeyring) Delete(service, user string) error {
 	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.err != nil {
 		return f.err
 	}
@@ -198,5 +209,51 @@ func TestFindAccount(t *testing.T) {
 	}
 	if srv.FindAccount("carol") != nil {
 		t.Error("FindAccount(carol) found someone")
+	}
+}
+
+// TestKeyringChunking: a value larger than one keyring item holds is split
+// and read back whole; shrinking it removes the parts no longer needed.
+func TestKeyringChunking(t *testing.T) {
+	kr := &fakeKeyring{items: map[string]string{}}
+	b := &keyringBackend{kr: kr, timeout: time.Second, maxItem: 100}
+	big := strings.Repeat("0123456789", 45) // 450 bytes: 5 or 6 items
+	if err := b.Set("token:x", big); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range kr.items {
+		if len(v) > 100 {
+			t.Errorf("item %s holds %d bytes, more than the limit", k, len(v))
+		}
+	}
+	if len(kr.items) < 5 {
+		t.Fatalf("%d items for 450 bytes at 100 per item", len(kr.items))
+	}
+	if got, err := b.Get("token:x"); err != nil || got != big {
+		t.Fatalf("Get = %d bytes, %v", len(got), err)
+	}
+	if err := b.Set("token:x", "small"); err != nil {
+		t.Fatal(err)
+	}
+	if len(kr.items) != 1 {
+		t.Fatalf("stale parts left after shrinking: %v", len(kr.items))
+	}
+	if got, _ := b.Get("token:x"); got != "small" {
+		t.Fatalf("Get = %q", got)
+	}
+	if err := b.Set("token:x", big); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Delete("token:x"); err != nil || len(kr.items) != 0 {
+		t.Fatalf("Delete left %d items (%v)", len(kr.items), err)
+	}
+	// A value that looks like a chunk header is itself chunked, so it
+	// reads back unchanged.
+	odd := chunkPrefix + "2:abc"
+	if err := b.Set("k", odd); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.Get("k"); got != odd {
+		t.Fatalf("Get = %q", got)
 	}
 }
