@@ -113,6 +113,7 @@ func newRootCmd(deps *Deps) *cobra.Command {
 		newTokenCmd(g, nil),
 		newStatusCmd(g, nil),
 		newLogoutCmd(g, nil),
+		newDoctorCmd(g, nil),
 		newVersionCmd(g),
 	)
 	return root
