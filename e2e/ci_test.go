@@ -181,7 +181,7 @@ func TestLoginWithRefreshToken(t *testing.T) {
 
 // expireStoredToken makes the stored access token look expired, as it is
 // after an hour, without waiting an hour.
-func expireStoredToken(t *testing.T, e *env, k *keyringSession, serverURL string) {
+func expireStoredToken(t testing.TB, e *env, k *keyringSession, serverURL string) {
 	t.Helper()
 	key := store.TokenKey(serverURL, devserver.DefaultUser.Subject)
 	var raw string
@@ -363,5 +363,32 @@ func (k *keyringSession) store(user, value string) {
 	cmd.Stdin = strings.NewReader(value)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		k.t.Fatalf("secret-tool store: %v\n%s", err, out)
+	}
+}
+
+// TestCachedTokenNeedsNoNetwork: a valid cached token is served with the
+// server and IdP gone, and, where unshare(1) can make one, inside a network
+// namespace with no network at all.
+func TestCachedTokenNeedsNoNetwork(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true})
+	e := loggedIn(t, dev)
+	want := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject).AccessToken
+	_ = dev.Close()
+	if got := strings.TrimSpace(e.mustRun("token").Stdout); got != want {
+		t.Fatal("the cached token was not served with the server down")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil || os.Geteuid() != 0 {
+		t.Log("unshare --net not available; the closed server above is the proof")
+		return
+	}
+	cmd := exec.Command("unshare", "--net", ncmcpBin, "token")
+	cmd.Env = e.list()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("token without a network: %v", err)
+	}
+	if strings.TrimSpace(string(out)) != want {
+		t.Fatal("token without a network printed something else")
 	}
 }

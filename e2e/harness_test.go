@@ -125,7 +125,7 @@ func followRedirects(u string) int {
 
 // need skips t when a part is missing, or fails it when NCMCP_TEST_REQUIRE
 // names that part.
-func need(t *testing.T, part, why string) {
+func need(t testing.TB, part, why string) {
 	t.Helper()
 	if slices.Contains(strings.Split(os.Getenv("NCMCP_TEST_REQUIRE"), ","), part) {
 		t.Fatalf("%s is required (NCMCP_TEST_REQUIRE) but not available: %s", part, why)
@@ -142,11 +142,11 @@ type result struct {
 // env is the environment of ncmcp processes in a test: an empty config
 // directory, no real browser or keyring unless the test adds one.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	vars map[string]string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	home := t.TempDir()
 	return &env{t: t, vars: map[string]string{

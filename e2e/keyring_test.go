@@ -16,7 +16,7 @@ import (
 // gnome-keyring (Secret Service), owned by one test. It never touches the
 // user's own session.
 type keyringSession struct {
-	t       *testing.T
+	t       testing.TB
 	Address string
 	env     []string
 }
@@ -36,7 +36,7 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
 `
 
 // startBus starts a private session bus without a Secret Service.
-func startBus(t *testing.T) *keyringSession {
+func startBus(t testing.TB) *keyringSession {
 	t.Helper()
 	if !isLinux() {
 		need(t, "keyring", "the Secret Service tests run on Linux only")
@@ -79,7 +79,7 @@ func startBus(t *testing.T) *keyringSession {
 }
 
 // startKeyring starts a private bus with an unlocked gnome-keyring.
-func startKeyring(t *testing.T) *keyringSession {
+func startKeyring(t testing.TB) *keyringSession {
 	t.Helper()
 	if _, err := exec.LookPath("gnome-keyring-daemon"); err != nil {
 		need(t, "keyring", "gnome-keyring-daemon is not installed (apt-get install gnome-keyring libsecret-tools)")

@@ -43,7 +43,7 @@ func loadConfig(t *testing.T, e *env) *store.Config {
 }
 
 // mcpAccepts reports whether the dev server's /mcp accepts the token.
-func mcpAccepts(t *testing.T, dev *devserver.Server, token string) bool {
+func mcpAccepts(t testing.TB, dev *devserver.Server, token string) bool {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, dev.URL()+"/mcp", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
