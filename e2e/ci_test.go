@@ -332,7 +332,7 @@ func TestKeyringHangs(t *testing.T) {
 	}
 	e.expectCode(1, "nothing was stored", loginArgs(dev, "--storage", "keyring")...)
 	r := e.mustRun(loginArgs(dev, "--storage", "auto")...)
-	if !strings.Contains(r.Stderr, "warning: the OS keyring is not usable (OS keyring read: no answer within 1s") {
+	if !strings.Contains(r.Stderr, "warning: the OS keyring is not usable (OS keyring write: no answer within 1s") {
 		t.Errorf("auto did not explain the fallback:\n%s", r.Stderr)
 	}
 	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token").Stdout)) {

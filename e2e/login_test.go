@@ -42,11 +42,15 @@ func loadConfig(t *testing.T, e *env) *store.Config {
 	return c
 }
 
-// mcpAccepts reports whether the dev server's /mcp accepts the token.
+// mcpAccepts reports whether the dev server's MCP endpoint accepts the
+// token: an MCP initialize request succeeds with it.
 func mcpAccepts(t testing.TB, dev *devserver.Server, token string) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, dev.URL()+"/mcp", nil)
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}`
+	req, _ := http.NewRequest(http.MethodPost, dev.URL()+"/mcp", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,12 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date})
+	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date, StderrIsTerminal: stderrIsTerminal})
 	stop()
 	os.Exit(code)
+}
+
+func stderrIsTerminal() bool {
+	fi, err := os.Stderr.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -63,6 +63,26 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 		serverURL, _, _ = g.selectServer(cfg)
 	}
 	in := doctor.Inputs{ServerURL: serverURL, HTTP: g.httpClient(), Store: st, Getenv: d.Getenv}
+	if srv := cfg.Servers[serverURL]; srv != nil {
+		if acct := srv.FindAccount(g.Account); acct != nil {
+			in.Tools = func(ctx context.Context) ([]string, error) {
+				sess, err := connectMCP(ctx, g, st, srv, acct)
+				if err != nil {
+					return nil, err
+				}
+				defer sess.Close()
+				tools, err := sess.Tools(ctx)
+				if err != nil {
+					return nil, err
+				}
+				names := make([]string, len(tools))
+				for i, t := range tools {
+					names[i] = t.Name
+				}
+				return names, nil
+			}
+		}
+	}
 	checks := doctor.Run(ctx, in)
 	out := DoctorJSON{Server: serverURL, OK: !doctor.Failed(checks), Checks: checks}
 	if opts.JSON {

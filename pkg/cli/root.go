@@ -37,6 +37,9 @@ type Deps struct {
 	OpenURL func(url string) error
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// StderrIsTerminal tells whether stderr is a terminal (progress
+	// displays); nil means it is not.
+	StderrIsTerminal func() bool
 
 	Version, Commit, Date string
 }
@@ -113,6 +116,7 @@ func newRootCmd(deps *Deps) *cobra.Command {
 		newTokenCmd(g, nil),
 		newStatusCmd(g, nil),
 		newLogoutCmd(g, nil),
+		newProvisionCmd(g, nil),
 		newDoctorCmd(g, nil),
 		newVersionCmd(g),
 	)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/provision"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -18,6 +19,8 @@ type StatusOptions struct {
 	g *globalOptions
 
 	JSON bool
+	// Offline skips asking the servers about their own tokens.
+	Offline bool
 }
 
 func newStatusCmd(g *globalOptions, runF func(context.Context, *StatusOptions) error) *cobra.Command {
@@ -26,8 +29,10 @@ func newStatusCmd(g *globalOptions, runF func(context.Context, *StatusOptions) e
 		Use:   "status",
 		Short: "Show the servers and accounts ncmcp is logged in to",
 		Long: `Show, per server and account: user, client, scopes, access-token expiry,
-whether a refresh token is stored, and where. Reads no secret. Exits 4 when
-not logged in. With --server, only that server.`,
+whether a refresh token is stored, and where; and, asking each server
+(unless --offline), whether it holds its own offline token for the account
+(Flow 2): "unknown" when it cannot be asked. Exits 4 when not logged in.
+With --server, only that server.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -37,6 +42,7 @@ not logged in. With --server, only that server.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON on stdout")
+	cmd.Flags().BoolVar(&opts.Offline, "offline", false, "do not ask the servers whether they hold offline access (Flow 2)")
 	return cmd
 }
 
@@ -66,9 +72,23 @@ type AccountStatus struct {
 	AccessTokenExpired bool       `json:"access_token_expired"`
 	HasRefreshToken    bool       `json:"has_refresh_token"`
 	Storage            string     `json:"storage"`
+	// ServerSide is the server's own (Flow 2) token for this account.
+	ServerSide ServerSideStatus `json:"server_side"`
 }
 
-func runStatus(_ context.Context, opts *StatusOptions) error {
+// ServerSideStatus says whether the server holds an offline token for the
+// account: State is "provisioned", "not_provisioned", "not_offered" (the
+// server runs without offline access) or "unknown" (with Reason).
+type ServerSideStatus struct {
+	State         string     `json:"state"`
+	ProvisionedAt *time.Time `json:"provisioned_at,omitempty"`
+	ClientID      string     `json:"client_id,omitempty"`
+	Scopes        []string   `json:"scopes,omitempty"`
+	FlowType      string     `json:"flow_type,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+}
+
+func runStatus(ctx context.Context, opts *StatusOptions) error {
 	g, d := opts.g, opts.g.deps
 	st, err := g.store()
 	if err != nil {
@@ -101,6 +121,10 @@ func runStatus(_ context.Context, opts *StatusOptions) error {
 				t := a.AccessTokenExpiry
 				as.AccessTokenExpiry = &t
 				as.AccessTokenExpired = !now.Before(t)
+			}
+			as.ServerSide = ServerSideStatus{State: "unknown", Reason: "not asked (--offline)"}
+			if !opts.Offline {
+				as.ServerSide = serverSideStatus(ctx, g, st, srv, a)
 			}
 			ss.Accounts = append(ss.Accounts, as)
 			n++
@@ -156,6 +180,7 @@ func printStatus(w io.Writer, now time.Time, s StatusJSON) {
 			}
 			fmt.Fprintf(w, "      refresh token: %s\n", rt)
 			fmt.Fprintf(w, "      storage:       %s\n", a.Storage)
+			fmt.Fprintf(w, "      server-side:   %s\n", describeServerSide(a.ServerSide))
 		}
 	}
 }
@@ -169,4 +194,54 @@ func describeExpiry(now time.Time, t *time.Time) string {
 	default:
 		return fmt.Sprintf("expired %s ago", now.Sub(*t).Round(time.Second))
 	}
+}
+
+// statusAskTimeout bounds how long status waits for each server.
+const statusAskTimeout = 10 * time.Second
+
+// serverSideStatus asks the server whether it holds an offline token for
+// the account; any failure is "unknown" with the reason, never an error.
+func serverSideStatus(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, a *store.Account) ServerSideStatus {
+	ctx, cancel := context.WithTimeout(ctx, statusAskTimeout)
+	defer cancel()
+	unknown := func(err error) ServerSideStatus {
+		return ServerSideStatus{State: "unknown", Reason: oneLine(err.Error())}
+	}
+	sess, err := connectMCP(ctx, g, st, srv, a)
+	if err != nil {
+		return unknown(err)
+	}
+	defer sess.Close()
+	tools, err := sess.Tools(ctx)
+	if err != nil {
+		return unknown(err)
+	}
+	ts, err := provision.Detect(tools)
+	if err != nil {
+		return ServerSideStatus{State: "not_offered", Reason: "the server runs without offline access"}
+	}
+	s, err := ts.Status(ctx, sess, a.Subject)
+	if err != nil {
+		return unknown(err)
+	}
+	if !s.IsProvisioned {
+		return ServerSideStatus{State: "not_provisioned"}
+	}
+	return ServerSideStatus{State: "provisioned", ProvisionedAt: s.ProvisionedAt, ClientID: s.ClientID, Scopes: s.Scopes, FlowType: s.FlowType}
+}
+
+func describeServerSide(s ServerSideStatus) string {
+	switch s.State {
+	case "provisioned":
+		out := "provisioned" + since(s.ProvisionedAt)
+		if s.FlowType != "" {
+			out += " via " + s.FlowType
+		}
+		return out
+	case "not_provisioned":
+		return "not provisioned ('ncmcp provision' gives the server offline access)"
+	case "not_offered":
+		return "not offered: " + s.Reason
+	}
+	return "unknown: " + s.Reason
 }

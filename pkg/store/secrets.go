@@ -131,8 +131,11 @@ func (b *keyringBackend) call(op string, f func() (string, error)) (string, erro
 	}
 }
 
-func (b *keyringBackend) get(key string) (string, error) {
-	return b.call("read", func() (string, error) { return b.kr.Get(Service, key) })
+func (b *keyringBackend) get(key string) (string, error) { return b.getFor("read", key) }
+
+// getFor reads an item as part of the operation op, which errors name.
+func (b *keyringBackend) getFor(op, key string) (string, error) {
+	return b.call(op, func() (string, error) { return b.kr.Get(Service, key) })
 }
 
 func (b *keyringBackend) set(key, value string) error {
@@ -193,7 +196,7 @@ func (b *keyringBackend) Set(key, value string) error {
 	}
 	// Reading the old value first tells how many parts to clean up; it
 	// also stops a hanging keyring at the first timeout instead of the second.
-	old, err := b.get(key)
+	old, err := b.getFor("write", key)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -233,7 +236,7 @@ func (b *keyringBackend) Set(key, value string) error {
 }
 
 func (b *keyringBackend) Delete(key string) error {
-	old, err := b.get(key)
+	old, err := b.getFor("delete", key)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
