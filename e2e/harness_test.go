@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -58,7 +59,8 @@ func TestMain(m *testing.M) {
 //   - NCMCP_E2E_FORGE_ONLY=1: deliver only the forged callback;
 //   - NCMCP_E2E_BEFORE_CALLBACK: a URL to GET just before the callback hop;
 //   - NCMCP_E2E_STOP_BEFORE_CALLBACK: a file to write the callback URL to,
-//     instead of opening it.
+//     instead of opening it;
+//   - NCMCP_E2E_LOGIN_AS=user:password: fill in the IdP's login form.
 func followRedirects(u string) int {
 	logf := func(format string, args ...any) {
 		if p := os.Getenv("NCMCP_E2E_BROWSER_LOG"); p != "" {
@@ -116,6 +118,22 @@ func followRedirects(u string) int {
 	if err != nil {
 		logf("error: %v", err)
 		return 1
+	}
+	if who := os.Getenv("NCMCP_E2E_LOGIN_AS"); who != "" && resp.Request.URL.Path == "/login" {
+		// The IdP shows its login form: fill it in as a person would.
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindSubmatch(page)
+		if m == nil {
+			logf("no login form")
+			return 1
+		}
+		user, pass, _ := strings.Cut(who, ":")
+		form := url.Values{"id": {string(m[1])}, "username": {user}, "password": {pass}, "action": {"approve"}}
+		if resp, err = c.PostForm(resp.Request.URL.String(), form); err != nil {
+			logf("error: %v", err)
+			return 1
+		}
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)

@@ -111,7 +111,7 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 			"use a server before v0.65, or an ncmcp release with generation-2 support")
 	}
 
-	client, err := loginClient(g, st, known, disc)
+	client, err := loginClient(ctx, g, st, known, disc)
 	if err != nil {
 		return err
 	}
@@ -119,9 +119,11 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 		return loginWithRefreshToken(ctx, g, st, hc, disc, client)
 	}
 	port := opts.Port
-	if port == 0 && known != nil {
-		if c := known.Client(client.ID); c != nil {
-			port = c.RedirectPort
+	if port == 0 {
+		if cfg, err := store.LoadConfig(st.Dir); err == nil && cfg.Servers[disc.ServerURL] != nil {
+			if c := cfg.Servers[disc.ServerURL].Client(client.ID); c != nil {
+				port = c.RedirectPort
+			}
 		}
 	}
 	ln, err := loopback.Listen(port)
@@ -188,29 +190,49 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	return nil
 }
 
-// loginClient picks the OAuth client: --client-id, else the one stored for
-// the server. The secret comes from NCMCP_CLIENT_SECRET or storage.
-func loginClient(g *globalOptions, st *store.Store, known *store.Server, disc *discovery.Result) (oauth.Client, error) {
+// loginClient picks the OAuth client: --client-id, else the account's or
+// the server's stored client, else one registered now when the server's
+// discovery offers registration. The secret comes from NCMCP_CLIENT_SECRET
+// or storage.
+func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *store.Server, disc *discovery.Result) (oauth.Client, error) {
 	c := oauth.Client{ID: g.ClientID, AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported}
 	if c.ID == "" && known != nil {
-		if a := known.FindAccount(g.Account); a != nil && a.ClientID != "" {
+		if a := known.FindAccount(g.Account); a != nil && a.ClientID != "" && known.Client(a.ClientID) != nil {
 			c.ID = a.ClientID
 		} else if len(known.Clients) > 0 {
-			c.ID = known.Clients[0].ID
+			c.ID = known.Clients[len(known.Clients)-1].ID
 		}
 	}
 	if c.ID == "" {
-		return c, usageErrorf("pass --client-id ID (or set NCMCP_CLIENT_ID) with a client the server allows, e.g. the dev server's test-mcp-client",
-			"no OAuth client is known for %s", disc.ServerURL)
+		if disc.Provider.RegistrationEndpoint == "" {
+			return c, usageErrorf("pass --client-id ID (or set NCMCP_CLIENT_ID) with a client the server allows, or record one with 'ncmcp clients add ID'; 'ncmcp clients register' needs a server or IdP that offers registration, and this one does not",
+				"no OAuth client is known for %s", disc.ServerURL)
+		}
+		fmt.Fprintf(g.deps.Stderr, "No client is stored for %s: registering one at %s.\n", disc.ServerURL, disc.Provider.RegistrationEndpoint)
+		reg, err := registerClient(ctx, g, st, disc, 0)
+		if err != nil {
+			return c, err
+		}
+		if known == nil {
+			known = &store.Server{URL: disc.ServerURL}
+		}
+		known.PutClient(*reg)
+		c.ID = reg.ID
 	}
 	c.Secret = g.deps.Getenv("NCMCP_CLIENT_SECRET")
-	if c.Secret == "" && known != nil {
-		if sc := known.Client(c.ID); sc != nil && sc.Confidential {
-			s, err := readClientSecret(st, disc.ServerURL, sc)
-			if err != nil {
-				return c, err
+	if known != nil {
+		if sc := known.Client(c.ID); sc != nil {
+			if !sc.SecretExpiresAt.IsZero() && !g.deps.Now().Before(sc.SecretExpiresAt) {
+				return c, failure(fmt.Errorf("the secret of client %s expired at %s", c.ID, sc.SecretExpiresAt.Local().Format(time.RFC3339)),
+					"register a new client: 'ncmcp clients remove "+c.ID+"' then 'ncmcp clients register'")
 			}
-			c.Secret = s
+			if c.Secret == "" && sc.Confidential {
+				s, err := readClientSecret(st, disc.ServerURL, sc)
+				if err != nil {
+					return c, err
+				}
+				c.Secret = s
+			}
 		}
 	}
 	return c, nil
@@ -341,16 +363,7 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 		clientSecretBackend = b
 	}
 
-	srv := cfg.Servers[disc.ServerURL]
-	if srv == nil {
-		srv = &store.Server{URL: disc.ServerURL}
-		cfg.Servers[disc.ServerURL] = srv
-	}
-	srv.Generation = disc.Generation
-	srv.Issuer = disc.Provider.Issuer
-	srv.TokenEndpoint = disc.Provider.TokenEndpoint
-	srv.TokenAuthMethods = disc.Provider.TokenEndpointAuthMethodsSupported
-	srv.RevocationEndpoint = disc.Provider.RevocationEndpoint
+	srv := serverEntry(cfg, disc)
 	if srv.Accounts == nil {
 		srv.Accounts = map[string]*store.Account{}
 	}
@@ -371,9 +384,6 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 		c.Confidential, c.SecretStorage = true, clientSecretBackend
 	}
 	srv.PutClient(c)
-	if cfg.DefaultServer == "" {
-		cfg.DefaultServer = disc.ServerURL
-	}
 	if err := store.SaveConfig(st.Dir, cfg); err != nil {
 		_ = deleteTokens(st, backend, disc.ServerURL, id.Subject)
 		return nil, failure(fmt.Errorf("save the config: %w; nothing was stored", err), "")

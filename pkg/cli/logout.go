@@ -11,16 +11,21 @@ import (
 // LogoutOptions are the inputs of 'ncmcp logout'.
 type LogoutOptions struct {
 	g *globalOptions
+
+	// Revoke also revokes the tokens at the IdP (RFC 7009).
+	Revoke bool
 }
 
 func newLogoutCmd(g *globalOptions, runF func(context.Context, *LogoutOptions) error) *cobra.Command {
 	opts := &LogoutOptions{g: g}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "logout",
 		Short: "Forget the selected account's tokens",
 		Long: `Remove the selected account (--server, --account; default: the active one)
-and its tokens from storage. The tokens are not revoked at the IdP: they stay
-valid there until they expire.`,
+and its tokens from storage. Without --revoke the tokens are not revoked at
+the IdP: they stay valid there until they expire. With --revoke they are
+revoked first (RFC 7009, where the IdP offers it), as 'ncmcp tokens revoke'
+does.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -29,6 +34,8 @@ valid there until they expire.`,
 			return runLogout(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.Revoke, "revoke", false, "also revoke the tokens at the IdP")
+	return cmd
 }
 
 func runLogout(ctx context.Context, opts *LogoutOptions) error {
@@ -36,6 +43,20 @@ func runLogout(ctx context.Context, opts *LogoutOptions) error {
 	st, err := g.store()
 	if err != nil {
 		return err
+	}
+	if opts.Revoke {
+		cfg, err := store.LoadConfig(st.Dir)
+		if err != nil {
+			return failure(err, "")
+		}
+		srv, acct, err := g.selectAccount(cfg)
+		if err != nil {
+			return err
+		}
+		if !revokeAccount(ctx, g, st, cfg, target{srv.URL, acct.Subject}, false) {
+			return failure(fmt.Errorf("%s was not logged out: the tokens could not be revoked", accountName(acct)), "run 'ncmcp logout --revoke' again when the IdP is reachable, or 'ncmcp logout' to only forget them here")
+		}
+		return nil
 	}
 	var gone *store.Account
 	var serverURL string

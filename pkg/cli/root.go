@@ -117,6 +117,9 @@ func newRootCmd(deps *Deps) *cobra.Command {
 		newStatusCmd(g, nil),
 		newLogoutCmd(g, nil),
 		newProvisionCmd(g, nil),
+		newClientsCmd(g),
+		newTokensCmd(g),
+		newConfigCmd(g),
 		newDoctorCmd(g, nil),
 		newVersionCmd(g),
 	)

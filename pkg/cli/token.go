@@ -11,6 +11,7 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -249,7 +250,11 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) && te.Refused() {
-			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "log in again: 'ncmcp login --server "+srv.URL+"'")
+			hint := "log in again: 'ncmcp login --server " + srv.URL + "'"
+			if registration.UnknownClient(te.Code, te.Description) {
+				hint = unknownClientHint(srv, acct.ClientID)
+			}
+			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), hint)
 		}
 		return nil, nil, failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
 	}
@@ -270,4 +275,12 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 		fmt.Fprintf(g.deps.Stderr, "warning: could not update the config after refreshing: %v\n", err)
 	}
 	return next, acct.Scopes, nil
+}
+
+// unknownClientHint tells what to do when the IdP no longer knows a client.
+func unknownClientHint(srv *store.Server, clientID string) string {
+	if c := srv.Client(clientID); c != nil && c.Registered {
+		return fmt.Sprintf("the registration of client %s is gone (the server or IdP forgot it): 'ncmcp clients remove %s --local-only', then 'ncmcp login' registers a new one", clientID, clientID)
+	}
+	return fmt.Sprintf("the IdP does not know client %s: check the client id with the admin, then log in again", clientID)
 }

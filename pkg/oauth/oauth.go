@@ -1,6 +1,7 @@
 // Package oauth runs the client side of OAuth 2.0 / OpenID Connect for
 // ncmcp on golang.org/x/oauth2: the authorization request with PKCE
-// (RFC 7636), the code exchange, ID token verification and refresh.
+// (RFC 7636), the code exchange, ID token verification, refresh and
+// revocation (RFC 7009).
 package oauth
 
 import (

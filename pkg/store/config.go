@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 )
@@ -65,6 +66,15 @@ type Client struct {
 	SecretStorage string `json:"secret_storage,omitempty"`
 	// RedirectPort is the loopback port the registration fixes; 0 means any.
 	RedirectPort int `json:"redirect_port,omitempty"`
+	// Registered is set for a client ncmcp registered dynamically (RFC 7591).
+	Registered bool `json:"registered,omitempty"`
+	// RegistrationURI is the RFC 7592 registration_client_uri, if any.
+	RegistrationURI string `json:"registration_client_uri,omitempty"`
+	// RegistrationTokenStorage names the backend holding the registration
+	// access token, if any.
+	RegistrationTokenStorage string `json:"registration_token_storage,omitempty"`
+	// SecretExpiresAt is when the client secret expires; zero means never.
+	SecretExpiresAt time.Time `json:"client_secret_expires_at,omitzero"`
 }
 
 // Client returns the stored client with the given id, or nil.
@@ -84,6 +94,11 @@ func (s *Server) PutClient(c Client) {
 		return
 	}
 	s.Clients = append(s.Clients, c)
+}
+
+// RemoveClient forgets the client with the given id.
+func (s *Server) RemoveClient(id string) {
+	s.Clients = slices.DeleteFunc(s.Clients, func(c Client) bool { return c.ID == id })
 }
 
 // AccountIDs returns the subjects of the server's accounts, sorted.

@@ -150,6 +150,12 @@ func ClientSecretKey(serverURL, clientID string) string {
 	return "client-secret:" + serverURL + "#" + clientID
 }
 
+// RegistrationTokenKey names the item holding a client's RFC 7592
+// registration access token.
+func RegistrationTokenKey(serverURL, clientID string) string {
+	return "registration-token:" + serverURL + "#" + clientID
+}
+
 // GetTokens reads an account's tokens from the named backend.
 func (s *Store) GetTokens(backend, serverURL, subject string) (*Tokens, error) {
 	b, err := s.Backend(backend)

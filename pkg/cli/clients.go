@@ -1,0 +1,511 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/loopback"
+	"github.com/ncmcp/ncmcp/pkg/registration"
+	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/spf13/cobra"
+)
+
+func newClientsCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clients",
+		Short: "Manage the OAuth clients ncmcp uses with each server",
+		Long: `OAuth client registrations per server: register one dynamically (RFC 7591),
+record a pre-registered one, list them, remove them (RFC 7592 where the
+registration allows). 'ncmcp login' uses the server's stored client when no
+--client-id is given.`,
+		Args: usageArgs(cobra.NoArgs),
+	}
+	cmd.AddCommand(newClientsRegisterCmd(g, nil), newClientsAddCmd(g, nil), newClientsListCmd(g, nil), newClientsRemoveCmd(g, nil))
+	return cmd
+}
+
+// ClientsRegisterOptions are the inputs of 'ncmcp clients register'.
+type ClientsRegisterOptions struct {
+	g            *globalOptions
+	RedirectPort int
+}
+
+func newClientsRegisterCmd(g *globalOptions, runF func(context.Context, *ClientsRegisterOptions) error) *cobra.Command {
+	opts := &ClientsRegisterOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "register",
+		Short: "Register ncmcp as an OAuth client (RFC 7591 dynamic registration)",
+		Long: `Register ncmcp as a native public client at the registration endpoint that
+discovery finds (the IdP's in generation 1, the server's in generation 2),
+with a loopback redirect URI on a fixed port (registrations may match
+redirect URIs exactly), grant types authorization_code and refresh_token.
+The client id, and any secret and registration access token, are stored.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.RedirectPort < 0 || opts.RedirectPort > 65535 {
+				return usageErrorf("use a port between 1 and 65535, or 0 to pick a free one", "invalid --redirect-port %d", opts.RedirectPort)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runClientsRegister(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().IntVar(&opts.RedirectPort, "redirect-port", 0, "loopback port to register (default: a free one)")
+	return cmd
+}
+
+// serverForSetup returns the server URL for commands that may run before
+// the first login: --server, else the default or only configured one.
+func serverForSetup(g *globalOptions, cfg *store.Config) (string, error) {
+	if g.Server != "" {
+		return g.Server, nil
+	}
+	u, _, err := g.selectServer(cfg)
+	var e *Error
+	if errors.As(err, &e) && e.Code == ExitAuth {
+		return "", usageErrorf("pass --server URL (or set NCMCP_SERVER)", "no server given")
+	}
+	return u, err
+}
+
+func runClientsRegister(ctx context.Context, opts *ClientsRegisterOptions) error {
+	g := opts.g
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	cfg, err := store.LoadConfig(st.Dir)
+	if err != nil {
+		return failure(err, "")
+	}
+	serverURL, err := serverForSetup(g, cfg)
+	if err != nil {
+		return err
+	}
+	disc, err := discovery.Discover(ctx, g.httpClient(), serverURL)
+	if err != nil {
+		return failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable")
+	}
+	_, err = registerClient(ctx, g, st, disc, opts.RedirectPort)
+	return err
+}
+
+// freePort asks the OS for a free loopback port.
+func freePort() (int, error) {
+	s, err := loopback.Listen(0)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	return s.Port(), nil
+}
+
+// maxRetryWait is the longest Retry-After that registration waits out by
+// itself before retrying once.
+const maxRetryWait = 30 * time.Second
+
+// registerClient registers a native client for the server and stores it.
+func registerClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, port int) (*store.Client, error) {
+	d := g.deps
+	endpoint := disc.Provider.RegistrationEndpoint
+	if endpoint == "" {
+		return nil, failure(fmt.Errorf("%s does not offer dynamic client registration (no registration_endpoint)", disc.Provider.Issuer),
+			"record a client its admin registered: 'ncmcp clients add CLIENT_ID' (or pass --client-id)")
+	}
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return nil, failure(err, "")
+		}
+		port = p
+	}
+	redirect := fmt.Sprintf("http://127.0.0.1:%d%s", port, loopback.CallbackPath)
+	hc := g.httpClient()
+	req := registration.NativeClient(redirect)
+	resp, err := registration.Register(ctx, hc, endpoint, req)
+	var re *registration.Error
+	if errors.As(err, &re) && re.Status == 429 && re.RetryAfter > 0 && re.RetryAfter <= maxRetryWait {
+		fmt.Fprintf(d.Stderr, "The registration endpoint is rate limited; retrying once in %s...\n", re.RetryAfter)
+		select {
+		case <-time.After(re.RetryAfter):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		resp, err = registration.Register(ctx, hc, endpoint, req)
+	}
+	if err != nil {
+		switch {
+		case errors.As(err, &re) && re.Status == 429:
+			hint := "try again later"
+			if re.RetryAfter > 0 {
+				hint = fmt.Sprintf("try again in %s", re.RetryAfter.Round(time.Second))
+			}
+			return nil, failure(err, hint)
+		case errors.As(err, &re) && re.NotSupported():
+			return nil, failure(err, "this server does not register clients like ncmcp: record a pre-registered one with 'ncmcp clients add CLIENT_ID'")
+		case errors.As(err, &re):
+			return nil, failure(err, "the registration was refused; ask the admin for a pre-registered client ('ncmcp clients add CLIENT_ID')")
+		}
+		return nil, failure(err, "nothing was stored; try again when the endpoint answers properly")
+	}
+
+	c := store.Client{ID: resp.ClientID, RedirectPort: port, Registered: true, RegistrationURI: resp.RegistrationClientURI, SecretExpiresAt: resp.SecretExpiry()}
+	err = st.Update(ctx, func(cfg *store.Config) error {
+		var stored []string
+		undo := func() {
+			for _, k := range stored {
+				for _, b := range []string{store.BackendKeyring, store.BackendFile} {
+					if be, err := st.Backend(b); err == nil {
+						_ = be.Delete(k)
+					}
+				}
+			}
+		}
+		if resp.ClientSecret != "" {
+			b, _, err := st.Put(store.ClientSecretKey(disc.ServerURL, c.ID), resp.ClientSecret)
+			if err != nil {
+				return failure(fmt.Errorf("store the client secret: %w", err), storageHint(st.Mode))
+			}
+			stored = append(stored, store.ClientSecretKey(disc.ServerURL, c.ID))
+			c.Confidential, c.SecretStorage = true, b
+		}
+		if resp.RegistrationAccessToken != "" {
+			b, _, err := st.Put(store.RegistrationTokenKey(disc.ServerURL, c.ID), resp.RegistrationAccessToken)
+			if err != nil {
+				undo()
+				return failure(fmt.Errorf("store the registration access token: %w", err), storageHint(st.Mode))
+			}
+			c.RegistrationTokenStorage = b
+		}
+		srv := serverEntry(cfg, disc)
+		srv.PutClient(c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	kind := "public"
+	if c.Confidential {
+		kind = "confidential (the IdP issued a secret; it is stored)"
+	}
+	fmt.Fprintf(d.Stderr, "Registered client %s at %s: %s, redirect URI %s (the registration fixes port %d).\n", c.ID, endpoint, kind, redirect, port)
+	if !c.SecretExpiresAt.IsZero() {
+		fmt.Fprintf(d.Stderr, "Its secret expires at %s; register again after that.\n", c.SecretExpiresAt.Local().Format(time.RFC3339))
+	}
+	return &c, nil
+}
+
+// serverEntry returns the config entry of the discovered server, created
+// or updated from discovery.
+func serverEntry(cfg *store.Config, disc *discovery.Result) *store.Server {
+	srv := cfg.Servers[disc.ServerURL]
+	if srv == nil {
+		srv = &store.Server{URL: disc.ServerURL}
+		cfg.Servers[disc.ServerURL] = srv
+	}
+	srv.Generation = disc.Generation
+	srv.Issuer = disc.Provider.Issuer
+	srv.TokenEndpoint = disc.Provider.TokenEndpoint
+	srv.TokenAuthMethods = disc.Provider.TokenEndpointAuthMethodsSupported
+	srv.RevocationEndpoint = disc.Provider.RevocationEndpoint
+	if cfg.DefaultServer == "" {
+		cfg.DefaultServer = disc.ServerURL
+	}
+	return srv
+}
+
+// ClientsAddOptions are the inputs of 'ncmcp clients add'.
+type ClientsAddOptions struct {
+	g            *globalOptions
+	ClientID     string
+	SecretStdin  bool
+	RedirectPort int
+}
+
+func newClientsAddCmd(g *globalOptions, runF func(context.Context, *ClientsAddOptions) error) *cobra.Command {
+	opts := &ClientsAddOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "add CLIENT_ID",
+		Short: "Record a pre-registered OAuth client for a server",
+		Example: `  ncmcp clients add test-mcp-client --server https://mcp.example.com
+  printf %s "$SECRET" | ncmcp clients add my-client --secret-stdin --redirect-port 8400`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ClientID = args[0]
+			if strings.TrimSpace(opts.ClientID) == "" {
+				return usageErrorf("pass the client id the admin registered", "empty client id")
+			}
+			if opts.RedirectPort < 0 || opts.RedirectPort > 65535 {
+				return usageErrorf("use a port between 1 and 65535", "invalid --redirect-port %d", opts.RedirectPort)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runClientsAdd(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.SecretStdin, "secret-stdin", false, "read the client secret of a confidential client from stdin")
+	cmd.Flags().IntVar(&opts.RedirectPort, "redirect-port", 0, "loopback port the registration fixes (0: any)")
+	return cmd
+}
+
+func runClientsAdd(ctx context.Context, opts *ClientsAddOptions) error {
+	g, d := opts.g, opts.g.deps
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	cfg, err := store.LoadConfig(st.Dir)
+	if err != nil {
+		return failure(err, "")
+	}
+	serverURL, err := serverForSetup(g, cfg)
+	if err != nil {
+		return err
+	}
+	var secret string
+	if opts.SecretStdin {
+		b, err := io.ReadAll(io.LimitReader(d.Stdin, 64<<10))
+		if err != nil {
+			return failure(fmt.Errorf("read the secret from stdin: %w", err), "")
+		}
+		if secret = strings.TrimSpace(string(b)); secret == "" {
+			return usageErrorf("pipe the secret: printf %s \"$SECRET\" | ncmcp clients add ID --secret-stdin", "no secret on stdin")
+		}
+	}
+	c := store.Client{ID: opts.ClientID, RedirectPort: opts.RedirectPort}
+	err = st.Update(ctx, func(cfg *store.Config) error {
+		if secret != "" {
+			b, fellBack, err := st.Put(store.ClientSecretKey(serverURL, c.ID), secret)
+			if err != nil {
+				return failure(fmt.Errorf("store the client secret: %w", err), storageHint(st.Mode))
+			}
+			if fellBack != nil {
+				fmt.Fprintf(d.Stderr, "warning: the OS keyring is not usable (%s); the secret was stored in an owner-only file instead\n", oneLine(fellBack.Error()))
+			}
+			c.Confidential, c.SecretStorage = true, b
+		}
+		srv := cfg.Servers[serverURL]
+		if srv == nil {
+			srv = &store.Server{URL: serverURL}
+			cfg.Servers[serverURL] = srv
+			if cfg.DefaultServer == "" {
+				cfg.DefaultServer = serverURL
+			}
+		}
+		if old := srv.Client(c.ID); old != nil && old.Confidential && !c.Confidential {
+			c.Confidential, c.SecretStorage = old.Confidential, old.SecretStorage
+		}
+		srv.PutClient(c)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	kind := "public"
+	if c.Confidential {
+		kind = "confidential"
+	}
+	fmt.Fprintf(d.Stderr, "Recorded %s client %s for %s.\n", kind, c.ID, serverURL)
+	return nil
+}
+
+// ClientJSON is one row of 'ncmcp clients list --json'.
+type ClientJSON struct {
+	Server          string     `json:"server"`
+	ClientID        string     `json:"client_id"`
+	Type            string     `json:"type"`
+	Source          string     `json:"source"`
+	RedirectPort    int        `json:"redirect_port,omitempty"`
+	SecretExpiresAt *time.Time `json:"client_secret_expires_at,omitempty"`
+	RegistrationURI string     `json:"registration_client_uri,omitempty"`
+	Accounts        []string   `json:"accounts"`
+}
+
+// ClientsListOptions are the inputs of 'ncmcp clients list'.
+type ClientsListOptions struct {
+	g    *globalOptions
+	JSON bool
+}
+
+func newClientsListCmd(g *globalOptions, runF func(context.Context, *ClientsListOptions) error) *cobra.Command {
+	opts := &ClientsListOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the stored OAuth clients",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runClientsList(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON on stdout")
+	return cmd
+}
+
+func runClientsList(_ context.Context, opts *ClientsListOptions) error {
+	g, d := opts.g, opts.g.deps
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	cfg, err := store.LoadConfig(st.Dir)
+	if err != nil {
+		return failure(err, "")
+	}
+	rows := []ClientJSON{}
+	for _, u := range cfg.ServerURLs() {
+		if g.Server != "" && u != g.Server {
+			continue
+		}
+		srv := cfg.Servers[u]
+		for _, c := range srv.Clients {
+			row := ClientJSON{Server: u, ClientID: c.ID, Type: "public", Source: "added", RedirectPort: c.RedirectPort, RegistrationURI: c.RegistrationURI, Accounts: []string{}}
+			if c.Confidential {
+				row.Type = "confidential"
+			}
+			if c.Registered {
+				row.Source = "registered"
+			}
+			if !c.SecretExpiresAt.IsZero() {
+				t := c.SecretExpiresAt
+				row.SecretExpiresAt = &t
+			}
+			for _, id := range srv.AccountIDs() {
+				if a := srv.Accounts[id]; a.ClientID == c.ID {
+					row.Accounts = append(row.Accounts, accountName(a))
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(d.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(d.Stderr, "No clients stored: 'ncmcp clients register' or 'ncmcp clients add CLIENT_ID'.")
+		return nil
+	}
+	for _, r := range rows {
+		port := "any port"
+		if r.RedirectPort != 0 {
+			port = fmt.Sprintf("port %d", r.RedirectPort)
+		}
+		fmt.Fprintf(d.Stdout, "%s\t%s\t%s, %s, %s", r.Server, r.ClientID, r.Type, r.Source, port)
+		if r.SecretExpiresAt != nil {
+			fmt.Fprintf(d.Stdout, ", secret expires %s", r.SecretExpiresAt.Local().Format(time.RFC3339))
+		}
+		if len(r.Accounts) > 0 {
+			fmt.Fprintf(d.Stdout, ", used by %s", strings.Join(r.Accounts, " "))
+		}
+		fmt.Fprintln(d.Stdout)
+	}
+	return nil
+}
+
+// ClientsRemoveOptions are the inputs of 'ncmcp clients remove'.
+type ClientsRemoveOptions struct {
+	g         *globalOptions
+	ClientID  string
+	LocalOnly bool
+}
+
+func newClientsRemoveCmd(g *globalOptions, runF func(context.Context, *ClientsRemoveOptions) error) *cobra.Command {
+	opts := &ClientsRemoveOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "remove CLIENT_ID",
+		Short: "Delete a registration (RFC 7592) and forget the client",
+		Long: `Delete the client's registration at its registration_client_uri when ncmcp
+holds a registration access token (RFC 7592), then forget the client and its
+secrets. When the deletion fails nothing is forgotten; --local-only skips it.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ClientID = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runClientsRemove(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.LocalOnly, "local-only", false, "only forget the client here; leave the registration at the server or IdP")
+	return cmd
+}
+
+func runClientsRemove(ctx context.Context, opts *ClientsRemoveOptions) error {
+	g, d := opts.g, opts.g.deps
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	var deleted bool
+	var users []string
+	var serverURL string
+	err = st.Update(ctx, func(cfg *store.Config) error {
+		var err error
+		if serverURL, err = serverForSetup(g, cfg); err != nil {
+			return err
+		}
+		srv := cfg.Servers[serverURL]
+		var c *store.Client
+		if srv != nil {
+			c = srv.Client(opts.ClientID)
+		}
+		if c == nil {
+			return usageErrorf("'ncmcp clients list' shows the stored clients", "no client %q stored for %s", opts.ClientID, serverURL)
+		}
+		if c.RegistrationURI != "" && c.RegistrationTokenStorage != "" && !opts.LocalOnly {
+			b, err := st.Backend(c.RegistrationTokenStorage)
+			if err != nil {
+				return failure(err, "")
+			}
+			tok, err := b.Get(store.RegistrationTokenKey(serverURL, c.ID))
+			if err != nil {
+				return failure(fmt.Errorf("read the registration access token: %w", err), "unlock the keyring, or use --local-only")
+			}
+			if err := registration.Delete(ctx, g.httpClient(), c.RegistrationURI, tok); err != nil {
+				return failure(fmt.Errorf("%w; the client is still stored", err), "try again when the server answers, or forget it here only with --local-only")
+			}
+			deleted = true
+		}
+		for key, backend := range map[string]string{
+			store.ClientSecretKey(serverURL, c.ID):      c.SecretStorage,
+			store.RegistrationTokenKey(serverURL, c.ID): c.RegistrationTokenStorage,
+		} {
+			if b, err := st.Backend(backend); err == nil {
+				if err := b.Delete(key); err != nil {
+					return failure(fmt.Errorf("remove a secret of client %s: %w", c.ID, err), "unlock the keyring and try again")
+				}
+			}
+		}
+		for _, id := range srv.AccountIDs() {
+			if a := srv.Accounts[id]; a.ClientID == c.ID {
+				users = append(users, accountName(a))
+			}
+		}
+		srv.RemoveClient(c.ID)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if deleted {
+		fmt.Fprintf(d.Stderr, "Deleted the registration of %s and forgot the client.\n", opts.ClientID)
+	} else {
+		fmt.Fprintf(d.Stderr, "Forgot client %s (its registration, if any, was left alone).\n", opts.ClientID)
+	}
+	if len(users) > 0 {
+		fmt.Fprintf(d.Stderr, "warning: %s logged in with this client; refreshing their tokens will fail: log in again with another client.\n", strings.Join(users, ", "))
+	}
+	return nil
+}
