@@ -587,24 +587,3 @@ func TestNoRefreshToken(t *testing.T) {
 		t.Error("a refresh was attempted without a refresh token")
 	}
 }
-
-// TestGeneration2Detected: a server that is its own authorization server is
-// recognised and refused with a clear message until generation 2 is supported.
-func TestGeneration2Detected(t *testing.T) {
-	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		self := "http://" + r.Host
-		switch r.URL.Path {
-		case "/.well-known/oauth-protected-resource/mcp":
-			_ = json.NewEncoder(w).Encode(map[string]any{"resource": self + "/mcp", "authorization_servers": []string{self}})
-		case "/.well-known/oauth-authorization-server":
-			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": self, "authorization_endpoint": self + "/oauth/authorize", "token_endpoint": self + "/oauth/token"})
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	e := newEnv(t).set("NCMCP_STORAGE", "file")
-	e.expectCode(1, "is a generation-2 server", "login", "--server", srv.URL, "--client-id", "x")
-	assertNothingStored(t, e, nil)
-}

@@ -1,6 +1,7 @@
 // Command ncmcp-devserver runs the bundled development server: an OpenID
-// Provider and a stand-in for the Nextcloud MCP server (generation 1), both
-// on loopback, for trying ncmcp out and for scripted tests.
+// Provider and a stand-in for the Nextcloud MCP server (generation 1, or
+// generation 2 with --generation 2), both on loopback, for trying ncmcp out
+// and for scripted tests.
 //
 // It prints the MCP server URL on stdout once it is ready (one line), and
 // everything else on stderr. It runs until SIGINT or SIGTERM.
@@ -78,7 +79,15 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		pkce         = fs.String("pkce", devserver.PKCEReject, "how the IdP treats a code_verifier for a code issued without a challenge: reject, ignore or require")
 		forwardNonce = fs.Bool("forward-nonce", false, "forward the client's nonce to the IdP (the generation-1 server does not)")
 		accessTTL    = fs.Duration("access-token-ttl", time.Hour, "access token lifetime")
-		generation   = fs.Int("generation", 1, "server generation to emulate (only 1 is implemented)")
+		generation   = fs.Int("generation", 1, "server generation to emulate: 1 (pass-through) or 2 (the server is its own authorization server)")
+		codeTTL      = fs.Duration("code-ttl", devserver.DefaultCodeTTL, "generation 2: lifetime of the server's authorization codes")
+		regLimit     = fs.Int("register-rate-limit", devserver.DefaultRegisterRateLimit, "generation 2: registrations per minute and address at /oauth/register")
+		noOffline    = fs.Bool("no-offline-access", false, "run without offline access: no Flow 2 tools, no /oauth/authorize-nextcloud")
+		provisionURL = fs.String("provision-url", "", "fault: return this string as provision_nextcloud_access's authorization_url")
+		noReg        = fs.Bool("no-registration", false, "turn the IdP's dynamic client registration (/register) off")
+		noRevoke     = fs.Bool("no-revocation", false, "turn the IdP's token revocation (RFC 7009) off")
+		regFault     = fs.String("registration-fault", "", "fault of the IdP's /register: refuse, ratelimit or malformed")
+		secretTTL    = fs.Duration("registered-secret-ttl", 0, "lifetime of the secrets of clients registered at the IdP (0: never expire)")
 		quiet        = fs.Bool("quiet", false, "do not log requests")
 	)
 	fs.Usage = func() {
@@ -94,23 +103,28 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	switch *generation {
-	case 1:
-	case 2:
-		return nil, errors.New("generation 2 is not implemented yet")
-	default:
-		return nil, fmt.Errorf("unknown generation %d (1 is implemented)", *generation)
+	if *generation != 1 && *generation != 2 {
+		return nil, fmt.Errorf("unknown generation %d (want 1 or 2)", *generation)
 	}
 	opts := devserver.Options{
-		Addr:           *addr,
-		IdPAddr:        *idpAddr,
-		AutoApprove:    *autoApprove,
-		AutoDeny:       *autoDeny,
-		AllowedClients: splitList(*clients),
-		Scopes:         *scopes,
-		PKCE:           *pkce,
-		ForwardNonce:   *forwardNonce,
-		AccessTokenTTL: *accessTTL,
+		Addr:                *addr,
+		IdPAddr:             *idpAddr,
+		AutoApprove:         *autoApprove,
+		AutoDeny:            *autoDeny,
+		AllowedClients:      splitList(*clients),
+		Scopes:              *scopes,
+		PKCE:                *pkce,
+		ForwardNonce:        *forwardNonce,
+		AccessTokenTTL:      *accessTTL,
+		NoOfflineAccess:     *noOffline,
+		ProvisionURL:        *provisionURL,
+		NoRegistration:      *noReg,
+		NoRevocation:        *noRevoke,
+		RegistrationFault:   *regFault,
+		RegisteredSecretTTL: *secretTTL,
+		Generation:          *generation,
+		CodeTTL:             *codeTTL,
+		RegisterRateLimit:   *regLimit,
 	}
 	if len(opts.AllowedClients) == 0 {
 		return nil, errors.New("--allowed-clients is empty")
@@ -124,11 +138,34 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 	}
 	o := srv.Options()
 	fmt.Fprintln(stderr, "ncmcp-devserver: DEVELOPMENT SERVER, loopback only, not for production")
-	fmt.Fprintf(stderr, "  MCP server (generation 1): %s (MCP endpoint %s)\n", srv.URL(), srv.ResourceURL())
+	fmt.Fprintf(stderr, "  MCP server (generation %d): %s (MCP endpoint %s)\n", o.Generation, srv.URL(), srv.ResourceURL())
+	if o.Generation == 2 {
+		fmt.Fprintf(stderr, "  authorization server:      %s (/oauth/authorize, /oauth/token, /oauth/register; codes live %s, %d registrations per minute)\n",
+			srv.URL(), o.CodeTTL, o.RegisterRateLimit)
+	}
 	fmt.Fprintf(stderr, "  IdP issuer:                %s\n", srv.IssuerURL())
 	fmt.Fprintf(stderr, "  allowed MCP clients:       %s\n", strings.Join(o.AllowedClients, ", "))
 	fmt.Fprintf(stderr, "  scopes asked for at IdP:   %s\n", strings.Join(srv.IdPScopes(), " "))
 	fmt.Fprintf(stderr, "  PKCE mode: %s, forward nonce: %t, auto-approve: %t, access tokens: %s\n", o.PKCE, o.ForwardNonce, o.AutoApprove, o.AccessTokenTTL)
+	if o.NoOfflineAccess {
+		fmt.Fprintln(stderr, "  offline access (Flow 2):   off")
+	} else {
+		fmt.Fprintf(stderr, "  offline access (Flow 2):   tools %s, %s, %s\n", devserver.ToolProvision, devserver.ToolCheckStatus, devserver.ToolRevoke)
+	}
+	if o.ProvisionURL != "" {
+		fmt.Fprintln(stderr, "  FAULT: provision_nextcloud_access returns a fixed authorization_url")
+	}
+	if o.NoRegistration {
+		fmt.Fprintln(stderr, "  IdP client registration:   off")
+	} else {
+		fmt.Fprintf(stderr, "  IdP client registration:   %s/register (RFC 7591/7592)\n", srv.IssuerURL())
+	}
+	if o.RegistrationFault != "" {
+		fmt.Fprintf(stderr, "  FAULT: IdP registration answers %q\n", o.RegistrationFault)
+	}
+	if o.NoRevocation {
+		fmt.Fprintln(stderr, "  IdP token revocation:      off")
+	}
 	fmt.Fprintln(stderr, "  test users (username / password):")
 	for _, u := range []devserver.User{devserver.DefaultUser, devserver.SecondUser} {
 		fmt.Fprintf(stderr, "    %s / %s  (sub %s, %s)\n", u.Username, u.Password, u.Subject, u.Email)

@@ -89,9 +89,9 @@ func runClientsRegister(ctx context.Context, opts *ClientsRegisterOptions) error
 	if err != nil {
 		return err
 	}
-	disc, err := discovery.Discover(ctx, g.httpClient(), serverURL)
+	disc, err := g.discover(ctx, g.httpClient(), serverURL)
 	if err != nil {
-		return failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable")
+		return err
 	}
 	_, err = registerClient(ctx, g, st, disc, opts.RedirectPort)
 	return err

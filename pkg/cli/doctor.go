@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/doctor"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
@@ -62,7 +63,11 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 	if serverURL == "" {
 		serverURL, _, _ = g.selectServer(cfg)
 	}
-	in := doctor.Inputs{ServerURL: serverURL, HTTP: g.httpClient(), Store: st, Getenv: d.Getenv}
+	hc := g.httpClient()
+	in := doctor.Inputs{ServerURL: serverURL, HTTP: hc, Store: st, Getenv: d.Getenv,
+		Discover: func(ctx context.Context, u string) (*discovery.Result, error) {
+			return discovery.DiscoverWith(ctx, hc, u, discovery.Options{Issuer: g.Issuer, PublicIssuer: g.PublicIssuer, Generation: g.Generation})
+		}}
 	if srv := cfg.Servers[serverURL]; srv != nil {
 		if acct := srv.FindAccount(g.Account); acct != nil {
 			in.Tools = func(ctx context.Context) ([]string, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/loopback"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 	"golang.org/x/oauth2"
@@ -34,6 +35,9 @@ type LoginOptions struct {
 	// WithRefreshToken reads a refresh token from stdin and stores it
 	// instead of running a browser flow.
 	WithRefreshToken bool
+	// Scopes are extra scopes to ask for (generation 2; a generation-1
+	// server decides the IdP scopes itself).
+	Scopes []string
 }
 
 func newLoginCmd(g *globalOptions, runF func(context.Context, *LoginOptions) error) *cobra.Command {
@@ -76,6 +80,7 @@ The URL is always printed on stderr, so it can be opened elsewhere.`,
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "loopback port for the redirect (default: random, or the port the client's registration fixes)")
 	cmd.Flags().BoolVar(&opts.Paste, "paste", false, "also accept the URL the browser ends on (or the code) pasted on stdin, for a browser on another machine")
 	cmd.Flags().BoolVar(&opts.WithRefreshToken, "with-refresh-token", false, "read a refresh token from stdin and store it, without a browser")
+	cmd.Flags().StringSliceVar(&opts.Scopes, "scopes", nil, "extra scopes to ask a generation-2 server for (spelled as its scopes_supported lists them); offline_access is always asked for")
 	return cmd
 }
 
@@ -102,13 +107,9 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	known := cfg.Servers[serverURL]
 	hc := g.httpClient()
 
-	disc, err := discovery.Discover(ctx, hc, serverURL)
+	disc, err := g.discover(ctx, hc, serverURL)
 	if err != nil {
-		return failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable")
-	}
-	if disc.Generation != discovery.Generation1 {
-		return failure(fmt.Errorf("%s is a generation-2 server (it is its own authorization server, issuer %s): this version of ncmcp logs in to generation-1 servers only", serverURL, disc.Issuer),
-			"use a server before v0.65, or an ncmcp release with generation-2 support")
+		return err
 	}
 
 	client, err := loginClient(ctx, g, st, known, disc)
@@ -136,7 +137,10 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	}
 	defer ln.Close()
 
-	login := oauth.NewLogin(disc.ServerURL+"/oauth/authorize", disc.Provider.TokenEndpoint, client, ln.RedirectURI())
+	login, err := newLogin(g, disc, client, ln.RedirectURI(), opts.Scopes)
+	if err != nil {
+		return err
+	}
 	authURL := login.URL()
 	if err := preflight(ctx, hc, authURL, client.ID); err != nil {
 		return err
@@ -316,19 +320,31 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 	tok, err := login.Exchange(ctx, hc, code)
 	if err != nil {
 		var te *oauth.TokenError
-		if errors.As(err, &te) && te.Status == 0 {
-			return nil, failure(err, "the IdP was not reachable; try again when it is up")
+		switch {
+		case errors.As(err, &te) && te.Status == 0:
+			return nil, failure(err, "the token endpoint was not reachable; run 'ncmcp login' again when it is up")
+		case errors.As(err, &te) && registration.UnknownClient(te.Code, te.Description):
+			return nil, failure(err, "the server no longer knows this client (restarted?): 'ncmcp clients remove "+login.Client.ID+" --local-only', then 'ncmcp login' registers a new one")
+		case disc.Generation == discovery.Generation2:
+			return nil, failure(fmt.Errorf("%w (the server's codes work once, for 60 s: it was not retried)", err), "run 'ncmcp login' again to start over")
 		}
 		return nil, failure(err, "run 'ncmcp login' again; 'ncmcp login --debug' traces the requests")
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
-		return nil, failure(errors.New("the IdP returned no ID token, so the login cannot be verified"), "the server's configured scopes must include openid")
-	}
-	v := &oauth.IDTokenVerifier{Issuer: disc.Provider.Issuer, JWKSURI: disc.Provider.JWKSURI, ClientID: login.Client.ID, Algs: disc.Provider.IDTokenSigningAlgValuesSupported}
-	id, err := v.Verify(ctx, hc, raw, login.Nonce)
-	if err != nil {
-		return nil, failure(err, "the ID token is not valid for this login; nothing was stored. If this repeats, the IdP or server is misconfigured")
+	var id *oauth.Identity
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		v := &oauth.IDTokenVerifier{Issuer: disc.Provider.Issuer, JWKSURI: disc.Provider.JWKSURI, ClientID: login.Client.ID, Algs: disc.Provider.IDTokenSigningAlgValuesSupported}
+		if id, err = v.Verify(ctx, hc, raw, login.Nonce); err != nil {
+			return nil, failure(err, "the ID token is not valid for this login; nothing was stored. If this repeats, the IdP or server is misconfigured")
+		}
+	} else {
+		// No ID token (generation-2 servers, plain OAuth IdPs): the
+		// userinfo endpoint says whose token this is.
+		if disc.Provider.UserinfoEndpoint == "" {
+			return nil, failure(errors.New("the token response has no ID token and the authorization server no userinfo endpoint, so the login cannot be tied to a user"), "the server's scopes must include openid")
+		}
+		if id, err = oauth.Userinfo(ctx, hc, disc.Provider.UserinfoEndpoint, tok.AccessToken); err != nil {
+			return nil, failure(err, "nothing was stored; run 'ncmcp login' again")
+		}
 	}
 	return saveLogin(ctx, g, st, disc, login.Client, id, tok, "")
 }
@@ -336,6 +352,7 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 // saveLogin stores a verified login: secrets first, then the config, under
 // the store lock. On failure nothing stays stored.
 func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client oauth.Client, id *oauth.Identity, tok *oauth2.Token, seed string) (*loginResult, error) {
+	tok.Expiry = oauth.Expiry(tok)
 	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), clientID: client.ID}
 	secrets := &store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
 
@@ -496,4 +513,37 @@ func identify(ctx context.Context, hc *http.Client, disc *discovery.Result, clie
 		return nil, errors.New("cannot tell whose token this is: the IdP sent no ID token and has no userinfo endpoint")
 	}
 	return oauth.Userinfo(ctx, hc, disc.Provider.UserinfoEndpoint, tok.AccessToken)
+}
+
+// newLogin prepares the authorization request for the server's generation:
+// generation 1 authorizes at the server's /oauth/authorize (which passes the
+// browser on to the IdP) and exchanges at the IdP; generation 2 authorizes
+// and exchanges at the server, asking for offline_access.
+func newLogin(g *globalOptions, disc *discovery.Result, client oauth.Client, redirectURI string, scopes []string) (*oauth.Login, error) {
+	if disc.Generation == discovery.Generation1 {
+		if len(scopes) > 0 {
+			return nil, usageErrorf("leave --scopes out: the server's configuration decides them", "a generation-1 server does not take scopes from the client")
+		}
+		return oauth.NewLogin(disc.ServerURL+"/oauth/authorize", disc.Provider.TokenEndpoint, client, redirectURI), nil
+	}
+	l := oauth.NewLogin(disc.Provider.AuthorizationEndpoint, disc.Provider.TokenEndpoint, client, redirectURI)
+	want := append([]string{"openid", "profile", "email", "offline_access"}, scopes...)
+	if len(disc.Provider.ScopesSupported) > 0 {
+		// Ask only for standard scopes the server lists, plus what the
+		// user asked for (in the server's spelling).
+		var base []string
+		for _, s := range want[:4] {
+			if slices.Contains(disc.Provider.ScopesSupported, s) {
+				base = append(base, s)
+			}
+		}
+		extra, notes := oauth.MatchScopes(scopes, disc.Provider.ScopesSupported)
+		for _, n := range notes {
+			fmt.Fprintf(g.deps.Stderr, "note: asking for %s, as the server spells it\n", n)
+		}
+		want = append(base, extra...)
+	}
+	l.Scopes = want
+	l.NoVerifierFallback = true
+	return l, nil
 }

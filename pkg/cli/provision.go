@@ -207,7 +207,7 @@ func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *sto
 	const minTTL = time.Minute
 	if !validFor(tok, g.deps.Now(), minTTL) {
 		if tok, _, err = refreshLocked(ctx, g, st, srv.URL, acct.Subject, minTTL); err != nil {
-			return nil, err
+			return nil, handleClientGone(ctx, g, st, err)
 		}
 	}
 	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.URL+"/mcp", tok.AccessToken, g.deps.Version)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,11 @@ type globalOptions struct {
 	ClientID string
 	Storage  string
 	Debug    bool
+
+	// Discovery overrides for servers behind proxies.
+	Issuer       string
+	PublicIssuer string
+	Generation   int
 }
 
 // Run executes ncmcp with args (without the program name) and returns the
@@ -152,6 +158,9 @@ token for scripts:
 	pf.StringVar(&g.ClientID, "client-id", "", "OAuth client id; NCMCP_CLIENT_SECRET holds a confidential client's secret (env NCMCP_CLIENT_ID)")
 	pf.StringVar(&g.Storage, "storage", "", "where secrets go: auto, keyring or file (env NCMCP_STORAGE; default auto)")
 	pf.BoolVar(&g.Debug, "debug", false, "trace HTTP requests on stderr, secrets redacted (env NCMCP_DEBUG=1)")
+	pf.StringVar(&g.Issuer, "issuer", "", "use this authorization server instead of the one the server's metadata names (env NCMCP_ISSUER)")
+	pf.StringVar(&g.PublicIssuer, "public-issuer", "", "reach the IdP's endpoints at this http(s)://host[:port] when its metadata names an internal host (env NCMCP_PUBLIC_ISSUER)")
+	pf.IntVar(&g.Generation, "generation", 0, "server generation, 1 or 2, instead of detecting it (env NCMCP_GENERATION)")
 
 	return root
 }
@@ -168,6 +177,20 @@ func (g *globalOptions) resolveEnv(cmd *cobra.Command) error {
 	fill("account", &g.Account, "NCMCP_ACCOUNT")
 	fill("client-id", &g.ClientID, "NCMCP_CLIENT_ID")
 	fill("storage", &g.Storage, "NCMCP_STORAGE")
+	fill("issuer", &g.Issuer, "NCMCP_ISSUER")
+	fill("public-issuer", &g.PublicIssuer, "NCMCP_PUBLIC_ISSUER")
+	if !cmd.Flags().Changed("generation") {
+		if v := env("NCMCP_GENERATION"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return usageErrorf("set it to 1 or 2", "invalid NCMCP_GENERATION %q", v)
+			}
+			g.Generation = n
+		}
+	}
+	if g.Generation != 0 && g.Generation != 1 && g.Generation != 2 {
+		return usageErrorf("use --generation 1 or 2 (or leave it out to detect it)", "invalid generation %d", g.Generation)
+	}
 	if !cmd.Flags().Changed("debug") {
 		g.Debug = envBool(env("NCMCP_DEBUG"))
 	}
@@ -223,6 +246,19 @@ func (g *globalOptions) store() (*store.Store, error) {
 		timeout = d
 	}
 	return store.New(dir, mode, g.deps.Keyring, timeout), nil
+}
+
+// discover runs discovery for serverURL with the global overrides and
+// prints its warnings.
+func (g *globalOptions) discover(ctx context.Context, hc *http.Client, serverURL string) (*discovery.Result, error) {
+	res, err := discovery.DiscoverWith(ctx, hc, serverURL, discovery.Options{Issuer: g.Issuer, PublicIssuer: g.PublicIssuer, Generation: g.Generation})
+	if err != nil {
+		return nil, failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable; 'ncmcp doctor' checks each step")
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(g.deps.Stderr, "warning: %s\n", w)
+	}
+	return res, nil
 }
 
 // httpClient returns the HTTP client, tracing when --debug is on.

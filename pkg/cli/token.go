@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -94,7 +93,7 @@ func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, 
 	scopes := acct.Scopes
 	if !validFor(tok, opts.g.deps.Now(), opts.MinTTL) {
 		if tok, scopes, err = refreshLocked(ctx, opts.g, st, srv.URL, acct.Subject, opts.MinTTL); err != nil {
-			return err
+			return handleClientGone(ctx, opts.g, st, err)
 		}
 	}
 	return printToken(opts, tok.AccessToken, tok.TokenType, tok.Expiry, scopes)
@@ -155,12 +154,9 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 		}
 	}
 	hc := g.httpClient()
-	disc, err := discovery.Discover(ctx, hc, g.Server)
+	disc, err := g.discover(ctx, hc, g.Server)
 	if err != nil {
-		return failure(fmt.Errorf("discover %s: %w", g.Server, err), "check NCMCP_SERVER")
-	}
-	if disc.Generation != discovery.Generation1 {
-		return failure(fmt.Errorf("%s is a generation-2 server: not supported by this version of ncmcp", g.Server), "")
+		return err
 	}
 	client := oauth.Client{ID: g.ClientID, Secret: d.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported}
 	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt)
@@ -250,15 +246,14 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) && te.Refused() {
-			hint := "log in again: 'ncmcp login --server " + srv.URL + "'"
 			if registration.UnknownClient(te.Code, te.Description) {
-				hint = unknownClientHint(srv, acct.ClientID)
+				return nil, nil, &clientGoneError{server: srv.URL, clientID: acct.ClientID, err: err}
 			}
-			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), hint)
+			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "log in again: 'ncmcp login --server "+srv.URL+"'")
 		}
 		return nil, nil, failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
 	}
-	next := &store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: fresh.Expiry}
+	next := &store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: oauth.Expiry(fresh)}
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken
 	}
@@ -277,10 +272,50 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 	return next, acct.Scopes, nil
 }
 
-// unknownClientHint tells what to do when the IdP no longer knows a client.
-func unknownClientHint(srv *store.Server, clientID string) string {
-	if c := srv.Client(clientID); c != nil && c.Registered {
-		return fmt.Sprintf("the registration of client %s is gone (the server or IdP forgot it): 'ncmcp clients remove %s --local-only', then 'ncmcp login' registers a new one", clientID, clientID)
+// clientGoneError is a refresh refused because the client is unknown
+// ("Unknown client_id", invalid_client): generation-2 servers forget
+// dynamic registrations when they restart.
+type clientGoneError struct {
+	server, clientID string
+	err              error
+}
+
+func (e *clientGoneError) Error() string {
+	return fmt.Sprintf("the refresh was refused because client %s is unknown: %v", e.clientID, e.err)
+}
+
+// handleClientGone turns a clientGoneError into the error to report,
+// registering a replacement client first when the lost one was registered
+// dynamically: the old tokens are bound to the old client, so the user must
+// log in again either way. Call it without holding the store lock.
+func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, err error) error {
+	var cg *clientGoneError
+	if !errors.As(err, &cg) {
+		return err
 	}
-	return fmt.Sprintf("the IdP does not know client %s: check the client id with the admin, then log in again", clientID)
+	cfg, lerr := store.LoadConfig(st.Dir)
+	if lerr != nil {
+		return failure(lerr, "")
+	}
+	srv := cfg.Servers[cg.server]
+	c := srv.Client(cg.clientID)
+	if c == nil || !c.Registered {
+		return authNeeded(cg, fmt.Sprintf("the server or IdP does not know client %s: check the client id with its admin, then log in again", cg.clientID))
+	}
+	disc, derr := g.discover(ctx, g.httpClient(), cg.server)
+	if derr != nil {
+		return authNeeded(cg, fmt.Sprintf("the registration of client %s is gone; register a new one ('ncmcp clients register') and log in again", cg.clientID))
+	}
+	if uerr := st.Update(ctx, func(cfg *store.Config) error {
+		cfg.Servers[cg.server].RemoveClient(cg.clientID)
+		return nil
+	}); uerr != nil {
+		return failure(uerr, "")
+	}
+	reg, rerr := registerClient(ctx, g, st, disc, 0)
+	if rerr != nil {
+		return rerr
+	}
+	return authNeeded(fmt.Errorf("%s forgot client %s (it keeps registrations in memory and was restarted); registered client %s in its place", cg.server, cg.clientID, reg.ID),
+		"log in again: 'ncmcp login --server "+cg.server+"'")
 }

@@ -76,6 +76,13 @@ type opClient struct {
 	authMethod   oidc.AuthMethod
 	loginURL     func(authRequestID string) string
 	extraScopes  map[string]bool // non-standard scopes the client may be granted
+	// grantTypes are the grants the client may use; nil means
+	// authorization_code and refresh_token.
+	grantTypes []oidc.GrantType
+	// secretExpires, if not zero, is when the secret stops working.
+	secretExpires time.Time
+	// registration is set for clients registered through RFC 7591.
+	registration *clientRegistration
 }
 
 func (c *opClient) GetID() string                       { return c.id }
@@ -87,6 +94,9 @@ func (c *opClient) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
 func (c *opClient) GrantTypes() []oidc.GrantType {
+	if c.grantTypes != nil {
+		return slices.Clone(c.grantTypes)
+	}
 	return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
 }
 func (c *opClient) LoginURL(id string) string            { return c.loginURL(id) }
@@ -104,10 +114,14 @@ func (c *opClient) RestrictAdditionalAccessTokenScopes() func([]string) []string
 }
 
 // checkSecret reports whether secret authenticates the client. A public
-// client has no secret and authenticates with an empty one.
+// client has no secret and authenticates with an empty one; an expired
+// secret authenticates nothing.
 func (c *opClient) checkSecret(secret string) bool {
 	if c.public {
 		return secret == ""
+	}
+	if !c.secretExpires.IsZero() && time.Now().After(c.secretExpires) {
+		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(secret), []byte(c.secret)) == 1
 }

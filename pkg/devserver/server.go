@@ -6,11 +6,21 @@
 //   - an OpenID Provider (built on github.com/zitadel/oidc/v3/pkg/op) with
 //     discovery, JWKS, authorization code with PKCE (S256), refresh tokens
 //     with rotation (only when offline_access was asked for), RFC 7009
-//     revocation, userinfo and a small login page;
-//   - the MCP server's generation-1 ("pass-through") Flow 1 surface: RFC 9728
-//     protected resource metadata, /oauth/authorize (which checks the request
-//     and redirects to the OP with the client's own client_id, redirect_uri
-//     and state) and a bearer-protected /mcp.
+//     revocation, RFC 7591/7592 dynamic client registration, userinfo and a
+//     small login page;
+//   - the MCP server. In generation 1 ("pass-through", the default) it
+//     serves RFC 9728 protected resource metadata naming the OP, and
+//     /oauth/authorize, which checks the request and redirects to the OP with
+//     the client's own client_id, redirect_uri and state. In generation 2
+//     (Options.Generation) it is its own authorization server instead
+//     (RFC 8414 metadata, /oauth/authorize, /oauth/token, /oauth/register,
+//     /oauth/userinfo): it logs users in at the OP with its own client and
+//     issues short-lived single-use codes of its own. In both generations it
+//     offers ADR-004's Flow 2 (/oauth/authorize-nextcloud and
+//     /oauth/callback, through which it obtains its own refresh token for a
+//     user) and a bearer-protected MCP Streamable HTTP endpoint at /mcp with
+//     the seed-generation Flow 2 tools (ToolProvision, ToolCheckStatus,
+//     ToolRevoke).
 //
 // It is a development server: it keeps everything in memory, has fixed test
 // users and clients, and refuses to listen on anything but loopback.
@@ -18,6 +28,7 @@ package devserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
@@ -29,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -86,11 +98,49 @@ type Options struct {
 	AccessTokenTTL time.Duration
 
 	// IDTokenAudience, if set, is put in ID tokens' aud instead of the usual
-	// audience (a misconfigured OP); access tokens stay as they are.
+	// audience (a misconfigured OP); access tokens stay as they are, and so
+	// do the ID tokens of the MCP server's own client (ServerClientID).
 	IDTokenAudience string
 	// NonceOverride, if set, is the nonce the stand-in forwards to the IdP
 	// instead of the client's.
 	NonceOverride string
+
+	// NoOfflineAccess runs the MCP server without offline access: the MCP
+	// endpoint offers none of the Flow 2 tools, and /oauth/authorize-nextcloud
+	// and /oauth/callback answer 404 (in generation 2 /oauth/callback still
+	// serves the proxy's logins).
+	NoOfflineAccess bool
+	// ProvisionURL, if set, is returned verbatim as authorization_url by
+	// provision_nextcloud_access instead of a Flow 2 URL (a fault: for
+	// example "javascript:alert(1)" or "https://evil.example/x").
+	ProvisionURL string
+
+	// NoRegistration turns the OP's dynamic client registration off: no
+	// registration_endpoint in its discovery, and /register answers 404.
+	NoRegistration bool
+	// NoRevocation turns the OP's RFC 7009 revocation off: no
+	// revocation_endpoint in its discovery, and the endpoint answers 404.
+	NoRevocation bool
+	// RegistrationFault makes the OP's POST /register misbehave: one of
+	// RegistrationFaultRefuse, RegistrationFaultRateLimit or
+	// RegistrationFaultMalformed; "" (default) serves it normally.
+	RegistrationFault string
+	// RegisteredSecretTTL, if positive, makes the secrets of clients
+	// registered at the OP expire that long after registration (reported
+	// in client_secret_expires_at); default 0, secrets never expire.
+	RegisteredSecretTTL time.Duration
+
+	// Generation is the MCP server generation to stand in for: 0 or 1 for
+	// generation 1 ("pass-through", the default), 2 for generation 2 (the
+	// server is its own authorization server and proxies logins to the OP).
+	Generation int
+	// CodeTTL is how long a code issued by the generation-2 server stays
+	// redeemable; default DefaultCodeTTL.
+	CodeTTL time.Duration
+	// RegisterRateLimit is how many requests per minute and remote address
+	// the generation-2 server's /oauth/register serves before it answers
+	// 429; default DefaultRegisterRateLimit.
+	RegisterRateLimit int
 
 	// Logf, if set, receives one line per request (listener, method, path,
 	// status), from many goroutines at once. Query strings and bodies, and
@@ -113,8 +163,14 @@ type Server struct {
 	mcpOnce, idpOnce sync.Once
 	mcpErr, idpErr   error
 	mcpDone, idpDone chan struct{}
-	countMu          sync.Mutex // guards tokenRequests
+	// loginURL and extraScopes are shared by every client of the OP.
+	loginURL    func(authRequestID string) string
+	extraScopes map[string]bool
+
+	countMu          sync.Mutex // guards the counters below
 	tokenRequests    map[string]int
+	idpTokenRequests map[string]int
+	registrations    int
 }
 
 // Start starts a dev server. It returns once both listeners accept
@@ -138,10 +194,29 @@ func Start(opts Options) (*Server, error) {
 	if opts.AccessTokenTTL <= 0 {
 		opts.AccessTokenTTL = time.Hour
 	}
+	switch opts.Generation {
+	case 0:
+		opts.Generation = 1
+	case 1, 2:
+	default:
+		return nil, fmt.Errorf("devserver: unknown generation %d (want 1 or 2)", opts.Generation)
+	}
+	if opts.CodeTTL <= 0 {
+		opts.CodeTTL = DefaultCodeTTL
+	}
+	if opts.RegisterRateLimit <= 0 {
+		opts.RegisterRateLimit = DefaultRegisterRateLimit
+	}
 	switch opts.PKCE {
 	case PKCEReject, PKCEIgnore, PKCERequire:
 	default:
 		return nil, fmt.Errorf("devserver: unknown PKCE mode %q (want %s, %s or %s)", opts.PKCE, PKCEReject, PKCEIgnore, PKCERequire)
+	}
+	switch opts.RegistrationFault {
+	case "", RegistrationFaultRefuse, RegistrationFaultRateLimit, RegistrationFaultMalformed:
+	default:
+		return nil, fmt.Errorf("devserver: unknown registration fault %q (want %s, %s or %s)", opts.RegistrationFault,
+			RegistrationFaultRefuse, RegistrationFaultRateLimit, RegistrationFaultMalformed)
 	}
 	mcpAddr, err := loopbackAddr(opts.Addr)
 	if err != nil {
@@ -168,13 +243,14 @@ func Start(opts Options) (*Server, error) {
 	}
 
 	s := &Server{
-		opts:          opts,
-		url:           "http://" + mcpLn.Addr().String(),
-		issuer:        "http://" + idpLn.Addr().String(),
-		serverSecret:  randomToken(),
-		mcpDone:       make(chan struct{}),
-		idpDone:       make(chan struct{}),
-		tokenRequests: make(map[string]int),
+		opts:             opts,
+		url:              "http://" + mcpLn.Addr().String(),
+		issuer:           "http://" + idpLn.Addr().String(),
+		serverSecret:     randomToken(),
+		mcpDone:          make(chan struct{}),
+		idpDone:          make(chan struct{}),
+		tokenRequests:    make(map[string]int),
+		idpTokenRequests: make(map[string]int),
 	}
 	scopes := joinScopes(baseScopes, strings.Fields(opts.Scopes))
 	s.store = newStorage(s.clients(scopes), []User{DefaultUser, SecondUser},
@@ -195,17 +271,39 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: %w", err)
 	}
 
+	up := &upstream{
+		clientID:           ServerClientID,
+		secret:             s.serverSecret,
+		redirectURI:        s.url + "/oauth/callback",
+		authEndpoint:       s.provider.AuthorizationEndpoint().Absolute(s.issuer),
+		tokenEndpoint:      s.provider.TokenEndpoint().Absolute(s.issuer),
+		userinfoEndpoint:   s.provider.UserinfoEndpoint().Absolute(s.issuer),
+		revocationEndpoint: s.provider.RevocationEndpoint().Absolute(s.issuer),
+		client:             &http.Client{Timeout: 10 * time.Second},
+		idTokens: gooidc.NewVerifier(s.issuer,
+			&gooidc.StaticKeySet{PublicKeys: []crypto.PublicKey{&rsaKey.PublicKey}},
+			&gooidc.Config{ClientID: ServerClientID}),
+	}
 	s.standIn = &standIn{
 		url:            s.url,
 		issuer:         s.issuer,
-		authEndpoint:   s.provider.AuthorizationEndpoint().Absolute(s.issuer),
+		authEndpoint:   up.authEndpoint,
 		allowedClients: slices.Clone(opts.AllowedClients),
+		registeredAtOP: s.isRegisteredClient,
 		scopes:         scopes,
 		pkce:           opts.PKCE,
 		forwardNonce:   opts.ForwardNonce,
 		nonceOverride:  opts.NonceOverride,
-		verifier:       op.NewAccessTokenVerifier(s.issuer, &op.OpenIDKeySet{Storage: s.store}),
 	}
+	if !opts.NoOfflineAccess {
+		s.standIn.flow2 = newFlow2(s.url, up, opts.ProvisionURL, opts.NoRevocation)
+	}
+	if opts.Generation == 2 {
+		s.standIn.proxy = newProxyAS(s.url, up, s.standIn.allowed, s.staticClientSecret, strings.Fields(opts.Scopes),
+			opts.CodeTTL, opts.RegisterRateLimit, s.countServerTokenRequest)
+	}
+	s.standIn.mcp = newMCPEndpoint(s.standIn.resourceMetadataURL(),
+		op.NewAccessTokenVerifier(s.issuer, &op.OpenIDKeySet{Storage: s.store}), s.standIn.flow2)
 
 	login := &loginUI{
 		store:       s.store,
@@ -221,6 +319,17 @@ func Start(opts Options) (*Server, error) {
 	}
 	idpMux := http.NewServeMux()
 	idpMux.Handle(loginPath, login)
+	idpMux.HandleFunc("GET "+oidc.DiscoveryEndpoint, s.discovery)
+	if opts.NoRegistration {
+		idpMux.HandleFunc(registerPath, http.NotFound)
+		idpMux.HandleFunc(registerPath+"/", http.NotFound)
+	} else {
+		idpMux.HandleFunc(registerPath, s.register)
+		idpMux.HandleFunc(registerPath+"/{id}", s.manageRegistration)
+	}
+	if opts.NoRevocation {
+		idpMux.HandleFunc(s.provider.RevocationEndpoint().Relative(), http.NotFound)
+	}
 	idpMux.Handle("/", s.tokenEndpoint(s.provider.TokenEndpoint().Relative(), s.provider))
 
 	s.mcpSrv = &http.Server{Handler: s.logRequests("mcp", s.standIn.handler()), ReadHeaderTimeout: 10 * time.Second}
@@ -228,6 +337,23 @@ func Start(opts Options) (*Server, error) {
 	go serve(s.mcpSrv, mcpLn, s.mcpDone)
 	go serve(s.idpSrv, idpLn, s.idpDone)
 	return s, nil
+}
+
+// discovery serves the OP's discovery document: zitadel's, with the
+// registration endpoint added and, with NoRevocation, the revocation
+// endpoint removed.
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	cfg := op.CreateDiscoveryConfig(op.ContextWithIssuer(r.Context(), s.issuer), s.provider, s.store)
+	if !s.opts.NoRegistration {
+		cfg.RegistrationEndpoint = s.issuer + registerPath
+	}
+	if s.opts.NoRevocation {
+		cfg.RevocationEndpoint = ""
+		cfg.RevocationEndpointAuthMethodsSupported = nil
+		cfg.RevocationEndpointAuthSigningAlgValuesSupported = nil
+	}
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	op.Discover(w, cfg)
 }
 
 func serve(srv *http.Server, ln net.Listener, done chan<- struct{}) {
@@ -242,6 +368,7 @@ func (s *Server) clients(scopes []string) map[string]*opClient {
 		extra[sc] = true
 	}
 	loginURL := func(id string) string { return s.issuer + loginPath + "?id=" + id }
+	s.loginURL, s.extraScopes = loginURL, extra
 	native := func(id, secret string) *opClient {
 		c := &opClient{
 			id:           id,
@@ -336,14 +463,63 @@ func (s *Server) Options() Options {
 	return o
 }
 
-// TokenRequests returns how many requests with that grant_type (such as
-// "authorization_code" or "refresh_token") reached the OP's token endpoint,
-// whether they succeeded or not.
+// TokenRequests returns how many token requests with that grant_type (such
+// as "authorization_code" or "refresh_token") MCP clients sent, whether they
+// succeeded or not: requests that reached the OP's token endpoint from any
+// client but the MCP server's own (ServerClientID), plus, in generation 2,
+// requests to the server's /oauth/token. The server's own requests at the
+// OP (Flow 2, the generation-2 proxy) are counted by IdPTokenRequests only.
 func (s *Server) TokenRequests(grantType string) int {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
 	return s.tokenRequests[grantType]
 }
+
+// IdPTokenRequests returns how many requests with that grant_type reached
+// the OP's token endpoint from any client, the MCP server's own included,
+// whether they succeeded or not.
+func (s *Server) IdPTokenRequests(grantType string) int {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	return s.idpTokenRequests[grantType]
+}
+
+// ProvisionedToken returns the refresh token that Flow 2 stored for the
+// user with that sub, if any.
+func (s *Server) ProvisionedToken(sub string) (ProvisionedToken, bool) {
+	if s.standIn.flow2 == nil {
+		return ProvisionedToken{}, false
+	}
+	return s.standIn.flow2.token(sub)
+}
+
+// staticClientSecret reports whether secret authenticates a static client
+// at the generation-2 server: any secret does for a client that is public at
+// the OP, else only its OP secret.
+func (s *Server) staticClientSecret(clientID, secret string) bool {
+	c, ok := s.store.client(clientID)
+	return !ok || c.public || c.checkSecret(secret)
+}
+
+// RestartServer makes the MCP server stand-in forget what a restarted server
+// forgets: in generation 2 its client registrations, login sessions, codes
+// and rate-limit counters; in both generations the Flow 2 states, sessions
+// and stored refresh tokens, and every MCP session. The OP keeps running and
+// the tokens it issued stay valid; AllowedClients and clients registered at
+// the OP stay known.
+func (s *Server) RestartServer() {
+	if s.standIn.proxy != nil {
+		s.standIn.proxy.reset()
+	}
+	if s.standIn.flow2 != nil {
+		s.standIn.flow2.reset()
+	}
+	s.standIn.mcp.restart()
+}
+
+// ToolCalls returns how many times the MCP tool with that name was called,
+// whatever the outcome.
+func (s *Server) ToolCalls(name string) int { return s.standIn.mcp.toolCalls(name) }
 
 // StopIdP stops only the OP's listener, so that clients find the IdP down
 // while the MCP server stand-in keeps running. It is safe to call more than once.
@@ -354,7 +530,10 @@ func (s *Server) StopIdP() error {
 
 // Close stops both listeners. It is safe to call more than once.
 func (s *Server) Close() error {
-	s.mcpOnce.Do(func() { s.mcpErr = shutdown(s.mcpSrv, s.mcpDone) })
+	s.mcpOnce.Do(func() {
+		s.standIn.mcp.closeSessions()
+		s.mcpErr = shutdown(s.mcpSrv, s.mcpDone)
+	})
 	return errors.Join(s.mcpErr, s.StopIdP())
 }
 

@@ -7,9 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // registryScopes are the scopes the generation-1 client registry lets a
@@ -19,27 +16,71 @@ var registryScopes = []string{"openid", "profile", "email", "mcp-server:api"}
 // baseScopes are always asked for at the IdP, before the configured scopes.
 var baseScopes = []string{"openid", "profile", "email"}
 
-// standIn is the MCP server stand-in: generation 1 ("pass-through") Flow 1.
+// standIn is the MCP server stand-in: generation 1 ("pass-through") Flow 1,
+// Flow 2 and the MCP endpoint; in generation 2 also the authorization
+// server proxy.
 type standIn struct {
 	url            string // base URL, no trailing slash
 	issuer         string
 	authEndpoint   string // the OP's authorization_endpoint
 	allowedClients []string
+	// registeredAtOP reports whether a client id was registered at the OP
+	// (RFC 7591); such clients count as allowed too.
+	registeredAtOP func(clientID string) bool
 	scopes         []string // asked for at the IdP: baseScopes plus the configured ones
 	pkce           string
 	forwardNonce   bool
 	nonceOverride  string
-	verifier       *op.AccessTokenVerifier
+
+	mcp   *mcpEndpoint
+	flow2 *flow2   // nil without offline access
+	proxy *proxyAS // nil in generation 1
 }
 
 func (s *standIn) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", s.protectedResource)
 	mux.HandleFunc("GET /.well-known/oauth-protected-resource", s.protectedResource)
-	mux.HandleFunc("GET /oauth/authorize", s.authorize)
-	mux.HandleFunc("/mcp", s.mcp)
+	if s.proxy != nil {
+		s.proxy.routes(mux)
+	} else {
+		mux.HandleFunc("GET /oauth/authorize", s.authorize)
+	}
+	if s.flow2 != nil {
+		mux.HandleFunc("GET /oauth/authorize-nextcloud", s.flow2.authorizeNextcloud)
+	}
+	if s.flow2 != nil || s.proxy != nil {
+		mux.HandleFunc("GET /oauth/callback", s.callback)
+	}
+	mux.Handle("/mcp", s.mcp)
 	mux.HandleFunc("/", http.NotFound)
 	return mux
+}
+
+// allowed reports whether the client registry knows clientID: one of
+// AllowedClients, or a client registered at the OP.
+func (s *standIn) allowed(clientID string) bool {
+	return slices.Contains(s.allowedClients, clientID) || (s.registeredAtOP != nil && s.registeredAtOP(clientID))
+}
+
+// callback is GET /oauth/callback, the server's one redirect URI at the
+// OP: the session its state belongs to decides between the generation-2
+// proxy login and Flow 2.
+func (s *standIn) callback(w http.ResponseWriter, r *http.Request) {
+	state, _ := lastParam(r.URL.Query(), "state")
+	if state == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing state")
+		return
+	}
+	if s.proxy != nil && s.proxy.hasSession(state) {
+		s.proxy.callback(w, r)
+		return
+	}
+	if s.flow2 != nil {
+		s.flow2.callback(w, r)
+		return
+	}
+	writeOAuthError(w, http.StatusBadRequest, "invalid_request", "unknown or expired state")
 }
 
 func (s *standIn) resourceURL() string { return s.url + "/mcp" }
@@ -61,9 +102,13 @@ func writeOAuthError(w http.ResponseWriter, status int, code, description string
 
 // protectedResource serves the RFC 9728 protected resource metadata.
 func (s *standIn) protectedResource(w http.ResponseWriter, _ *http.Request) {
+	authorizationServer := s.issuer
+	if s.proxy != nil {
+		authorizationServer = s.url
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"resource":                 s.resourceURL(),
-		"authorization_servers":    []string{s.issuer},
+		"authorization_servers":    []string{authorizationServer},
 		"scopes_supported":         s.scopes,
 		"bearer_methods_supported": []string{"header"},
 	})
@@ -117,7 +162,7 @@ func (s *standIn) authorize(w http.ResponseWriter, r *http.Request) {
 	case clientID == "":
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing client_id")
 		return
-	case !slices.Contains(s.allowedClients, clientID):
+	case !s.allowed(clientID):
 		writeOAuthError(w, http.StatusUnauthorized, "unauthorized_client", "client "+clientID+" is not in this server's list of allowed MCP clients")
 		return
 	}
@@ -152,27 +197,6 @@ func (s *standIn) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.Redirect(w, r, s.authEndpoint+"?"+params.Encode(), http.StatusFound)
-}
-
-// mcp stands in for the MCP endpoint: it only checks the bearer token.
-func (s *standIn) mcp(w http.ResponseWriter, r *http.Request) {
-	challenge := `Bearer resource_metadata="` + s.resourceMetadataURL() + `"`
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		w.Header().Set("WWW-Authenticate", challenge)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "authentication required")
-		return
-	}
-	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](r.Context(), strings.TrimSpace(token), s.verifier)
-	if err == nil && !slices.Contains(claims.Audience, MCPAudience) {
-		err = errWrongAudience
-	}
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", resource_metadata="`+s.resourceMetadataURL()+`"`)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
 var errWrongAudience = errors.New("access token is not meant for " + MCPAudience)

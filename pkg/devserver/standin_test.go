@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -203,7 +204,7 @@ func TestUnknownPaths(t *testing.T) {
 
 func TestMCPRequiresToken(t *testing.T) {
 	s := startServer(t, Options{AutoApprove: true})
-	wantChallenge := `resource_metadata="` + s.URL() + `/.well-known/oauth-protected-resource/mcp"`
+	wantChallenge := `Bearer error="invalid_token", resource_metadata="` + s.URL() + `/.well-known/oauth-protected-resource/mcp"`
 	lb := newLoopback(t)
 	_, challenge := pkcePair()
 	code := login(t, s, lb, PublicClientID, challenge, nil)
@@ -222,12 +223,16 @@ func TestMCPRequiresToken(t *testing.T) {
 		{"not bearer", "Basic YWxpY2U6YWxpY2U=", 401},
 		{"garbage", "Bearer not-a-token", 401},
 		{"ID token is not an access token for the server", "Bearer " + idToken, 401},
+		{"expired access token", "Bearer " + forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, -time.Minute), 401},
+		{"access token for another audience", "Bearer " + forgeAccessToken(t, s, DefaultUser.Subject, []string{"someone-else"}, time.Hour), 401},
 		{"access token", "Bearer " + tok.AccessToken, 200},
 		{"lower-case scheme", "bearer " + tok.AccessToken, 200},
+		{"forged token that is still valid", "Bearer " + forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, time.Hour), 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPost, s.URL()+"/mcp", strings.NewReader(`{}`))
+			// A plain GET (no MCP session, no event stream) checks the token.
+			req, _ := http.NewRequest(http.MethodGet, s.URL()+"/mcp", nil)
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
 			}
@@ -239,9 +244,8 @@ func TestMCPRequiresToken(t *testing.T) {
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.status)
 			}
-			www := resp.Header.Get("WWW-Authenticate")
-			if tc.status == 401 && (!strings.HasPrefix(www, "Bearer ") || !strings.Contains(www, wantChallenge)) {
-				t.Errorf("WWW-Authenticate = %q, want Bearer with %s", www, wantChallenge)
+			if www := resp.Header.Get("WWW-Authenticate"); tc.status == 401 && www != wantChallenge {
+				t.Errorf("WWW-Authenticate = %q, want %q", www, wantChallenge)
 			}
 		})
 	}

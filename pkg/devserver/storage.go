@@ -139,12 +139,17 @@ func (p publicKey) Use() string                        { return "sig" }
 func (p publicKey) Key() any                           { return &p.k.key.PublicKey }
 
 // storage implements op.Storage in memory. Every field below mu is guarded
-// by it; clients, users and key never change after construction.
+// by it; users and key never change after construction. The clients map
+// changes with dynamic client registration and is guarded by clientsMu; its
+// values are never changed once they are in the map (a change replaces the
+// value).
 type storage struct {
-	clients   map[string]*opClient
 	users     []User
 	key       *signingKey
 	accessTTL time.Duration
+
+	clientsMu sync.RWMutex
+	clients   map[string]*opClient
 
 	mu            sync.Mutex
 	authRequests  map[string]*authRequest
@@ -491,9 +496,9 @@ func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 // whenever the code has a challenge. Everywhere else (revocation,
 // introspection) public clients keep the auth method "none".
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, ok := s.clients[id]
+	c, ok := s.client(id)
 	if !ok {
-		return nil, errors.New("unknown client")
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	cp := *c
 	if cp.public && ctx.Value(tokenEndpointKey{}) != nil {
@@ -502,11 +507,40 @@ func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client
 	return &cp, nil
 }
 
+// deleteClient removes a client and its tokens. Its pending codes stay
+// until they expire: redeeming one fails with invalid_client, because the
+// client is gone.
+func (s *storage) deleteClient(id string) {
+	s.clientsMu.Lock()
+	delete(s.clients, id)
+	s.clientsMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tok, rt := range s.refreshTokens {
+		if rt.clientID == id {
+			delete(s.refreshTokens, tok)
+		}
+	}
+	for tid, at := range s.accessTokens {
+		if at.clientID == id {
+			delete(s.accessTokens, tid)
+		}
+	}
+}
+
+// client returns the client with that id.
+func (s *storage) client(id string) (*opClient, bool) {
+	s.clientsMu.RLock()
+	defer s.clientsMu.RUnlock()
+	c, ok := s.clients[id]
+	return c, ok
+}
+
 // AuthorizeClientIDSecret implements op.Storage.
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	c, ok := s.clients[id]
+	c, ok := s.client(id)
 	if !ok || !c.checkSecret(secret) {
-		return errors.New("invalid client credentials")
+		return oidc.ErrInvalidClient().WithDescription("invalid client credentials")
 	}
 	return nil
 }

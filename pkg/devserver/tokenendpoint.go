@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -12,7 +13,7 @@ import (
 )
 
 // tokenEndpoint wraps the OP's handler. For requests to the token endpoint
-// it counts the request by grant_type, marks the context (see
+// it counts the request by grant_type (see countTokenRequest), marks the context (see
 // storage.GetClientByClientID), applies the PKCE "ignore" mode and sets the
 // ID token's audience (see rewriteIDTokenAudience). Other requests pass
 // through untouched.
@@ -26,7 +27,7 @@ func (s *Server) tokenEndpoint(tokenPath string, next http.Handler) http.Handler
 		// including the changes below.
 		_ = r.ParseForm()
 		grantType := r.Form.Get("grant_type")
-		s.countTokenRequest(grantType)
+		s.countTokenRequest(grantType, requestClientID(r) != ServerClientID)
 		r = r.WithContext(context.WithValue(r.Context(), tokenEndpointKey{}, true))
 
 		if s.opts.PKCE == PKCEIgnore && grantType == string(oidc.GrantTypeCode) && r.Form.Has("code_verifier") {
@@ -55,10 +56,37 @@ func (s *Server) tokenEndpoint(tokenPath string, next http.Handler) http.Handler
 	})
 }
 
-func (s *Server) countTokenRequest(grantType string) {
+// countTokenRequest counts a token request at the OP in IdPTokenRequests
+// and, if an MCP client sent it (not the MCP server with its own client),
+// in TokenRequests.
+func (s *Server) countTokenRequest(grantType string, byMCPClient bool) {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	s.idpTokenRequests[grantType]++
+	if byMCPClient {
+		s.tokenRequests[grantType]++
+	}
+}
+
+// countServerTokenRequest counts a request to the generation-2 server's
+// /oauth/token in TokenRequests.
+func (s *Server) countServerTokenRequest(grantType string) {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
 	s.tokenRequests[grantType]++
+}
+
+// requestClientID returns the client id of a token request: the user of
+// HTTP basic authentication, else the client_id parameter. The form must
+// be parsed.
+func requestClientID(r *http.Request) string {
+	if user, _, ok := r.BasicAuth(); ok {
+		if id, err := url.QueryUnescape(user); err == nil {
+			return id
+		}
+		return user
+	}
+	return r.Form.Get("client_id")
 }
 
 // rewriteIDTokenAudience sets the aud claim of the id_token in a token
@@ -69,7 +97,8 @@ func (s *Server) countTokenRequest(grantType string) {
 // Here the ID token gets the client id alone, as usual, so that it is not
 // accepted as an access token for the MCP server; or, with the
 // IDTokenAudience fault, that value alone, as an OP configured with a wrong
-// audience would issue it.
+// audience would issue it. The fault spares the MCP server's own client,
+// so that Flow 2 and the generation-2 proxy keep working.
 func (s *Server) rewriteIDTokenAudience(body []byte) ([]byte, error) {
 	var resp map[string]any
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -97,7 +126,7 @@ func (s *Server) rewriteIDTokenAudience(body []byte) ([]byte, error) {
 	}
 	azp, _ := claims["azp"].(string)
 	aud := azp
-	if s.opts.IDTokenAudience != "" {
+	if s.opts.IDTokenAudience != "" && azp != ServerClientID {
 		aud = s.opts.IDTokenAudience
 	}
 	if aud == "" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,6 +67,9 @@ type Result struct {
 	// Provider is the IdP's OIDC discovery (generation 1) or the server's
 	// RFC 8414 metadata (generation 2).
 	Provider Provider
+	// Warnings describe metadata that looks wrong for this client, such as
+	// endpoints on internal host names.
+	Warnings []string
 }
 
 // MetadataError reports a metadata document that could not be used.
@@ -94,11 +98,31 @@ func NormalizeServerURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
+// Options adjust discovery for servers whose metadata is wrong for the
+// client, typically behind a proxy that publishes internal host names.
+type Options struct {
+	// Issuer replaces authorization_servers[0] from the protected-resource
+	// metadata.
+	Issuer string
+	// PublicIssuer replaces the scheme and host of every endpoint in the
+	// authorization server's metadata that is on the issuer's own host
+	// (which the client may not reach, e.g. http://app).
+	PublicIssuer string
+	// Generation forces the server generation (1 or 2) instead of
+	// detecting it.
+	Generation int
+}
+
 // Discover fetches the server's protected-resource metadata (at
 // /.well-known/oauth-protected-resource/mcp, then without /mcp), decides the
 // generation, and fetches the authorization server's metadata. Redirects are
 // followed as the client does.
 func Discover(ctx context.Context, hc *http.Client, serverURL string) (*Result, error) {
+	return DiscoverWith(ctx, hc, serverURL, Options{})
+}
+
+// DiscoverWith is Discover with overrides.
+func DiscoverWith(ctx context.Context, hc *http.Client, serverURL string, o Options) (*Result, error) {
 	base, err := NormalizeServerURL(serverURL)
 	if err != nil {
 		return nil, err
@@ -124,7 +148,13 @@ func Discover(ctx context.Context, hc *http.Client, serverURL string) (*Result, 
 		return nil, fmt.Errorf("protected-resource metadata: %w", &MetadataError{URL: res.ResourceURL, Reason: "names no authorization_servers"})
 	}
 	res.Issuer = res.Resource.AuthorizationServers[0]
+	if o.Issuer != "" {
+		res.Issuer = strings.TrimRight(o.Issuer, "/")
+	}
 	res.Generation = DetectGeneration(base, res.Issuer)
+	if o.Generation != 0 {
+		res.Generation = o.Generation
+	}
 
 	var metaURL string
 	if res.Generation == Generation2 {
@@ -133,12 +163,89 @@ func Discover(ctx context.Context, hc *http.Client, serverURL string) (*Result, 
 		metaURL = strings.TrimRight(res.Issuer, "/") + "/.well-known/openid-configuration"
 	}
 	if err := getJSON(ctx, hc, metaURL, &res.Provider); err != nil {
+		if hint := internalHostHint(res.Issuer, base); hint != "" {
+			return nil, fmt.Errorf("authorization server metadata: %w (%s)", err, hint)
+		}
 		return nil, fmt.Errorf("authorization server metadata: %w", err)
 	}
 	if err := res.Provider.check(metaURL, res.Issuer); err != nil {
 		return nil, fmt.Errorf("authorization server metadata: %w", err)
 	}
+	if o.PublicIssuer != "" {
+		if err := res.Provider.rewriteHost(o.PublicIssuer); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range res.Provider.endpoints() {
+		if hint := internalHostHint(*e.url, base); hint != "" {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("the %s %s %s", e.name, *e.url, hint))
+		}
+	}
 	return res, nil
+}
+
+type endpoint struct {
+	name string
+	url  *string
+}
+
+func (p *Provider) endpoints() []endpoint {
+	return []endpoint{
+		{"authorization_endpoint", &p.AuthorizationEndpoint}, {"token_endpoint", &p.TokenEndpoint},
+		{"userinfo_endpoint", &p.UserinfoEndpoint}, {"jwks_uri", &p.JWKSURI},
+		{"registration_endpoint", &p.RegistrationEndpoint}, {"revocation_endpoint", &p.RevocationEndpoint},
+	}
+}
+
+// rewriteHost points the endpoints on the issuer's host at public instead.
+func (p *Provider) rewriteHost(public string) error {
+	pu, err := url.Parse(public)
+	if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https") {
+		return fmt.Errorf("invalid public issuer URL %q: want http(s)://host[:port]", public)
+	}
+	iu, err := url.Parse(p.Issuer)
+	if err != nil {
+		return fmt.Errorf("issuer %q: %w", p.Issuer, err)
+	}
+	for _, e := range p.endpoints() {
+		if *e.url == "" {
+			continue
+		}
+		u, err := url.Parse(*e.url)
+		if err != nil || !strings.EqualFold(u.Host, iu.Host) {
+			continue
+		}
+		u.Scheme, u.Host = pu.Scheme, pu.Host
+		*e.url = u.String()
+	}
+	return nil
+}
+
+// internalHostHint explains a URL whose host looks internal to the
+// server's network: a single-label host such as "app", or a loopback
+// address named by a server that is not itself on loopback.
+func internalHostHint(raw, serverURL string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	h := u.Hostname()
+	loopback := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	internal := false
+	if loopback(h) {
+		if su, err := url.Parse(serverURL); err == nil && !loopback(su.Hostname()) {
+			internal = true
+		}
+	} else if net.ParseIP(h) == nil && !strings.Contains(h, ".") {
+		internal = true
+	}
+	if !internal {
+		return ""
+	}
+	return "names the host \"" + h + "\", which looks internal to the server's network: pass --issuer or --public-issuer with an address this machine can reach"
 }
 
 // DetectGeneration returns Generation2 when the issuer is the server itself

@@ -146,3 +146,65 @@ func TestNormalizeServerURL(t *testing.T) {
 		}
 	}
 }
+
+// TestInternalHostNames: a server behind a proxy whose metadata names
+// internal hosts is reported, and the overrides make it usable.
+func TestInternalHostNames(t *testing.T) {
+	op := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		// The IdP believes it is http://app (its name inside the network).
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": "http://app", "authorization_endpoint": "http://app/authorize", "token_endpoint": "http://app/token",
+			"jwks_uri": "http://app/keys", "revocation_endpoint": "https://elsewhere.example/revoke",
+		})
+	}))
+	defer op.Close()
+	srv := mcpServer(t, func(w http.ResponseWriter, r *http.Request, self string) {
+		_ = json.NewEncoder(w).Encode(ProtectedResource{AuthorizationServers: []string{"http://app"}})
+	})
+
+	_, err := Discover(context.Background(), http.DefaultClient, srv.URL)
+	if err == nil || !strings.Contains(err.Error(), `names the host "app"`) || !strings.Contains(err.Error(), "--issuer") {
+		t.Fatalf("Discover = %v, want an error naming the internal host and the overrides", err)
+	}
+
+	// --issuer alone: metadata is found, but its endpoints are unreachable.
+	_, err = DiscoverWith(context.Background(), http.DefaultClient, srv.URL, Options{Issuer: op.URL})
+	if err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("DiscoverWith(issuer) = %v, want an issuer mismatch", err)
+	}
+}
+
+func TestPublicIssuerRewritesInternalEndpoints(t *testing.T) {
+	p := Provider{Issuer: "http://app", AuthorizationEndpoint: "http://app/apps/oidc/authorize", TokenEndpoint: "http://app/apps/oidc/token?x=1",
+		JWKSURI: "http://app/jwks", RevocationEndpoint: "https://other.example/revoke"}
+	if err := p.rewriteHost("https://cloud.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if p.AuthorizationEndpoint != "https://cloud.example.com/apps/oidc/authorize" || p.TokenEndpoint != "https://cloud.example.com/apps/oidc/token?x=1" ||
+		p.JWKSURI != "https://cloud.example.com/jwks" || p.RevocationEndpoint != "https://other.example/revoke" || p.Issuer != "http://app" {
+		t.Fatalf("rewritten: %+v", p)
+	}
+	if err := p.rewriteHost("cloud.example.com"); err == nil {
+		t.Fatal("a public issuer without scheme was accepted")
+	}
+}
+
+func TestInternalHostHint(t *testing.T) {
+	cases := map[[2]string]bool{
+		{"http://app/token", "https://mcp.example.com"}:              true,
+		{"http://localhost:8000/token", "https://mcp.example.com"}:   true,
+		{"http://localhost:8000/token", "http://127.0.0.1:8765"}:     false,
+		{"https://idp.example.com/token", "https://mcp.example.com"}: false,
+		{"http://10.0.0.5/token", "https://mcp.example.com"}:         false,
+		{"http://127.0.0.1:9000/token", "https://mcp.example.com"}:   true,
+	}
+	for in, want := range cases {
+		if got := internalHostHint(in[0], in[1]) != ""; got != want {
+			t.Errorf("internalHostHint(%q, %q) = %v, want %v", in[0], in[1], got, want)
+		}
+	}
+}

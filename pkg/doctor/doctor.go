@@ -48,6 +48,9 @@ type Inputs struct {
 	Store *store.Store
 	// Getenv reads the environment (browser settings, display).
 	Getenv func(string) string
+	// Discover runs discovery with the user's overrides (discovery.Discover
+	// when nil).
+	Discover func(ctx context.Context, serverURL string) (*discovery.Result, error)
 	// Tools lists the MCP tools the server offers to the stored login; nil
 	// when that cannot be asked (no login): the check is then skipped.
 	Tools func(ctx context.Context) ([]string, error)
@@ -103,7 +106,13 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 		add(Check{Name: names[0], Status: Warn, Detail: fmt.Sprintf("%s/mcp answered HTTP %d without a resource_metadata challenge (%s)", in.ServerURL, resp.StatusCode, d), Hint: "is this the MCP server's base URL, with OAuth enabled?"})
 	}
 
-	res, err := discovery.Discover(ctx, in.HTTP, in.ServerURL)
+	discover := in.Discover
+	if discover == nil {
+		discover = func(ctx context.Context, u string) (*discovery.Result, error) {
+			return discovery.Discover(ctx, in.HTTP, u)
+		}
+	}
+	res, err := discover(ctx, in.ServerURL)
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "authorization server metadata") {
 			add(Check{Name: names[1], Status: OK, Detail: "found"})
@@ -118,7 +127,7 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	if res.Generation == discovery.Generation1 {
 		add(Check{Name: names[2], Status: OK, Detail: "1 (pass-through: the IdP " + res.Issuer + " issues tokens)"})
 	} else {
-		add(Check{Name: names[2], Status: Warn, Detail: "2 (the server is its own authorization server)", Hint: "this ncmcp logs in to generation-1 servers only"})
+		add(Check{Name: names[2], Status: OK, Detail: "2 (the server is its own authorization server: codes and refreshes go to " + res.Provider.TokenEndpoint + ")"})
 	}
 	add(Check{Name: names[3], Status: OK, Detail: fmt.Sprintf("issuer %s, token endpoint %s", res.Provider.Issuer, res.Provider.TokenEndpoint)})
 	p := res.Provider

@@ -74,6 +74,9 @@ type Login struct {
 	// VerifierDropped is set when the IdP rejected the code_verifier for a
 	// code issued without a challenge and the exchange succeeded without it.
 	VerifierDropped bool
+	// NoVerifierFallback disables that second exchange: for servers whose
+	// codes are single-use whatever the outcome (generation 2).
+	NoVerifierFallback bool
 }
 
 // NewLogin prepares a flow with fresh random state, nonce and PKCE verifier.
@@ -106,7 +109,7 @@ func (l *Login) Exchange(ctx context.Context, hc *http.Client, code string) (*oa
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	cfg := l.Client.config(l.AuthorizeURL, l.TokenURL, l.RedirectURI)
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
-	if err != nil && isVerifierRejected(err) {
+	if err != nil && !l.NoVerifierFallback && isVerifierRejected(err) {
 		tok, err = cfg.Exchange(ctx, code)
 		if err == nil {
 			l.VerifierDropped = true

@@ -1,11 +1,14 @@
 package oauth
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -93,5 +96,27 @@ func TestTokenErrorNeverCarriesTheBody(t *testing.T) {
 	unreachable := tokenError("exchange the code", "https://idp/token", errors.New("dial tcp: connection refused"))
 	if !errors.As(unreachable, &te) || te.Refused() || !strings.Contains(unreachable.Error(), "unreachable") {
 		t.Fatalf("unreachable = %v", unreachable)
+	}
+}
+
+func TestMatchScopes(t *testing.T) {
+	out, notes := MatchScopes([]string{"offline_access", "notes.read", "calendar:write", "other"}, []string{"openid", "offline_access", "notes:read", "calendar.write"})
+	if strings.Join(out, " ") != "offline_access notes:read calendar.write other" || len(notes) != 2 {
+		t.Fatalf("MatchScopes = %v, %v", out, notes)
+	}
+}
+
+func TestExpiryFromJWT(t *testing.T) {
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"a","exp":` + strconv.FormatInt(exp.Unix(), 10) + `}`))
+	if got := Expiry(&oauth2.Token{AccessToken: "h." + payload + ".s"}); !got.Equal(exp) {
+		t.Fatalf("Expiry = %v, want %v", got, exp)
+	}
+	if got := Expiry(&oauth2.Token{AccessToken: "opaque"}); !got.IsZero() {
+		t.Fatalf("opaque token: %v", got)
+	}
+	set := time.Now().Add(time.Minute)
+	if got := Expiry(&oauth2.Token{AccessToken: "h." + payload + ".s", Expiry: set}); !got.Equal(set) {
+		t.Fatal("expires_in must win over the JWT")
 	}
 }

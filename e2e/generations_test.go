@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/devserver"
+)
+
+// TestBothGenerations runs the main path against a generation-1 server
+// (pass-through to the IdP) and a generation-2 one (the server is its own
+// authorization server): login, token, status, refresh with rotation,
+// logout.
+func TestBothGenerations(t *testing.T) {
+	t.Parallel()
+	for _, gen := range []int{1, 2} {
+		t.Run(fmt.Sprintf("generation %d", gen), func(t *testing.T) {
+			t.Parallel()
+			dev := startDev(t, devserver.Options{AutoApprove: true, Generation: gen})
+			e := newEnv(t).set("NCMCP_STORAGE", "file")
+			r := e.mustRun(loginArgs(dev)...)
+			if !strings.Contains(r.Stderr, "as alice") || !strings.Contains(r.Stderr, "Refresh token: yes") {
+				t.Fatalf("login:\n%s", r.Stderr)
+			}
+			first := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+			if got := strings.TrimSpace(e.mustRun("token").Stdout); got != first.AccessToken || !mcpAccepts(t, dev, got) {
+				t.Fatal("token")
+			}
+			var s struct {
+				Servers []struct {
+					Generation int    `json:"generation"`
+					Issuer     string `json:"issuer"`
+					Accounts   []struct {
+						Username        string `json:"username"`
+						HasRefreshToken bool   `json:"has_refresh_token"`
+					} `json:"accounts"`
+				} `json:"servers"`
+			}
+			if err := json.Unmarshal([]byte(e.mustRun("status", "--json", "--offline").Stdout), &s); err != nil {
+				t.Fatal(err)
+			}
+			wantIssuer := dev.IssuerURL()
+			if gen == 2 {
+				wantIssuer = dev.URL()
+			}
+			if len(s.Servers) != 1 || s.Servers[0].Generation != gen || s.Servers[0].Issuer != wantIssuer || s.Servers[0].Accounts[0].Username != "alice" {
+				t.Fatalf("status: %+v", s)
+			}
+			fresh := strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)
+			second := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+			if fresh == first.AccessToken || !mcpAccepts(t, dev, fresh) || second.RefreshToken == first.RefreshToken {
+				t.Fatal("refresh did not rotate and store the tokens")
+			}
+			if n := dev.TokenRequests("refresh_token"); n != 1 {
+				t.Errorf("%d refresh requests, want 1", n)
+			}
+			e.mustRun("logout")
+			e.expectCode(4, "not logged in", "token")
+		})
+	}
+}
+
+// TestGeneration2BurnedCode: the server's code is single-use and a wrong
+// verifier burns it; ncmcp does not retry a failed exchange, says to start
+// over, and stores nothing.
+func TestGeneration2BurnedCode(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	ended := filepath.Join(t.TempDir(), "ended")
+	e := newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_E2E_STOP_BEFORE_CALLBACK", ended)
+	p := e.start(loginArgs(dev, "--paste", "--timeout", "20s")...)
+	var cb []byte
+	for i := 0; i < 500 && len(cb) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		cb, _ = os.ReadFile(ended)
+	}
+	u, err := url.Parse(string(cb))
+	if err != nil || u.Query().Get("code") == "" {
+		t.Fatalf("callback %q", cb)
+	}
+	// Someone else tries the code with a wrong verifier: refused, and the
+	// code is gone.
+	resp, err := http.PostForm(dev.URL()+"/oauth/token", url.Values{
+		"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "redirect_uri": {u.Scheme + "://" + u.Host + u.Path},
+		"client_id": {devserver.PublicClientID}, "code_verifier": {strings.Repeat("x", 43)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("wrong verifier: HTTP %d", resp.StatusCode)
+	}
+	fmt.Fprintln(p.Stdin, string(cb))
+	r := p.wait(t)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "Invalid or expired authorization code") || !strings.Contains(r.Stderr, "it was not retried") {
+		t.Fatalf("exit %d\n%s", r.Code, r.Stderr)
+	}
+	if n := dev.TokenRequests("authorization_code"); n != 2 {
+		t.Errorf("%d code exchanges at the server, want 2 (the thief's and ncmcp's single one)", n)
+	}
+	assertNothingStored(t, e, nil)
+}
+
+// TestGeneration2Restart: the server forgets dynamic registrations when it
+// restarts; the next refresh registers a new client and says to log in
+// again, which then works.
+func TestGeneration2Restart(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.mustRun("login", "--server", dev.URL())
+	before := clientsList(t, e)
+	if len(before) != 1 || before[0].Source != "registered" {
+		t.Fatalf("clients: %+v", before)
+	}
+	dev.RestartServer()
+	r := e.expectCode(4, "forgot client "+before[0].ClientID, "token", "--min-ttl", "2h")
+	if !strings.Contains(r.Stderr, "log in again") {
+		t.Errorf("no hint:\n%s", r.Stderr)
+	}
+	after := clientsList(t, e)
+	if len(after) != 1 || after[0].ClientID == before[0].ClientID {
+		t.Fatalf("clients after the restart: %+v", after)
+	}
+	e.mustRun("login", "--server", dev.URL())
+	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
+		t.Fatal("token after logging in again")
+	}
+}
+
+// TestGeneration2RateLimitedRegistration: past the server's limit, a 429
+// with a long Retry-After is reported with when to try again.
+func TestGeneration2RateLimitedRegistration(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, RegisterRateLimit: 1})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.mustRun("clients", "register", "--server", dev.URL())
+	r := e.expectCode(1, "HTTP 429", "clients", "register", "--server", dev.URL())
+	if !strings.Contains(r.Stderr, "try again in") {
+		t.Errorf("no retry hint:\n%s", r.Stderr)
+	}
+	if rows := clientsList(t, e); len(rows) != 1 {
+		t.Fatalf("%d clients stored, want 1", len(rows))
+	}
+}
