@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/spf13/cobra"
 )
 
 // CompletionFiles returns the shell completion scripts generated from the
@@ -44,4 +46,12 @@ func WriteCompletions(dir string) error {
 		}
 	}
 	return nil
+}
+
+// NewRootCommand returns the whole ncmcp command tree built with default
+// dependencies, for generated documentation.
+func NewRootCommand() *cobra.Command {
+	root := newRootCmd(&Deps{})
+	root.DisableAutoGenTag = true
+	return root
 }
