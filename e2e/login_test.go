@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -558,12 +559,48 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 			t.Errorf("trace lacks %q", want)
 		}
 	}
-	for name, secret := range map[string]string{
+	secrets := map[string]string{
 		"access token": first.AccessToken, "refresh token": first.RefreshToken, "client secret": devserver.ConfidentialClientSecret,
 		"new access token": second.AccessToken, "new refresh token": second.RefreshToken,
-	} {
+	}
+	verifiers := dev.CodeVerifiers()
+	if len(verifiers) == 0 {
+		t.Fatal("the OP saw no code_verifier")
+	}
+	for i, v := range verifiers {
+		secrets[fmt.Sprintf("code verifier %d", i)] = v
+	}
+	for name, secret := range secrets {
 		if strings.Contains(trace, secret) {
 			t.Errorf("the --debug output contains the %s", name)
+		}
+	}
+
+	// A login whose code is known to the test (pasted), to check the
+	// authorization code too.
+	ended := filepath.Join(t.TempDir(), "ended")
+	e.set("NCMCP_E2E_STOP_BEFORE_CALLBACK", ended)
+	p := e.start("login", "--debug", "--paste", "--server", dev.URL(), "--client-id", devserver.ConfidentialClientID)
+	var cb []byte
+	for i := 0; i < 500 && len(cb) == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		cb, _ = os.ReadFile(ended)
+	}
+	u, err := url.Parse(string(cb))
+	if err != nil || u.Query().Get("code") == "" {
+		t.Fatalf("callback %q", cb)
+	}
+	fmt.Fprintln(p.Stdin, string(cb))
+	r := p.wait(t)
+	if r.Code != 0 {
+		t.Fatalf("pasted login: exit %d", r.Code)
+	}
+	if strings.Contains(r.Stderr, u.Query().Get("code")) {
+		t.Error("the --debug output contains the authorization code")
+	}
+	for _, v := range dev.CodeVerifiers() {
+		if strings.Contains(r.Stderr, v) {
+			t.Error("the --debug output contains a code verifier")
 		}
 	}
 }

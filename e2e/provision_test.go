@@ -98,7 +98,7 @@ func TestProvisionFailures(t *testing.T) {
 		noBrowse bool // the browser must not have been opened
 	}{
 		{name: "user abandons the browser", env: map[string]string{"NCMCP_BROWSER": "true"}, args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "did not confirm offline access within 2s"},
-		{name: "the IdP refuses consent", dev: devserver.Options{AutoDeny: true}, args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "did not confirm"},
+		{name: "the IdP refuses consent", dev: devserver.Options{DenyClients: []string{devserver.ServerClientID}}, args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "did not confirm"},
 		{name: "server without offline access", dev: devserver.Options{NoOfflineAccess: true}, code: 1, want: "offers no provisioning tools", noBrowse: true},
 		{name: "javascript: URL", dev: devserver.Options{ProvisionURL: "javascript:alert(1)"}, code: 1, want: `refusing to open "javascript:alert(1)"`, noBrowse: true},
 		{name: "foreign origin", dev: devserver.Options{ProvisionURL: "https://evil.example/oauth/authorize-nextcloud?state=x"}, code: 1, want: "not on the server's origin", noBrowse: true},
@@ -107,17 +107,9 @@ func TestProvisionFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := tt.dev
-			// Login itself is approved; AutoDeny only applies to Flow 2 below.
-			deny := o.AutoDeny
-			o.AutoDeny = false
 			o.AutoApprove = true
 			dev := startDev(t, o)
 			e := loggedIn(t, dev)
-			if deny {
-				dev2 := dev
-				_ = dev2
-				t.Skip("needs a dev server whose OP denies Flow 2 only")
-			}
 			log := filepath.Join(t.TempDir(), "browser.log")
 			e.set("NCMCP_E2E_BROWSER_LOG", log)
 			for k, v := range tt.env {
@@ -148,4 +140,40 @@ func TestProvisionNeedsLogin(t *testing.T) {
 	if n := dev.ToolCalls("provision_nextcloud_access"); n != 0 {
 		t.Errorf("%d tool calls", n)
 	}
+}
+
+// TestProvisionLoginFlow: a newer server offering only the Login Flow tools
+// (nc_auth_*) is provisioned through them; a page on another host is shown
+// but never opened.
+func TestProvisionLoginFlow(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, LoginFlowTools: true})
+	e := loggedIn(t, dev)
+	r := e.mustRun("provision", "--interval", "200ms")
+	if !strings.Contains(r.Stderr, dev.URL()+"/login/v2/flow/") || !strings.Contains(r.Stderr, "via app_password") {
+		t.Fatalf("provision:\n%s", r.Stderr)
+	}
+	if _, ok := dev.ProvisionedToken(devserver.DefaultUser.Subject); !ok {
+		t.Fatal("not provisioned at the server")
+	}
+	if n := dev.ToolCalls(devserver.ToolNCAuthCheck); n == 0 {
+		t.Error("nc_auth_check_status was never called")
+	}
+	if state, _ := serverSide(t, e); state != "provisioned" {
+		t.Errorf("status: %s", state)
+	}
+
+	foreign := startDev(t, devserver.Options{AutoApprove: true, LoginFlowTools: true, ProvisionURL: "https://cloud.example.com/login/v2/flow/abc"})
+	e2 := loggedIn(t, foreign)
+	log := filepath.Join(t.TempDir(), "browser.log")
+	e2.set("NCMCP_E2E_BROWSER_LOG", log)
+	r = e2.mustRun("provision", "--no-wait")
+	if !strings.Contains(r.Stderr, "The page is on cloud.example.com, not on the server, so ncmcp does not open it") {
+		t.Errorf("stderr:\n%s", r.Stderr)
+	}
+	if b, _ := os.ReadFile(log); len(b) > 0 {
+		t.Errorf("the browser was opened:\n%s", b)
+	}
+	plain := startDev(t, devserver.Options{AutoApprove: true, LoginFlowTools: true, ProvisionURL: "http://cloud.example.com/x"})
+	loggedIn(t, plain).expectCode(1, "must use https", "provision", "--no-wait")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type ProvisionOptions struct {
 	JSON      bool
 	Timeout   time.Duration
 	Interval  time.Duration
+
+	intervalSet bool
 }
 
 func newProvisionCmd(g *globalOptions, runF func(context.Context, *ProvisionOptions) error) *cobra.Command {
@@ -35,7 +38,10 @@ func newProvisionCmd(g *globalOptions, runF func(context.Context, *ProvisionOpti
 work. ncmcp asks the server to start (MCP tool provision_nextcloud_access),
 opens the page it returns (only an http(s) URL on the server's own origin),
 and polls check_provisioning_status until the server confirms, because the
-server's success page is no proof. Needs a login ('ncmcp login').`,
+server's success page is no proof. Newer servers' nc_auth_provision_access /
+nc_auth_check_status (Nextcloud Login Flow app passwords) are used when
+those are what the server offers; their page may be on the Nextcloud host,
+which ncmcp then prints but does not open. Needs a login ('ncmcp login').`,
 		Example: `  ncmcp provision
   ncmcp provision --no-browser --timeout 10m
   ncmcp provision --force      # provision again, replacing the server's token`,
@@ -44,6 +50,7 @@ server's success page is no proof. Needs a login ('ncmcp login').`,
 			if !cmd.Flags().Changed("no-browser") {
 				opts.NoBrowser = envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
 			}
+			opts.intervalSet = cmd.Flags().Changed("interval")
 			if opts.Timeout <= 0 || opts.Interval <= 0 {
 				return usageErrorf("use positive durations", "invalid --timeout or --interval")
 			}
@@ -59,7 +66,7 @@ server's success page is no proof. Needs a login ('ncmcp login').`,
 	f.BoolVar(&opts.NoBrowser, "no-browser", false, "print the URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON on stdout")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the server to confirm")
-	f.DurationVar(&opts.Interval, "interval", 2*time.Second, "how often to ask the server")
+	f.DurationVar(&opts.Interval, "interval", 2*time.Second, "how often to ask the server (default 2s; 5s for Login Flow servers)")
 	return cmd
 }
 
@@ -128,12 +135,22 @@ func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 	}
 
 	pageURL := start.URL()
-	if err := provision.CheckURL(pageURL, srv.URL); err != nil {
+	place := provision.OpenIt
+	if ts.LoginFlow {
+		place, err = provision.CheckLoginFlowURL(pageURL, srv.URL)
+	} else {
+		err = provision.CheckURL(pageURL, srv.URL)
+	}
+	if err != nil {
 		return failure(err, "the server returned a page ncmcp will not open; report this to the server's admin")
 	}
 	out.URL = pageURL
 	fmt.Fprintf(d.Stderr, "Open this URL in a browser to give %s offline access to %s's account:\n\n  %s\n\n", srv.URL, name, pageURL)
-	if !opts.NoBrowser {
+	switch {
+	case place == provision.ShowIt:
+		u, _ := url.Parse(pageURL)
+		fmt.Fprintf(d.Stderr, "The page is on %s, not on the server, so ncmcp does not open it: open it yourself if that is your Nextcloud.\n", u.Host)
+	case !opts.NoBrowser:
 		if err := g.openURL(pageURL); err != nil {
 			fmt.Fprintf(d.Stderr, "warning: could not open a browser (%v): open the URL above yourself\n", err)
 		}
@@ -146,7 +163,11 @@ func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	tick := waitIndicator(d, opts.Timeout)
-	s, err := provision.Wait(wctx, opts.Interval, func(ctx context.Context) (*provision.Status, error) {
+	interval := opts.Interval
+	if !opts.intervalSet {
+		interval = ts.PollInterval()
+	}
+	s, err := provision.Wait(wctx, interval, func(ctx context.Context) (*provision.Status, error) {
 		return ts.Status(ctx, sess, acct.Subject)
 	}, tick)
 	tick(-1)

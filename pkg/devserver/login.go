@@ -4,6 +4,7 @@ import (
 	"context"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,7 @@ type loginUI struct {
 	store       *storage
 	autoApprove bool
 	autoDeny    bool
+	denyClients []string
 	// deny answers the client that the user refused (access_denied).
 	deny func(w http.ResponseWriter, r *http.Request, ar *authRequest)
 	// callbackURL returns the OP's authorize callback for an auth request id.
@@ -88,7 +90,7 @@ func (l *loginUI) show(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown or expired login request: start the login again", http.StatusBadRequest)
 		return
 	}
-	if l.autoDeny {
+	if l.autoDeny || slices.Contains(l.denyClients, ar.clientID) {
 		l.deny(w, r, ar)
 		return
 	}

@@ -81,6 +81,30 @@ type Options struct {
 	// (error=access_denied to the client's redirect URI); it wins over
 	// AutoApprove.
 	AutoDeny bool
+	// DenyClients makes the OP's login answer access_denied for these
+	// client ids only (e.g. ServerClientID: the user refuses Flow 2 but
+	// not the login).
+	DenyClients []string
+	// LoginFlowTools makes the MCP endpoint offer the newer servers' tools
+	// (nc_auth_provision_access, nc_auth_check_status: Nextcloud Login
+	// Flow v2 app passwords) instead of the seed's, and serve
+	// /api/v1/status.
+	LoginFlowTools bool
+
+	// Quirks of IdPs and servers in the wild.
+
+	// DiscoveryRedirect answers the OP's discovery with a 301 to
+	// /index.php/.well-known/openid-configuration, as Nextcloud does.
+	DiscoveryRedirect bool
+	// PRMIssuer, if set, is published as authorization_servers[0] instead
+	// of the real issuer (a server behind a proxy naming an internal host).
+	PRMIssuer string
+	// NoRefreshRotation makes refreshes keep the refresh token valid and
+	// answer without a refresh_token.
+	NoRefreshRotation bool
+	// OmitExpiresIn drops expires_in from token responses.
+	OmitExpiresIn bool
+
 	// AllowedClients is the stand-in's client registry (ALLOWED_MCP_CLIENTS);
 	// default DefaultAllowedClients. Ids the OP does not know yet are
 	// registered there as public native clients.
@@ -150,12 +174,15 @@ type Options struct {
 
 // Server is a running dev server.
 type Server struct {
-	opts     Options
-	url      string
-	issuer   string
-	store    *storage
-	provider *op.Provider
-	standIn  *standIn
+	opts Options
+
+	verifierMu sync.Mutex
+	verifiers  []string // code_verifier values seen at the OP's token endpoint
+	url        string
+	issuer     string
+	store      *storage
+	provider   *op.Provider
+	standIn    *standIn
 
 	serverSecret string
 
@@ -255,6 +282,7 @@ func Start(opts Options) (*Server, error) {
 	scopes := joinScopes(baseScopes, strings.Fields(opts.Scopes))
 	s.store = newStorage(s.clients(scopes), []User{DefaultUser, SecondUser},
 		&signingKey{id: randomID()[:16], key: rsaKey}, opts.AccessTokenTTL)
+	s.store.noRotation = opts.NoRefreshRotation
 
 	var cryptoKey [32]byte
 	_, _ = rand.Read(cryptoKey[:])
@@ -294,9 +322,13 @@ func Start(opts Options) (*Server, error) {
 		pkce:           opts.PKCE,
 		forwardNonce:   opts.ForwardNonce,
 		nonceOverride:  opts.NonceOverride,
+		prmIssuer:      strings.TrimRight(opts.PRMIssuer, "/"),
 	}
-	if !opts.NoOfflineAccess {
+	if !opts.NoOfflineAccess && !opts.LoginFlowTools {
 		s.standIn.flow2 = newFlow2(s.url, up, opts.ProvisionURL, opts.NoRevocation)
+	}
+	if opts.LoginFlowTools {
+		s.standIn.loginFlow = newLoginFlow(s.url, opts.AutoApprove, opts.ProvisionURL)
 	}
 	if opts.Generation == 2 {
 		s.standIn.proxy = newProxyAS(s.url, up, s.standIn.allowed, s.staticClientSecret, strings.Fields(opts.Scopes),
@@ -304,11 +336,15 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.standIn.mcp = newMCPEndpoint(s.standIn.resourceMetadataURL(),
 		op.NewAccessTokenVerifier(s.issuer, &op.OpenIDKeySet{Storage: s.store}), s.standIn.flow2)
+	if s.standIn.loginFlow != nil {
+		s.standIn.mcp.addLoginFlowTools(s.standIn.loginFlow)
+	}
 
 	login := &loginUI{
 		store:       s.store,
 		autoApprove: opts.AutoApprove,
 		autoDeny:    opts.AutoDeny,
+		denyClients: slices.Clone(opts.DenyClients),
 		deny: func(w http.ResponseWriter, r *http.Request, ar *authRequest) {
 			_ = s.store.DeleteAuthRequest(r.Context(), ar.id)
 			op.AuthRequestError(w, r, ar, oidc.ErrAccessDenied().WithDescription("The user refused to grant access."), s.provider)
@@ -319,7 +355,14 @@ func Start(opts Options) (*Server, error) {
 	}
 	idpMux := http.NewServeMux()
 	idpMux.Handle(loginPath, login)
-	idpMux.HandleFunc("GET "+oidc.DiscoveryEndpoint, s.discovery)
+	if opts.DiscoveryRedirect {
+		idpMux.HandleFunc("GET "+oidc.DiscoveryEndpoint, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/index.php"+oidc.DiscoveryEndpoint, http.StatusMovedPermanently)
+		})
+		idpMux.HandleFunc("GET /index.php"+oidc.DiscoveryEndpoint, s.discovery)
+	} else {
+		idpMux.HandleFunc("GET "+oidc.DiscoveryEndpoint, s.discovery)
+	}
 	if opts.NoRegistration {
 		idpMux.HandleFunc(registerPath, http.NotFound)
 		idpMux.HandleFunc(registerPath+"/", http.NotFound)
@@ -487,6 +530,9 @@ func (s *Server) IdPTokenRequests(grantType string) int {
 // ProvisionedToken returns the refresh token that Flow 2 stored for the
 // user with that sub, if any.
 func (s *Server) ProvisionedToken(sub string) (ProvisionedToken, bool) {
+	if s.standIn.loginFlow != nil {
+		return s.standIn.loginFlow.token(sub)
+	}
 	if s.standIn.flow2 == nil {
 		return ProvisionedToken{}, false
 	}
@@ -513,6 +559,9 @@ func (s *Server) RestartServer() {
 	}
 	if s.standIn.flow2 != nil {
 		s.standIn.flow2.reset()
+	}
+	if s.standIn.loginFlow != nil {
+		s.standIn.loginFlow.reset()
 	}
 	s.standIn.mcp.restart()
 }

@@ -31,6 +31,8 @@ type standIn struct {
 	pkce           string
 	forwardNonce   bool
 	nonceOverride  string
+	prmIssuer      string     // Options.PRMIssuer
+	loginFlow      *loginFlow // newer servers' Login Flow v2 provisioning, if offered
 
 	mcp   *mcpEndpoint
 	flow2 *flow2   // nil without offline access
@@ -51,6 +53,12 @@ func (s *standIn) handler() http.Handler {
 	}
 	if s.flow2 != nil || s.proxy != nil {
 		mux.HandleFunc("GET /oauth/callback", s.callback)
+	}
+	if s.loginFlow != nil {
+		mux.HandleFunc("/login/v2/flow/{token}", s.loginFlow.page)
+		mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"version": "0.65.0-devserver", "auth_mode": "oauth"})
+		})
 	}
 	mux.Handle("/mcp", s.mcp)
 	mux.HandleFunc("/", http.NotFound)
@@ -105,6 +113,9 @@ func (s *standIn) protectedResource(w http.ResponseWriter, _ *http.Request) {
 	authorizationServer := s.issuer
 	if s.proxy != nil {
 		authorizationServer = s.url
+	}
+	if s.prmIssuer != "" {
+		authorizationServer = s.prmIssuer
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"resource":                 s.resourceURL(),

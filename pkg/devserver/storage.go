@@ -144,6 +144,9 @@ func (p publicKey) Key() any                           { return &p.k.key.PublicK
 // values are never changed once they are in the map (a change replaces the
 // value).
 type storage struct {
+	// noRotation keeps refresh tokens valid when used (Options.NoRefreshRotation).
+	noRotation bool
+
 	users     []User
 	key       *signingKey
 	accessTTL time.Duration
@@ -392,9 +395,14 @@ func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRe
 		if !ok || now.After(old.expires) {
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token is invalid, expired, revoked or already used")
 		}
-		delete(s.refreshTokens, current)
 		rt.scopes = slices.Clone(old.scopes)
 		rt.authTime = old.authTime
+		if s.noRotation {
+			at := s.newAccessTokenLocked(req, now)
+			old.accessTokenID = at.id
+			return at.id, current, at.expires, nil
+		}
+		delete(s.refreshTokens, current)
 	} else if ar, ok := req.(op.AuthRequest); ok {
 		rt.authTime = ar.GetAuthTime()
 	}

@@ -28,6 +28,9 @@ func (s *Server) tokenEndpoint(tokenPath string, next http.Handler) http.Handler
 		_ = r.ParseForm()
 		grantType := r.Form.Get("grant_type")
 		s.countTokenRequest(grantType, requestClientID(r) != ServerClientID)
+		if v := r.Form.Get("code_verifier"); v != "" {
+			s.recordVerifier(v)
+		}
 		r = r.WithContext(context.WithValue(r.Context(), tokenEndpointKey{}, true))
 
 		if s.opts.PKCE == PKCEIgnore && grantType == string(oidc.GrantTypeCode) && r.Form.Has("code_verifier") {
@@ -46,6 +49,7 @@ func (s *Server) tokenEndpoint(tokenPath string, next http.Handler) http.Handler
 			if rewritten, err := s.rewriteIDTokenAudience(body); err == nil {
 				body = rewritten
 			}
+			body = s.applyQuirks(body, grantType)
 		}
 		for k, v := range rec.header {
 			w.Header()[k] = v
@@ -176,4 +180,43 @@ func (b *bufferedResponse) WriteHeader(status int) {
 func (b *bufferedResponse) Write(p []byte) (int, error) {
 	b.wrote = true
 	return b.body.Write(p)
+}
+
+// applyQuirks makes a successful token response look like those of IdPs in
+// the wild: without expires_in (OmitExpiresIn), or, for a refresh, without
+// refresh_token (NoRefreshRotation).
+func (s *Server) applyQuirks(body []byte, grantType string) []byte {
+	dropRT := s.opts.NoRefreshRotation && grantType == string(oidc.GrantTypeRefreshToken)
+	if !s.opts.OmitExpiresIn && !dropRT {
+		return body
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	if s.opts.OmitExpiresIn {
+		delete(m, "expires_in")
+	}
+	if dropRT {
+		delete(m, "refresh_token")
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+func (s *Server) recordVerifier(v string) {
+	s.verifierMu.Lock()
+	defer s.verifierMu.Unlock()
+	s.verifiers = append(s.verifiers, v)
+}
+
+// CodeVerifiers returns every PKCE code_verifier that reached the OP's
+// token endpoint, so that tests can check that none leaked anywhere else.
+func (s *Server) CodeVerifiers() []string {
+	s.verifierMu.Lock()
+	defer s.verifierMu.Unlock()
+	return append([]string(nil), s.verifiers...)
 }
