@@ -304,3 +304,19 @@ func TestRevokeServerSide(t *testing.T) {
 		t.Fatal("the server still holds its token")
 	}
 }
+
+// TestCompletionOfServersAndAccounts: shell completion offers the
+// configured servers and the selected server's accounts.
+func TestCompletionOfServersAndAccounts(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true})
+	e := loggedIn(t, dev)
+	r := e.mustRun("__complete", "token", "--server", "")
+	if !strings.Contains(r.Stdout, dev.URL()+"\t1 account(s), default") {
+		t.Errorf("--server completion:\n%s", r.Stdout)
+	}
+	r = e.mustRun("__complete", "token", "--account", "")
+	if !strings.Contains(r.Stdout, "alice\tsub "+devserver.DefaultUser.Subject) {
+		t.Errorf("--account completion:\n%s", r.Stdout)
+	}
+}

@@ -53,6 +53,11 @@ func TestLoginFlags(t *testing.T) {
 		{name: "unknown flag", args: []string{"login", "--nope"}, wantCode: ExitUsage},
 		{name: "stray argument", args: []string{"login", "extra"}, wantCode: ExitUsage},
 		{name: "a secret is never a flag", args: []string{"login", "--client-secret", "s"}, wantCode: ExitUsage},
+		{name: "unreadable CA file", args: []string{"login", "--cacert", "/nonexistent/ca.pem"}, wantCode: ExitUsage},
+		{name: "bad generation", args: []string{"login", "--generation", "3"}, wantCode: ExitUsage},
+		{name: "bad generation in the environment", env: map[string]string{"NCMCP_GENERATION": "two"}, args: []string{"login"}, wantCode: ExitUsage},
+		{name: "scopes and generation", args: []string{"login", "--scopes", "notes.read,files.read", "--generation", "2"}, want: LoginOptions{Timeout: 5 * time.Minute}},
+		{name: "paste and refresh token both read stdin", args: []string{"login", "--paste", "--with-refresh-token"}, wantCode: ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

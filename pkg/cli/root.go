@@ -79,6 +79,10 @@ type globalOptions struct {
 	Storage  string
 	Debug    bool
 
+	// CACert names extra trusted CA certificates (PEM).
+	CACert string
+	hc     *http.Client
+
 	// Discovery overrides for servers behind proxies.
 	Issuer       string
 	PublicIssuer string
@@ -158,9 +162,14 @@ token for scripts:
 	pf.StringVar(&g.ClientID, "client-id", "", "OAuth client id; NCMCP_CLIENT_SECRET holds a confidential client's secret (env NCMCP_CLIENT_ID)")
 	pf.StringVar(&g.Storage, "storage", "", "where secrets go: auto, keyring or file (env NCMCP_STORAGE; default auto)")
 	pf.BoolVar(&g.Debug, "debug", false, "trace HTTP requests on stderr, secrets redacted (env NCMCP_DEBUG=1)")
+	pf.StringVar(&g.CACert, "cacert", "", "PEM file of CA certificates to trust besides the system's, for servers with a private CA (env NCMCP_CACERT; SSL_CERT_FILE replaces the system's)")
 	pf.StringVar(&g.Issuer, "issuer", "", "use this authorization server instead of the one the server's metadata names (env NCMCP_ISSUER)")
 	pf.StringVar(&g.PublicIssuer, "public-issuer", "", "reach the IdP's endpoints at this http(s)://host[:port] when its metadata names an internal host (env NCMCP_PUBLIC_ISSUER)")
 	pf.IntVar(&g.Generation, "generation", 0, "server generation, 1 or 2, instead of detecting it (env NCMCP_GENERATION)")
+	_ = root.RegisterFlagCompletionFunc("server", g.completeServers)
+	_ = root.RegisterFlagCompletionFunc("account", g.completeAccounts)
+	_ = root.RegisterFlagCompletionFunc("storage", cobra.FixedCompletions([]string{"auto", "keyring", "file"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("generation", cobra.FixedCompletions([]string{"1", "2"}, cobra.ShellCompDirectiveNoFileComp))
 
 	return root
 }
@@ -178,6 +187,7 @@ func (g *globalOptions) resolveEnv(cmd *cobra.Command) error {
 	fill("client-id", &g.ClientID, "NCMCP_CLIENT_ID")
 	fill("storage", &g.Storage, "NCMCP_STORAGE")
 	fill("issuer", &g.Issuer, "NCMCP_ISSUER")
+	fill("cacert", &g.CACert, "NCMCP_CACERT")
 	fill("public-issuer", &g.PublicIssuer, "NCMCP_PUBLIC_ISSUER")
 	if !cmd.Flags().Changed("generation") {
 		if v := env("NCMCP_GENERATION"); v != "" {
@@ -186,6 +196,12 @@ func (g *globalOptions) resolveEnv(cmd *cobra.Command) error {
 				return usageErrorf("set it to 1 or 2", "invalid NCMCP_GENERATION %q", v)
 			}
 			g.Generation = n
+		}
+	}
+	if g.CACert != "" {
+		var err error
+		if g.hc, err = httpclient.New(g.httpOptions()); err != nil {
+			return usageErrorf("pass a readable PEM file of CA certificates", "--cacert: %v", err)
 		}
 	}
 	if g.Generation != 0 && g.Generation != 1 && g.Generation != 2 {
@@ -263,11 +279,19 @@ func (g *globalOptions) discover(ctx context.Context, hc *http.Client, serverURL
 
 // httpClient returns the HTTP client, tracing when --debug is on.
 func (g *globalOptions) httpClient() *http.Client {
-	o := httpclient.Options{Transport: g.deps.Transport}
+	if g.hc == nil {
+		// Without a CA file New cannot fail; with one, resolveEnv built it.
+		g.hc, _ = httpclient.New(g.httpOptions())
+	}
+	return g.hc
+}
+
+func (g *globalOptions) httpOptions() httpclient.Options {
+	o := httpclient.Options{Transport: g.deps.Transport, CACertFile: g.CACert}
 	if g.Debug {
 		o.Debug = g.deps.Stderr
 	}
-	return httpclient.New(o)
+	return o
 }
 
 // openURL opens a URL with the injected opener or the environment's browser.
@@ -331,4 +355,61 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// completeServers completes --server with the configured servers.
+func (g *globalOptions) completeServers(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	cfg := g.configForCompletion()
+	if cfg == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, u := range cfg.ServerURLs() {
+		desc := fmt.Sprintf("%d account(s)", len(cfg.Servers[u].Accounts))
+		if u == cfg.DefaultServer {
+			desc += ", default"
+		}
+		out = append(out, cobra.CompletionWithDesc(u, desc))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeAccounts completes --account with the accounts of the selected
+// server (--server, else the default or only one).
+func (g *globalOptions) completeAccounts(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	cfg := g.configForCompletion()
+	if cfg == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	if s, err := cmd.Flags().GetString("server"); err == nil && s != "" {
+		if u, err := discovery.NormalizeServerURL(s); err == nil {
+			g.Server = u
+		}
+	}
+	_, srv, err := g.selectServer(cfg)
+	if err != nil || srv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, id := range srv.AccountIDs() {
+		a := srv.Accounts[id]
+		name := a.Username
+		if name == "" {
+			name = a.Subject
+		}
+		out = append(out, cobra.CompletionWithDesc(name, "sub "+a.Subject))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (g *globalOptions) configForCompletion() *store.Config {
+	dir, err := g.configDir()
+	if err != nil {
+		return nil
+	}
+	cfg, err := store.LoadConfig(dir)
+	if err != nil {
+		return nil
+	}
+	return cfg
 }

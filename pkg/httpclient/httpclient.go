@@ -1,14 +1,18 @@
 // Package httpclient builds the one *http.Client ncmcp uses: proxy settings
-// from the environment, TLS verification on, timeouts everywhere, and an
+// from the environment, TLS verification always on (with extra CAs from a
+// file), plain http only to loopback addresses, timeouts everywhere, and an
 // optional trace of requests on stderr with secrets redacted.
 package httpclient
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,15 +25,34 @@ const Timeout = 30 * time.Second
 type Options struct {
 	// Debug, when not nil, receives one line per request and response.
 	Debug io.Writer
+	// CACertFile names a PEM file of CA certificates trusted in addition to
+	// the system's (SSL_CERT_FILE replaces the system's, as Go does).
+	CACertFile string
 	// Transport replaces the default transport (tests).
 	Transport http.RoundTripper
 }
 
 // New returns an HTTP client with the settings above.
-func New(o Options) *http.Client {
+func New(o Options) (*http.Client, error) {
 	rt := o.Transport
 	if rt == nil {
+		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+		if o.CACertFile != "" {
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			pem, err := os.ReadFile(o.CACertFile)
+			if err != nil {
+				return nil, fmt.Errorf("read CA certificates: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", o.CACertFile)
+			}
+			tlsConfig.RootCAs = pool
+		}
 		rt = &http.Transport{
+			TLSClientConfig:       tlsConfig,
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   10 * time.Second,
@@ -40,10 +63,38 @@ func New(o Options) *http.Client {
 			ForceAttemptHTTP2:     true,
 		}
 	}
+	rt = &httpsOnly{next: rt}
 	if o.Debug != nil {
 		rt = &tracer{next: rt, w: o.Debug}
 	}
-	return &http.Client{Transport: rt, Timeout: Timeout}
+	return &http.Client{Transport: rt, Timeout: Timeout}, nil
+}
+
+// PlainHTTPError refuses a plain http request to a host that is not a
+// loopback address: tokens and codes would cross the network unencrypted.
+type PlainHTTPError struct{ Host string }
+
+func (e *PlainHTTPError) Error() string {
+	return fmt.Sprintf("refusing plain http to %s: tokens would travel unencrypted; use https (plain http is only for loopback addresses)", e.Host)
+}
+
+// httpsOnly lets plain http through only to loopback addresses.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (h *httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !IsLoopback(req.URL.Hostname()) {
+		return nil, &PlainHTTPError{Host: req.URL.Host}
+	}
+	return h.next.RoundTrip(req)
+}
+
+// IsLoopback reports whether host is localhost or a loopback IP address.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // secretParams are query and form parameters whose values never appear in

@@ -2,8 +2,12 @@ package httpclient
 
 import (
 	"bytes"
+	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,7 +18,10 @@ func TestDebugTraceRedactsSecrets(t *testing.T) {
 	}))
 	defer srv.Close()
 	var trace bytes.Buffer
-	c := New(Options{Debug: &trace})
+	c, err := New(Options{Debug: &trace})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/authorize?client_id=c&code_challenge=SECRET-CHALLENGE&state=SECRET-STATE2&refresh_token=SECRET-RT", nil)
 	req.Header.Set("Authorization", "Bearer SECRET-BEARER")
@@ -35,12 +42,63 @@ func TestDebugTraceRedactsSecrets(t *testing.T) {
 }
 
 func TestNewHasTimeoutAndProxy(t *testing.T) {
-	c := New(Options{})
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.Timeout != Timeout {
 		t.Errorf("Timeout = %s", c.Timeout)
 	}
-	tr, ok := c.Transport.(*http.Transport)
-	if !ok || tr.Proxy == nil || tr.TLSClientConfig != nil && tr.TLSClientConfig.InsecureSkipVerify {
+	tr, ok := c.Transport.(*httpsOnly).next.(*http.Transport)
+	if !ok || tr.Proxy == nil || tr.TLSClientConfig == nil || tr.TLSClientConfig.InsecureSkipVerify {
 		t.Errorf("transport %+v", c.Transport)
+	}
+}
+
+func TestPlainHTTPOnlyToLoopback(t *testing.T) {
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://mcp.example.com/x", "http://app/token", "http://10.1.2.3:8080/"} {
+		_, err := c.Get(u)
+		var pe *PlainHTTPError
+		if !errors.As(err, &pe) {
+			t.Errorf("GET %s: %v, want PlainHTTPError", u, err)
+		}
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("loopback http refused: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// TestTLSVerification: an https server with a private CA is refused, and
+// accepted once its CA is given with CACertFile.
+func TestTLSVerification(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	c, _ := New(Options{})
+	if _, err := c.Get(srv.URL); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+	pemFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{CACertFile: pemFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("with --cacert: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := New(Options{CACertFile: filepath.Join(t.TempDir(), "missing.pem")}); err == nil {
+		t.Fatal("a missing CA file was accepted")
 	}
 }
