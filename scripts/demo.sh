@@ -2,7 +2,8 @@
 # The main job against the bundled dev server, with no display: build ncmcp
 # and ncmcp-devserver, start the dev server (auto-approving test login), log
 # in with curl as the "browser" (it follows the redirects to ncmcp's loopback
-# listener), then show status and use the token against the server's /mcp.
+# listener), provision the server's offline access, then show status and use
+# the token against the server's /mcp.
 # Everything lives in a throw-away directory; the user's own config and
 # keyring are left alone unless NCMCP_DEMO_KEYRING=1.
 set -euo pipefail
@@ -30,6 +31,9 @@ ncmcp="$work/ncmcp"
 echo "== ncmcp login --server $server --client-id test-mcp-client" >&2
 "$ncmcp" login --server "$server" --client-id test-mcp-client
 
+echo "== ncmcp provision (Flow 2: the server gets its own offline token, confirmed)" >&2
+"$ncmcp" provision --interval 500ms
+
 echo "== ncmcp status" >&2
 "$ncmcp" status
 
@@ -37,8 +41,10 @@ echo "== ncmcp token | cut -c1-24 (the token is a JWT)" >&2
 token=$("$ncmcp" token)
 echo "${token:0:24}..." >&2
 
-echo "== curl -H \"Authorization: Bearer \$(ncmcp token)\" $server/mcp" >&2
-curl -fsS -H "Authorization: Bearer $token" "$server/mcp" >&2
+echo "== curl -H \"Authorization: Bearer \$(ncmcp token)\" $server/mcp   (MCP initialize)" >&2
+curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}' \
+  "$server/mcp" | head -c 300 >&2
 echo >&2
 echo "== ncmcp token --min-ttl 2h (forces a refresh at the IdP)" >&2
 [ "$("$ncmcp" token --min-ttl 2h)" != "$token" ] && echo "   new access token issued and stored" >&2
