@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,13 +76,9 @@ func serverForSetup(g *globalOptions, cfg *store.Config) (string, error) {
 
 func runClientsRegister(ctx context.Context, opts *ClientsRegisterOptions) error {
 	g := opts.g
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	serverURL, err := serverForSetup(g, cfg)
 	if err != nil {
@@ -258,13 +253,9 @@ func newClientsAddCmd(g *globalOptions, runF func(context.Context, *ClientsAddOp
 
 func runClientsAdd(ctx context.Context, opts *ClientsAddOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	serverURL, err := serverForSetup(g, cfg)
 	if err != nil {
@@ -354,13 +345,9 @@ func newClientsListCmd(g *globalOptions, runF func(context.Context, *ClientsList
 
 func runClientsList(_ context.Context, opts *ClientsListOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	_, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	rows := []ClientJSON{}
 	for _, u := range cfg.ServerURLs() {
@@ -389,9 +376,7 @@ func runClientsList(_ context.Context, opts *ClientsListOptions) error {
 		}
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(d.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(d.Stdout, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(d.Stderr, "No clients stored: 'ncmcp clients register' or 'ncmcp clients add CLIENT_ID'.")

@@ -91,13 +91,9 @@ func runConfigSet(ctx context.Context, g *globalOptions, key, value string) erro
 }
 
 func runConfigGet(g *globalOptions, key string) error {
-	st, err := g.store()
+	_, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	switch key {
 	case "default-server":

@@ -2,14 +2,12 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/doctor"
-	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -51,13 +49,9 @@ type DoctorJSON struct {
 
 func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	serverURL := g.Server
 	if serverURL == "" {
@@ -91,9 +85,7 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 	checks := doctor.Run(ctx, in)
 	out := DoctorJSON{Server: serverURL, OK: !doctor.Failed(checks), Checks: checks}
 	if opts.JSON {
-		enc := json.NewEncoder(d.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(d.Stdout, out); err != nil {
 			return err
 		}
 	} else {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -58,3 +59,10 @@ func report(w io.Writer, err error) int {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// printJSON writes v to w as indented JSON (the --json outputs).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

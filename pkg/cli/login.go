@@ -86,13 +86,9 @@ The URL is always printed on stderr, so it can be opened elsewhere.`,
 
 func runLogin(ctx context.Context, opts *LoginOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	serverURL := g.Server
 	if serverURL == "" {

@@ -68,13 +68,7 @@ func runLogout(ctx context.Context, opts *LogoutOptions) error {
 		if err := deleteTokens(st, acct.Storage, srv.URL, acct.Subject); err != nil {
 			return failure(fmt.Errorf("remove the tokens of %s: %w", acct.Subject, err), "unlock the OS keyring and try again; nothing was changed")
 		}
-		delete(srv.Accounts, acct.Subject)
-		if srv.ActiveAccount == acct.Subject {
-			srv.ActiveAccount = ""
-			if ids := srv.AccountIDs(); len(ids) == 1 {
-				srv.ActiveAccount = ids[0]
-			}
-		}
+		srv.RemoveAccount(acct.Subject)
 		gone, serverURL = acct, srv.URL
 		return nil
 	})

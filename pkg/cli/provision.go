@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -85,13 +84,9 @@ type ProvisionJSON struct {
 
 func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	srv, acct, err := g.selectAccount(cfg)
 	if err != nil {
@@ -206,9 +201,7 @@ func printProvision(opts *ProvisionOptions, out ProvisionJSON) error {
 	if !opts.JSON {
 		return nil
 	}
-	enc := json.NewEncoder(opts.g.deps.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return printJSON(opts.g.deps.Stdout, out)
 }
 
 func accountName(a *store.Account) string {

@@ -277,6 +277,19 @@ func (g *globalOptions) discover(ctx context.Context, hc *http.Client, serverURL
 	return res, nil
 }
 
+// loadConfig opens the store and reads the config.
+func (g *globalOptions) loadConfig() (*store.Store, *store.Config, error) {
+	st, err := g.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := store.LoadConfig(st.Dir)
+	if err != nil {
+		return nil, nil, failure(err, "")
+	}
+	return st, cfg, nil
+}
+
 // httpClient returns the HTTP client, tracing when --debug is on.
 func (g *globalOptions) httpClient() *http.Client {
 	if g.hc == nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -90,13 +89,9 @@ type ServerSideStatus struct {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	out := StatusJSON{DefaultServer: cfg.DefaultServer, Servers: []ServerStatus{}}
 	now := d.Now()
@@ -132,9 +127,7 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 		out.Servers = append(out.Servers, ss)
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(d.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(d.Stdout, out); err != nil {
 			return err
 		}
 	} else {

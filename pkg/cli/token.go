@@ -65,13 +65,9 @@ func validFor(t *store.Tokens, now time.Time, minTTL time.Duration) bool {
 
 func runToken(ctx context.Context, opts *TokenOptions) error {
 	g := opts.g
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	if rt := g.deps.Getenv("NCMCP_REFRESH_TOKEN"); rt != "" {
 		return tokenFromEnv(ctx, opts, st, cfg, rt)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,13 +75,9 @@ func (g *globalOptions) matches(a *store.Account) bool {
 
 func runTokensList(ctx context.Context, opts *TokensListOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	rows := []TokenRow{}
 	for _, u := range cfg.ServerURLs() {
@@ -121,9 +116,7 @@ func runTokensList(ctx context.Context, opts *TokensListOptions) error {
 		}
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(d.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return printJSON(d.Stdout, rows)
 	}
 	printTokenRows(d.Stdout, d.Now(), rows)
 	return nil
@@ -186,13 +179,9 @@ type target struct{ server, sub string }
 
 func runTokensRevoke(ctx context.Context, opts *TokensRevokeOptions) error {
 	g := opts.g
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return failure(err, "")
 	}
 	var targets []target
 	if opts.All {
@@ -296,13 +285,7 @@ func revokeAccount(ctx context.Context, g *globalOptions, st *store.Store, cfg *
 		if err := deleteTokens(st, s.Accounts[t.sub].Storage, t.server, t.sub); err != nil {
 			return err
 		}
-		delete(s.Accounts, t.sub)
-		if s.ActiveAccount == t.sub {
-			s.ActiveAccount = ""
-			if ids := s.AccountIDs(); len(ids) == 1 {
-				s.ActiveAccount = ids[0]
-			}
-		}
+		s.RemoveAccount(t.sub)
 		return nil
 	})
 	if err != nil {

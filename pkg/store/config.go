@@ -101,6 +101,18 @@ func (s *Server) RemoveClient(id string) {
 	s.Clients = slices.DeleteFunc(s.Clients, func(c Client) bool { return c.ID == id })
 }
 
+// RemoveAccount forgets an account; when it was the active one, the only
+// remaining account (if exactly one remains) becomes active.
+func (s *Server) RemoveAccount(sub string) {
+	delete(s.Accounts, sub)
+	if s.ActiveAccount == sub {
+		s.ActiveAccount = ""
+		if ids := s.AccountIDs(); len(ids) == 1 {
+			s.ActiveAccount = ids[0]
+		}
+	}
+}
+
 // AccountIDs returns the subjects of the server's accounts, sorted.
 func (s *Server) AccountIDs() []string {
 	ids := make([]string, 0, len(s.Accounts))
