@@ -145,8 +145,8 @@ func newBareRoot(g *globalOptions) *cobra.Command {
 redirect), keeps the tokens in the OS keyring, and prints a fresh access
 token for scripts:
 
-  ncmcp login --server https://mcp.example.com
-  curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp`,
+    ncmcp login --server https://mcp.example.com
+    curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
