@@ -320,3 +320,21 @@ func TestCompletionOfServersAndAccounts(t *testing.T) {
 		t.Errorf("--account completion:\n%s", r.Stdout)
 	}
 }
+
+// TestServerGivenAsMCPEndpoint: --server may name the MCP endpoint
+// ({base}/mcp); the server is stored under its base URL and found again
+// either way.
+func TestServerGivenAsMCPEndpoint(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.mustRun("login", "--server", dev.URL()+"/mcp", "--client-id", devserver.PublicClientID)
+	if c := loadConfig(t, e); c.Servers[dev.URL()] == nil {
+		t.Fatalf("stored under %v", c.ServerURLs())
+	}
+	for _, s := range []string{dev.URL(), dev.URL() + "/mcp", dev.URL() + "/mcp/"} {
+		if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--server", s).Stdout)) {
+			t.Fatalf("token --server %s", s)
+		}
+	}
+}

@@ -326,6 +326,12 @@ func (g *globalOptions) openURL(u string) error {
 // one configured. It returns the URL and its config (nil when not configured).
 func (g *globalOptions) selectServer(cfg *store.Config) (string, *store.Server, error) {
 	if g.Server != "" {
+		if cfg.Servers[g.Server] == nil {
+			// --server may name the MCP endpoint of a configured server.
+			if parent, ok := strings.CutSuffix(g.Server, "/mcp"); ok && cfg.Servers[parent] != nil {
+				g.Server = parent
+			}
+		}
 		return g.Server, cfg.Servers[g.Server], nil
 	}
 	if cfg.DefaultServer != "" {

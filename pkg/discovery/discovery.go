@@ -80,8 +80,10 @@ type MetadataError struct {
 
 func (e *MetadataError) Error() string { return fmt.Sprintf("%s: %s", e.URL, e.Reason) }
 
-// NormalizeServerURL checks a server base URL and returns it without a
-// trailing slash or "/mcp" suffix.
+// NormalizeServerURL checks a server URL and returns it without a trailing
+// slash, scheme and host in lower case. It keeps a "/mcp" suffix: that may
+// be the MCP endpoint or part of the base path of a server mounted under
+// /mcp, which only discovery can tell (see Discover).
 func NormalizeServerURL(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -90,7 +92,6 @@ func NormalizeServerURL(raw string) (string, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", fmt.Errorf("invalid server URL %q: no query, fragment or credentials allowed", raw)
 	}
-	u.Path = strings.TrimSuffix(strings.TrimRight(u.Path, "/"), "/mcp")
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	u.Host = strings.ToLower(u.Host)
@@ -123,27 +124,28 @@ func Discover(ctx context.Context, hc *http.Client, serverURL string) (*Result, 
 
 // DiscoverWith is Discover with overrides.
 func DiscoverWith(ctx context.Context, hc *http.Client, serverURL string, o Options) (*Result, error) {
-	base, err := NormalizeServerURL(serverURL)
+	given, err := NormalizeServerURL(serverURL)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{ServerURL: base}
+	// The URL given is the server's base URL, or its MCP endpoint
+	// ({base}/mcp): try it as the base first, then its parent.
+	bases := []string{given}
+	if parent, ok := strings.CutSuffix(given, "/mcp"); ok && strings.Count(parent, "/") >= 2 {
+		bases = append(bases, parent)
+	}
+	res := &Result{}
 	var prmErr error
-	for _, p := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
-		u := base + p
-		prmErr = getJSON(ctx, hc, u, &res.Resource)
-		if prmErr == nil {
-			res.ResourceURL = u
-			break
-		}
-		var me *MetadataError
-		if !errors.As(prmErr, &me) || !strings.HasPrefix(me.Reason, "HTTP 404") {
+	for _, base := range bases {
+		res.ServerURL = base
+		if prmErr = res.fetchResource(ctx, hc); !isNotFound(prmErr) {
 			break
 		}
 	}
 	if prmErr != nil {
 		return nil, fmt.Errorf("protected-resource metadata: %w", prmErr)
 	}
+	base := res.ServerURL
 	if len(res.Resource.AuthorizationServers) == 0 || res.Resource.AuthorizationServers[0] == "" {
 		return nil, fmt.Errorf("protected-resource metadata: %w", &MetadataError{URL: res.ResourceURL, Reason: "names no authorization_servers"})
 	}
@@ -182,6 +184,28 @@ func DiscoverWith(ctx context.Context, hc *http.Client, serverURL string, o Opti
 		}
 	}
 	return res, nil
+}
+
+// fetchResource reads the protected-resource metadata of res.ServerURL: at
+// /.well-known/oauth-protected-resource/mcp, then without /mcp.
+func (res *Result) fetchResource(ctx context.Context, hc *http.Client) error {
+	var err error
+	for _, p := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+		u := res.ServerURL + p
+		if err = getJSON(ctx, hc, u, &res.Resource); err == nil {
+			res.ResourceURL = u
+			return nil
+		}
+		if !isNotFound(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func isNotFound(err error) bool {
+	var me *MetadataError
+	return errors.As(err, &me) && strings.HasPrefix(me.Reason, "HTTP 404")
 }
 
 type endpoint struct {

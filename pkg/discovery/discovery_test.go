@@ -132,8 +132,8 @@ func TestDiscoverBadMetadata(t *testing.T) {
 func TestNormalizeServerURL(t *testing.T) {
 	good := map[string]string{
 		"https://MCP.example.com/":        "https://mcp.example.com",
-		"https://mcp.example.com/mcp":     "https://mcp.example.com",
-		"http://127.0.0.1:8765/base/mcp/": "http://127.0.0.1:8765/base",
+		"https://mcp.example.com/mcp":     "https://mcp.example.com/mcp",
+		"http://127.0.0.1:8765/base/mcp/": "http://127.0.0.1:8765/base/mcp",
 	}
 	for in, want := range good {
 		if got, err := NormalizeServerURL(in); err != nil || got != want {
@@ -205,6 +205,28 @@ func TestInternalHostHint(t *testing.T) {
 	for in, want := range cases {
 		if got := internalHostHint(in[0], in[1]) != ""; got != want {
 			t.Errorf("internalHostHint(%q, %q) = %v, want %v", in[0], in[1], got, want)
+		}
+	}
+}
+
+// TestDiscoverBasePath: the URL given may be the MCP endpoint ({base}/mcp)
+// or the base of a server mounted under /mcp; discovery finds which.
+func TestDiscoverBasePath(t *testing.T) {
+	op := idp(t, false)
+	for _, mount := range []string{"", "/mcp", "/apps/mcp"} {
+		srv := mcpServer(t, func(w http.ResponseWriter, r *http.Request, self string) {
+			if r.URL.Path != mount+"/.well-known/oauth-protected-resource/mcp" {
+				http.NotFound(w, r)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(ProtectedResource{Resource: self + mount + "/mcp", AuthorizationServers: []string{op.URL}})
+		})
+		base := srv.URL + mount
+		for _, given := range []string{base, base + "/", base + "/mcp"} {
+			res, err := Discover(context.Background(), http.DefaultClient, given)
+			if err != nil || res.ServerURL != base {
+				t.Errorf("mount %q, given %s: ServerURL %v, %v; want %s", mount, given, res, err, base)
+			}
 		}
 	}
 }

@@ -237,6 +237,9 @@ func parsePasted(line, state string) (url.Values, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the pasted URL cannot be read: %v", err)
 		}
+		if q.Get("code") == "" && q.Get("error") == "" {
+			return nil, errors.New("the pasted URL holds no code")
+		}
 		return q, nil
 	}
 	if strings.ContainsAny(line, " /?&=") {

@@ -145,14 +145,18 @@ func schemaProperties(schema any) []string {
 	if err != nil {
 		return nil
 	}
-	var s struct {
-		Properties map[string]json.RawMessage `json:"properties"`
-	}
-	if json.Unmarshal(b, &s) != nil {
+	// JSON Schema keywords are case-sensitive; encoding/json's struct
+	// matching is not, so the keyword is looked up exactly.
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
 		return nil
 	}
-	names := make([]string, 0, len(s.Properties))
-	for n := range s.Properties {
+	var props map[string]json.RawMessage
+	if json.Unmarshal(top["properties"], &props) != nil {
+		return nil
+	}
+	names := make([]string, 0, len(props))
+	for n := range props {
 		names = append(names, n)
 	}
 	sort.Strings(names)

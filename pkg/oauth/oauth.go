@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -192,7 +193,15 @@ func (e *TokenError) Refused() bool { return e.Status >= 400 && e.Status < 500 }
 func tokenError(op, u string, err error) error {
 	te := &TokenError{Op: op, URL: u, Err: err}
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
+	var ue *url.Error
+	if !errors.As(err, &re) && !errors.As(err, &ue) {
+		// x/oauth2 could not parse a 200 answer; its message quotes the
+		// body, which may hold tokens, so it is not passed on.
+		te.Err, te.Status, te.Code = nil, http.StatusOK, "invalid_response"
+		te.Description = "the answer is not a usable token response"
+		return te
+	}
+	if re != nil {
 		te.Err = nil
 		if re.Response != nil {
 			te.Status = re.Response.StatusCode
