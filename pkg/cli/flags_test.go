@@ -41,7 +41,7 @@ func TestLoginFlags(t *testing.T) {
 	}{
 		{name: "defaults", args: []string{"login"}, want: LoginOptions{Timeout: 5 * time.Minute}},
 		{name: "all flags", args: []string{"login", "--server", "https://mcp.example.com/mcp/", "--client-id", "c1", "--no-browser", "--timeout", "30s", "--port", "8400"},
-			want: LoginOptions{NoBrowser: true, Timeout: 30 * time.Second, Port: 8400}, server: "https://mcp.example.com", clientID: "c1"},
+			want: LoginOptions{NoBrowser: true, Timeout: 30 * time.Second, Port: 8400}, server: "https://mcp.example.com/mcp", clientID: "c1"},
 		{name: "environment", env: map[string]string{"NCMCP_SERVER": "http://127.0.0.1:9", "NCMCP_CLIENT_ID": "c2", "NCMCP_NO_BROWSER": "1"}, args: []string{"login"},
 			want: LoginOptions{NoBrowser: true, Timeout: 5 * time.Minute}, server: "http://127.0.0.1:9", clientID: "c2"},
 		{name: "flag beats environment", env: map[string]string{"NCMCP_SERVER": "http://127.0.0.1:9", "NCMCP_NO_BROWSER": "1"}, args: []string{"login", "--server", "http://127.0.0.1:10", "--no-browser=false"},

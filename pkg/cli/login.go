@@ -317,7 +317,7 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 	if err != nil {
 		var te *oauth.TokenError
 		switch {
-		case errors.As(err, &te) && te.Status == 0:
+		case errors.As(err, &te) && te.Status == 0 && !te.Unusable:
 			return nil, failure(err, "the token endpoint was not reachable; run 'ncmcp login' again when it is up")
 		case errors.As(err, &te) && registration.UnknownClient(te.Code, te.Description):
 			return nil, failure(err, "the server no longer knows this client (restarted?): 'ncmcp clients remove "+login.Client.ID+" --local-only', then 'ncmcp login' registers a new one")

@@ -134,11 +134,19 @@ func DiscoverWith(ctx context.Context, hc *http.Client, serverURL string, o Opti
 	if parent, ok := strings.CutSuffix(given, "/mcp"); ok && strings.Count(parent, "/") >= 2 {
 		bases = append(bases, parent)
 	}
+	// Under the endpoint, a server may answer anything (401 from its auth
+	// middleware, 406, a catch-all page): any failure there tries the
+	// parent, and the first failure is reported when both fail.
 	res := &Result{}
 	var prmErr error
-	for _, base := range bases {
+	for i, base := range bases {
 		res.ServerURL = base
-		if prmErr = res.fetchResource(ctx, hc); !isNotFound(prmErr) {
+		err := res.fetchResource(ctx, hc)
+		if i == 0 {
+			prmErr = err
+		}
+		if err == nil {
+			prmErr = nil
 			break
 		}
 	}

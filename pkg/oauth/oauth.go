@@ -162,8 +162,12 @@ func Refresh(ctx context.Context, hc *http.Client, tokenURL string, c Client, re
 type TokenError struct {
 	Op  string
 	URL string
-	// Status is the HTTP status, 0 when the endpoint was not reached.
-	Status      int
+	// Status is the HTTP status, 0 when the endpoint was not reached or its
+	// answer could not be read.
+	Status int
+	// Unusable is set when an answer came but was no token response (cut
+	// short, not JSON, no access_token).
+	Unusable    bool
 	Code        string
 	Description string
 	Err         error
@@ -171,6 +175,8 @@ type TokenError struct {
 
 func (e *TokenError) Error() string {
 	switch {
+	case e.Unusable:
+		return fmt.Sprintf("%s: the answer of %s is not a usable token response", e.Op, e.URL)
 	case e.Status == 0:
 		return fmt.Sprintf("%s: token endpoint %s unreachable: %v", e.Op, e.URL, e.Err)
 	case e.Code != "":
@@ -195,10 +201,9 @@ func tokenError(op, u string, err error) error {
 	var re *oauth2.RetrieveError
 	var ue *url.Error
 	if !errors.As(err, &re) && !errors.As(err, &ue) {
-		// x/oauth2 could not parse a 200 answer; its message quotes the
-		// body, which may hold tokens, so it is not passed on.
-		te.Err, te.Status, te.Code = nil, http.StatusOK, "invalid_response"
-		te.Description = "the answer is not a usable token response"
+		// x/oauth2 could not read or parse the answer; its message may
+		// quote the body, which may hold tokens, so it is not passed on.
+		te.Err, te.Unusable = nil, true
 		return te
 	}
 	if re != nil {

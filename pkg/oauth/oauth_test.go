@@ -93,7 +93,7 @@ func TestTokenErrorNeverCarriesTheBody(t *testing.T) {
 	if !strings.Contains(err.Error(), "invalid_grant: refresh token is invalid") {
 		t.Fatalf("message %q", err.Error())
 	}
-	unreachable := tokenError("exchange the code", "https://idp/token", errors.New("dial tcp: connection refused"))
+	unreachable := tokenError("exchange the code", "https://idp/token", &url.Error{Op: "Post", URL: "https://idp/token", Err: errors.New("dial tcp: connection refused")})
 	if !errors.As(unreachable, &te) || te.Refused() || !strings.Contains(unreachable.Error(), "unreachable") {
 		t.Fatalf("unreachable = %v", unreachable)
 	}

@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,10 @@ func MatchScopes(requested, supported []string) (out []string, notes []string) {
 		bySpelling[canon(s)] = s
 	}
 	for _, r := range requested {
+		if slices.Contains(supported, r) {
+			out = append(out, r)
+			continue
+		}
 		if s, ok := bySpelling[canon(r)]; ok && s != r {
 			notes = append(notes, r+" -> "+s)
 			r = s
