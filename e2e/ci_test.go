@@ -392,3 +392,25 @@ func TestCachedTokenNeedsNoNetwork(t *testing.T) {
 		t.Fatal("token without a network printed something else")
 	}
 }
+
+// TestProxyFromEnvironment: HTTPS_PROXY is honoured (a CI runner behind a
+// proxy reaches the server through it).
+func TestProxyFromEnvironment(t *testing.T) {
+	t.Parallel()
+	seen := make(chan string, 4)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Method + " " + r.Host
+		http.Error(w, "no upstream here", http.StatusBadGateway)
+	}))
+	t.Cleanup(proxy.Close)
+	e := newEnv(t).set("HTTPS_PROXY", proxy.URL).set("NO_PROXY", "")
+	e.expectCode(1, "", "doctor", "--server", "https://mcp.example.test", "--storage", "file")
+	select {
+	case got := <-seen:
+		if got != "CONNECT mcp.example.test:443" {
+			t.Fatalf("the proxy saw %q", got)
+		}
+	default:
+		t.Fatal("the request did not go through HTTPS_PROXY")
+	}
+}
