@@ -350,10 +350,7 @@ func runClientsList(_ context.Context, opts *ClientsListOptions) error {
 		return err
 	}
 	rows := []ClientJSON{}
-	for _, u := range cfg.ServerURLs() {
-		if g.Server != "" && u != g.Server {
-			continue
-		}
+	for _, u := range g.selectedServers(cfg) {
 		srv := cfg.Servers[u]
 		for _, c := range srv.Clients {
 			row := ClientJSON{Server: u, ClientID: c.ID, Type: "public", Source: "added", RedirectPort: c.RedirectPort, RegistrationURI: c.RegistrationURI, Accounts: []string{}}

@@ -347,6 +347,24 @@ func (g *globalOptions) selectServer(cfg *store.Config) (string, *store.Server, 
 	}
 }
 
+// selectedServers returns the configured servers that --server selects:
+// all of them without it.
+func (g *globalOptions) selectedServers(cfg *store.Config) []string {
+	if g.Server != "" {
+		if u, _, _ := g.selectServer(cfg); cfg.Servers[u] != nil {
+			return []string{u}
+		}
+		return nil
+	}
+	return cfg.ServerURLs()
+}
+
+// matches reports whether the account is selected by --account: all of
+// them without it.
+func (g *globalOptions) matches(a *store.Account) bool {
+	return g.Account == "" || a.Subject == g.Account || a.Username == g.Account || a.Email == g.Account
+}
+
 // selectAccount resolves the server and account for commands that need a login.
 func (g *globalOptions) selectAccount(cfg *store.Config) (*store.Server, *store.Account, error) {
 	url, srv, err := g.selectServer(cfg)

@@ -96,15 +96,12 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 	out := StatusJSON{DefaultServer: cfg.DefaultServer, Servers: []ServerStatus{}}
 	now := d.Now()
 	n := 0
-	for _, u := range cfg.ServerURLs() {
-		if g.Server != "" && u != g.Server {
-			continue
-		}
+	for _, u := range g.selectedServers(cfg) {
 		srv := cfg.Servers[u]
 		ss := ServerStatus{URL: u, Generation: srv.Generation, Issuer: srv.Issuer, Accounts: []AccountStatus{}}
 		for _, id := range srv.AccountIDs() {
 			a := srv.Accounts[id]
-			if g.Account != "" && a.Subject != g.Account && a.Username != g.Account && a.Email != g.Account {
+			if !g.matches(a) {
 				continue
 			}
 			as := AccountStatus{Subject: a.Subject, Username: a.Username, Email: a.Email, Active: srv.ActiveAccount == a.Subject,

@@ -68,11 +68,6 @@ Flow 2 token of each account when its server can be asked (not with
 	return cmd
 }
 
-// matches reports whether the account is selected by --account.
-func (g *globalOptions) matches(a *store.Account) bool {
-	return g.Account == "" || a.Subject == g.Account || a.Username == g.Account || a.Email == g.Account
-}
-
 func runTokensList(ctx context.Context, opts *TokensListOptions) error {
 	g, d := opts.g, opts.g.deps
 	st, cfg, err := g.loadConfig()
@@ -80,10 +75,7 @@ func runTokensList(ctx context.Context, opts *TokensListOptions) error {
 		return err
 	}
 	rows := []TokenRow{}
-	for _, u := range cfg.ServerURLs() {
-		if g.Server != "" && u != g.Server {
-			continue
-		}
+	for _, u := range g.selectedServers(cfg) {
 		srv := cfg.Servers[u]
 		for _, id := range srv.AccountIDs() {
 			a := srv.Accounts[id]
@@ -185,10 +177,7 @@ func runTokensRevoke(ctx context.Context, opts *TokensRevokeOptions) error {
 	}
 	var targets []target
 	if opts.All {
-		for _, u := range cfg.ServerURLs() {
-			if g.Server != "" && u != g.Server {
-				continue
-			}
+		for _, u := range g.selectedServers(cfg) {
 			for _, id := range cfg.Servers[u].AccountIDs() {
 				if g.matches(cfg.Servers[u].Accounts[id]) {
 					targets = append(targets, target{u, id})
