@@ -179,32 +179,11 @@ func (p *proxyAS) registered(clientID string) (*proxyClient, bool) {
 func (p *proxyAS) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	get := func(k string) string { v, _ := lastParam(q, k); return v }
-	clientID, redirectURI, state := get("client_id"), get("redirect_uri"), get("state")
-	challenge := get("code_challenge")
-	method, ok := lastParam(q, "code_challenge_method")
+	req, ok := checkAuthorize(w, q, false)
 	if !ok {
-		method = "S256"
-	}
-	switch {
-	case get("response_type") != "code":
-		writeOAuthError(w, http.StatusBadRequest, "unsupported_response_type", "response_type must be \"code\"")
-		return
-	case redirectURI == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing redirect_uri")
-		return
-	case state == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing state (needed against CSRF)")
-		return
-	case challenge == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing code_challenge: PKCE is required")
-		return
-	case method != "S256":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "only the S256 code_challenge_method is supported")
-		return
-	case clientID == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing client_id")
 		return
 	}
+	clientID, redirectURI, state, challenge := req.clientID, req.redirectURI, req.state, req.challenge
 	if c, ok := p.registered(clientID); ok {
 		if !slices.Contains(c.redirectURIs, redirectURI) {
 			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "redirect_uri does not match a redirect URI registered for this client")

@@ -141,39 +141,12 @@ func lastParam(q url.Values, key string) (string, bool) {
 func (s *standIn) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	get := func(k string) string { v, _ := lastParam(q, k); return v }
-	responseType := get("response_type")
-	clientID := get("client_id")
-	redirectURI := get("redirect_uri")
-	state := get("state")
-	challenge := get("code_challenge")
-	method, ok := lastParam(q, "code_challenge_method")
+	req, ok := checkAuthorize(w, q, true)
 	if !ok {
-		method = "S256"
+		return
 	}
-
-	switch {
-	case responseType != "code":
-		writeOAuthError(w, http.StatusBadRequest, "unsupported_response_type", "response_type must be \"code\"")
-		return
-	case redirectURI == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing redirect_uri")
-		return
-	case !strings.HasPrefix(redirectURI, "http://localhost:") && !strings.HasPrefix(redirectURI, "http://127.0.0.1:"):
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "redirect_uri must be a loopback URI with a port (http://127.0.0.1:PORT/... or http://localhost:PORT/...)")
-		return
-	case state == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing state (needed against CSRF)")
-		return
-	case challenge == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing code_challenge: PKCE is required")
-		return
-	case method != "S256":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "only the S256 code_challenge_method is supported")
-		return
-	case clientID == "":
-		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "missing client_id")
-		return
-	case !s.allowed(clientID):
+	clientID, redirectURI, state, challenge := req.clientID, req.redirectURI, req.state, req.challenge
+	if !s.allowed(clientID) {
 		writeOAuthError(w, http.StatusUnauthorized, "unauthorized_client", "client "+clientID+" is not in this server's list of allowed MCP clients")
 		return
 	}
@@ -197,7 +170,7 @@ func (s *standIn) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.pkce == PKCERequire {
 		params.Set("code_challenge", challenge)
-		params.Set("code_challenge_method", method)
+		params.Set("code_challenge_method", "S256")
 	}
 	switch {
 	case s.nonceOverride != "":
@@ -211,3 +184,43 @@ func (s *standIn) authorize(w http.ResponseWriter, r *http.Request) {
 }
 
 var errWrongAudience = errors.New("access token is not meant for " + MCPAudience)
+
+// authorizeParams are the parameters of an authorization request that both
+// generations' /oauth/authorize check the same way.
+type authorizeParams struct {
+	clientID, redirectURI, state, challenge string
+}
+
+// checkAuthorize checks an authorization request in the seed's order:
+// response_type, redirect_uri (a loopback URI with a port when
+// loopbackOnly), state, code_challenge, code_challenge_method (S256, the
+// default), client_id. On a failure it writes the error and returns false.
+func checkAuthorize(w http.ResponseWriter, q url.Values, loopbackOnly bool) (authorizeParams, bool) {
+	get := func(k string) string { v, _ := lastParam(q, k); return v }
+	p := authorizeParams{clientID: get("client_id"), redirectURI: get("redirect_uri"), state: get("state"), challenge: get("code_challenge")}
+	method, ok := lastParam(q, "code_challenge_method")
+	if !ok {
+		method = "S256"
+	}
+	fail := func(status int, code, desc string) (authorizeParams, bool) {
+		writeOAuthError(w, status, code, desc)
+		return p, false
+	}
+	switch {
+	case get("response_type") != "code":
+		return fail(http.StatusBadRequest, "unsupported_response_type", "response_type must be \"code\"")
+	case p.redirectURI == "":
+		return fail(http.StatusBadRequest, "invalid_request", "missing redirect_uri")
+	case loopbackOnly && !strings.HasPrefix(p.redirectURI, "http://localhost:") && !strings.HasPrefix(p.redirectURI, "http://127.0.0.1:"):
+		return fail(http.StatusBadRequest, "invalid_request", "redirect_uri must be a loopback URI with a port (http://127.0.0.1:PORT/... or http://localhost:PORT/...)")
+	case p.state == "":
+		return fail(http.StatusBadRequest, "invalid_request", "missing state (needed against CSRF)")
+	case p.challenge == "":
+		return fail(http.StatusBadRequest, "invalid_request", "missing code_challenge: PKCE is required")
+	case method != "S256":
+		return fail(http.StatusBadRequest, "invalid_request", "only the S256 code_challenge_method is supported")
+	case p.clientID == "":
+		return fail(http.StatusBadRequest, "invalid_request", "missing client_id")
+	}
+	return p, true
+}
