@@ -426,39 +426,43 @@ secrets. When the deletion fails nothing is forgotten; --local-only skips it.`,
 
 func runClientsRemove(ctx context.Context, opts *ClientsRemoveOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
 	if err != nil {
 		return err
 	}
+	serverURL, err := serverForSetup(g, cfg)
+	if err != nil {
+		return err
+	}
+	var c *store.Client
+	if srv := cfg.Servers[serverURL]; srv != nil {
+		c = srv.Client(opts.ClientID)
+	}
+	if c == nil {
+		return usageErrorf("'ncmcp clients list' shows the stored clients", "no client %q stored for %s", opts.ClientID, serverURL)
+	}
+	// The deletion at the server is a network call: it happens before the
+	// store lock is taken, so that token refreshes are not held up by it.
 	var deleted bool
+	if c.RegistrationURI != "" && c.RegistrationTokenStorage != "" && !opts.LocalOnly {
+		b, err := st.Backend(c.RegistrationTokenStorage)
+		if err != nil {
+			return failure(err, "")
+		}
+		tok, err := b.Get(store.RegistrationTokenKey(serverURL, c.ID))
+		if err != nil {
+			return failure(fmt.Errorf("read the registration access token: %w", err), "unlock the keyring, or use --local-only")
+		}
+		if err := registration.Delete(ctx, g.httpClient(), c.RegistrationURI, tok); err != nil {
+			return failure(fmt.Errorf("%w; the client is still stored", err), "try again when the server answers, or forget it here only with --local-only")
+		}
+		deleted = true
+	}
 	var users []string
-	var serverURL string
 	err = st.Update(ctx, func(cfg *store.Config) error {
-		var err error
-		if serverURL, err = serverForSetup(g, cfg); err != nil {
-			return err
-		}
 		srv := cfg.Servers[serverURL]
-		var c *store.Client
-		if srv != nil {
-			c = srv.Client(opts.ClientID)
-		}
-		if c == nil {
-			return usageErrorf("'ncmcp clients list' shows the stored clients", "no client %q stored for %s", opts.ClientID, serverURL)
-		}
-		if c.RegistrationURI != "" && c.RegistrationTokenStorage != "" && !opts.LocalOnly {
-			b, err := st.Backend(c.RegistrationTokenStorage)
-			if err != nil {
-				return failure(err, "")
-			}
-			tok, err := b.Get(store.RegistrationTokenKey(serverURL, c.ID))
-			if err != nil {
-				return failure(fmt.Errorf("read the registration access token: %w", err), "unlock the keyring, or use --local-only")
-			}
-			if err := registration.Delete(ctx, g.httpClient(), c.RegistrationURI, tok); err != nil {
-				return failure(fmt.Errorf("%w; the client is still stored", err), "try again when the server answers, or forget it here only with --local-only")
-			}
-			deleted = true
+		if srv == nil || srv.Client(c.ID) == nil {
+			return nil // forgotten meanwhile by another process
 		}
 		for key, backend := range map[string]string{
 			store.ClientSecretKey(serverURL, c.ID):      c.SecretStorage,
