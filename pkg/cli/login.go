@@ -108,7 +108,7 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 		return err
 	}
 
-	client, err := loginClient(ctx, g, st, known, disc)
+	client, fixedPort, err := loginClient(ctx, g, st, known, disc)
 	if err != nil {
 		return err
 	}
@@ -117,11 +117,7 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	}
 	port := opts.Port
 	if port == 0 {
-		if cfg, err := store.LoadConfig(st.Dir); err == nil && cfg.Servers[disc.ServerURL] != nil {
-			if c := cfg.Servers[disc.ServerURL].Client(client.ID); c != nil {
-				port = c.RedirectPort
-			}
-		}
+		port = fixedPort
 	}
 	ln, err := loopback.Listen(port)
 	if err != nil {
@@ -193,8 +189,9 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 // loginClient picks the OAuth client: --client-id, else the account's or
 // the server's stored client, else one registered now when the server's
 // discovery offers registration. The secret comes from NCMCP_CLIENT_SECRET
-// or storage.
-func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *store.Server, disc *discovery.Result) (oauth.Client, error) {
+// or storage. It also returns the loopback port the client's registration
+// fixes (0: any).
+func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *store.Server, disc *discovery.Result) (oauth.Client, int, error) {
 	c := oauth.Client{ID: g.ClientID, AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported}
 	if c.ID == "" && known != nil {
 		if a := known.FindAccount(g.Account); a != nil && a.ClientID != "" && known.Client(a.ClientID) != nil {
@@ -205,13 +202,13 @@ func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *
 	}
 	if c.ID == "" {
 		if disc.Provider.RegistrationEndpoint == "" {
-			return c, usageErrorf("pass --client-id ID (or set NCMCP_CLIENT_ID) with a client the server allows, or record one with 'ncmcp clients add ID'; 'ncmcp clients register' needs a server or IdP that offers registration, and this one does not",
+			return c, 0, usageErrorf("pass --client-id ID (or set NCMCP_CLIENT_ID) with a client the server allows, or record one with 'ncmcp clients add ID'; 'ncmcp clients register' needs a server or IdP that offers registration, and this one does not",
 				"no OAuth client is known for %s", disc.ServerURL)
 		}
 		fmt.Fprintf(g.deps.Stderr, "No client is stored for %s: registering one at %s.\n", disc.ServerURL, disc.Provider.RegistrationEndpoint)
 		reg, err := registerClient(ctx, g, st, disc, 0)
 		if err != nil {
-			return c, err
+			return c, 0, err
 		}
 		if known == nil {
 			known = &store.Server{URL: disc.ServerURL}
@@ -220,22 +217,24 @@ func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *
 		c.ID = reg.ID
 	}
 	c.Secret = g.deps.Getenv("NCMCP_CLIENT_SECRET")
+	port := 0
 	if known != nil {
 		if sc := known.Client(c.ID); sc != nil {
+			port = sc.RedirectPort
 			if !sc.SecretExpiresAt.IsZero() && !g.deps.Now().Before(sc.SecretExpiresAt) {
-				return c, failure(fmt.Errorf("the secret of client %s expired at %s", c.ID, sc.SecretExpiresAt.Local().Format(time.RFC3339)),
+				return c, 0, failure(fmt.Errorf("the secret of client %s expired at %s", c.ID, sc.SecretExpiresAt.Local().Format(time.RFC3339)),
 					"register a new client: 'ncmcp clients remove "+c.ID+"' then 'ncmcp clients register'")
 			}
 			if c.Secret == "" && sc.Confidential {
 				s, err := readClientSecret(st, disc.ServerURL, sc)
 				if err != nil {
-					return c, err
+					return c, 0, err
 				}
 				c.Secret = s
 			}
 		}
 	}
-	return c, nil
+	return c, port, nil
 }
 
 func readClientSecret(st *store.Store, serverURL string, c *store.Client) (string, error) {
