@@ -72,11 +72,9 @@ type Login struct {
 	Nonce    string
 	Verifier string
 
-	// VerifierDropped is set when the IdP rejected the code_verifier for a
-	// code issued without a challenge and the exchange succeeded without it.
-	VerifierDropped bool
-	// NoVerifierFallback disables that second exchange: for servers whose
-	// codes are single-use whatever the outcome (generation 2).
+	// NoVerifierFallback disables the second exchange without a verifier
+	// (see Exchange), for servers whose codes are single-use whatever the
+	// outcome (generation 2).
 	NoVerifierFallback bool
 }
 
@@ -112,9 +110,6 @@ func (l *Login) Exchange(ctx context.Context, hc *http.Client, code string) (*oa
 	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
 	if err != nil && !l.NoVerifierFallback && isVerifierRejected(err) {
 		tok, err = cfg.Exchange(ctx, code)
-		if err == nil {
-			l.VerifierDropped = true
-		}
 	}
 	if err != nil {
 		return nil, tokenError("exchange the code", l.TokenURL, err)

@@ -64,15 +64,6 @@ func Detect(tools []mcpclient.Tool) (*Toolset, error) {
 	return nil, ErrNoTools
 }
 
-// Names returns the names of the tools in use.
-func (ts *Toolset) Names() []string {
-	n := []string{ts.provision.Name, ts.check.Name}
-	if ts.revoke != nil {
-		n = append(n, ts.revoke.Name)
-	}
-	return n
-}
-
 // PollInterval is how often to ask for the status: every 2 s for the
 // seed's tools, every 5 s for Login Flow.
 func (ts *Toolset) PollInterval() time.Duration {
