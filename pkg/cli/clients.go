@@ -63,9 +63,6 @@ The client id, and any secret and registration access token, are stored.`,
 // serverForSetup returns the server URL for commands that may run before
 // the first login: --server, else the default or only configured one.
 func serverForSetup(g *globalOptions, cfg *store.Config) (string, error) {
-	if g.Server != "" {
-		return g.Server, nil
-	}
 	u, _, err := g.selectServer(cfg)
 	var e *Error
 	if errors.As(err, &e) && e.Code == ExitAuth {

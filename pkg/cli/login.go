@@ -90,15 +90,9 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	serverURL := g.Server
-	if serverURL == "" {
-		if serverURL, _, err = g.selectServer(cfg); err != nil {
-			var e *Error
-			if errors.As(err, &e) && e.Code == ExitAuth {
-				return usageErrorf("pass --server URL (or set NCMCP_SERVER)", "no server given")
-			}
-			return err
-		}
+	serverURL, err := serverForSetup(g, cfg)
+	if err != nil {
+		return err
 	}
 	known := cfg.Servers[serverURL]
 	hc := g.httpClient()
