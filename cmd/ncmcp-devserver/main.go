@@ -1,7 +1,8 @@
 // Command ncmcp-devserver runs the bundled development server: an OpenID
-// Provider and a stand-in for the Nextcloud MCP server (generation 1, or
-// generation 2 with --generation 2), both on loopback, for trying ncmcp out
-// and for scripted tests.
+// Provider shaped like Dex and a stand-in for the Nextcloud MCP server
+// (generation 1, as v0.31.0, or generation 2, as v0.181.0, with
+// --generation 2, which also stands in for Nextcloud's Login Flow v2), both
+// on loopback, for trying ncmcp out and for scripted tests.
 //
 // It prints the MCP server URL on stdout once it is ready (one line), and
 // everything else on stderr. It runs until SIGINT or SIGTERM.
@@ -72,22 +73,28 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 	var (
 		addr         = fs.String("addr", "127.0.0.1:8765", "MCP server stand-in listen address (loopback only)")
 		idpAddr      = fs.String("idp-addr", "127.0.0.1:8766", "OpenID Provider listen address (loopback only)")
-		autoApprove  = fs.Bool("auto-approve", false, "complete every login at once as "+devserver.DefaultUser.Username+", without a login page")
+		autoApprove  = fs.Bool("auto-approve", false, "complete every login at once as "+devserver.DefaultUser.Username+", without a login page, and grant Login Flows on the first visit")
 		autoDeny     = fs.Bool("auto-deny", false, "answer every login at once with access_denied (the user refuses)")
 		clients      = fs.String("allowed-clients", defaultClients, "comma-separated client ids the server accepts (default from ALLOWED_MCP_CLIENTS)")
-		scopes       = fs.String("scopes", devserver.DefaultScopes, "server-configured scopes asked for at the IdP after \"openid profile email\"")
+		scopes       = fs.String("scopes", devserver.DefaultScopes, "generation 1: server-configured scopes asked for at the IdP after \"openid profile email\"")
 		pkce         = fs.String("pkce", devserver.PKCEReject, "how the IdP treats a code_verifier for a code issued without a challenge: reject, ignore or require")
 		forwardNonce = fs.Bool("forward-nonce", false, "forward the client's nonce to the IdP (the generation-1 server does not)")
 		accessTTL    = fs.Duration("access-token-ttl", time.Hour, "access token lifetime")
 		generation   = fs.Int("generation", 1, "server generation to emulate: 1 (pass-through) or 2 (the server is its own authorization server)")
 		codeTTL      = fs.Duration("code-ttl", devserver.DefaultCodeTTL, "generation 2: lifetime of the server's authorization codes")
-		regLimit     = fs.Int("register-rate-limit", devserver.DefaultRegisterRateLimit, "generation 2: registrations per minute and address at /oauth/register")
+		regLimit     = fs.Int("register-rate-limit", devserver.DefaultRegisterRateLimit, "generation 2: registration attempts per sliding minute and address at /oauth/register")
 		noOffline    = fs.Bool("no-offline-access", false, "run without offline access: no Flow 2 tools, no /oauth/authorize-nextcloud")
-		provisionURL = fs.String("provision-url", "", "fault: return this string as provision_nextcloud_access's authorization_url")
+		provisionURL = fs.String("provision-url", "", "fault: return this string as the provisioning tools' URL (authorization_url, provisioning_url, login_url)")
 		noReg        = fs.Bool("no-registration", false, "turn the IdP's dynamic client registration (/register) off")
 		noRevoke     = fs.Bool("no-revocation", false, "turn the IdP's token revocation (RFC 7009) off")
 		regFault     = fs.String("registration-fault", "", "fault of the IdP's /register: refuse, ratelimit or malformed")
 		secretTTL    = fs.Duration("registered-secret-ttl", 0, "lifetime of the secrets of clients registered at the IdP (0: never expire)")
+		strictScope  = fs.Bool("strict-scope-claim", false, "generation 2: read the token's scope claim as the real server does (the IdP's tokens have none: every tool call is refused)")
+		reuse        = fs.Duration("refresh-reuse-interval", devserver.DefaultRefreshReuseInterval, "how long a refresh with a new refresh token returns that same token (Dex: 3s; negative: rotate on every refresh, as Nextcloud's oidc app does)")
+		multipleRT   = fs.Bool("multiple-refresh-tokens", false, "let a user hold several refresh tokens per client (by default a new login invalidates the older one, as with Dex)")
+		elicitURL    = fs.Bool("elicitation-url-mode", false, "ask clients that support it for URL-mode elicitation of the Login Flow URL (default: form mode)")
+		loginFlow    = fs.Bool("login-flow-tools", false, "generation 1: also offer the nc_auth_* tools and the Login Flow v2 stand-in (generation 2 always does)")
+		ncUser       = fs.String("nextcloud-user", devserver.DefaultUser.Username, "test user logged in at the Login Flow stand-in's pages for flows the tools did not start")
 		quiet        = fs.Bool("quiet", false, "do not log requests")
 	)
 	fs.Usage = func() {
@@ -107,24 +114,30 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		return nil, fmt.Errorf("unknown generation %d (want 1 or 2)", *generation)
 	}
 	opts := devserver.Options{
-		Addr:                *addr,
-		IdPAddr:             *idpAddr,
-		AutoApprove:         *autoApprove,
-		AutoDeny:            *autoDeny,
-		AllowedClients:      splitList(*clients),
-		Scopes:              *scopes,
-		PKCE:                *pkce,
-		ForwardNonce:        *forwardNonce,
-		AccessTokenTTL:      *accessTTL,
-		NoOfflineAccess:     *noOffline,
-		ProvisionURL:        *provisionURL,
-		NoRegistration:      *noReg,
-		NoRevocation:        *noRevoke,
-		RegistrationFault:   *regFault,
-		RegisteredSecretTTL: *secretTTL,
-		Generation:          *generation,
-		CodeTTL:             *codeTTL,
-		RegisterRateLimit:   *regLimit,
+		Addr:                  *addr,
+		IdPAddr:               *idpAddr,
+		AutoApprove:           *autoApprove,
+		AutoDeny:              *autoDeny,
+		AllowedClients:        splitList(*clients),
+		Scopes:                *scopes,
+		PKCE:                  *pkce,
+		ForwardNonce:          *forwardNonce,
+		AccessTokenTTL:        *accessTTL,
+		NoOfflineAccess:       *noOffline,
+		ProvisionURL:          *provisionURL,
+		NoRegistration:        *noReg,
+		NoRevocation:          *noRevoke,
+		RegistrationFault:     *regFault,
+		RegisteredSecretTTL:   *secretTTL,
+		Generation:            *generation,
+		CodeTTL:               *codeTTL,
+		RegisterRateLimit:     *regLimit,
+		StrictScopeClaim:      *strictScope,
+		MultipleRefreshTokens: *multipleRT,
+		ElicitationURLMode:    *elicitURL,
+		LoginFlowTools:        *loginFlow,
+		NextcloudUser:         *ncUser,
+		RefreshReuseInterval:  *reuse,
 	}
 	if len(opts.AllowedClients) == 0 {
 		return nil, errors.New("--allowed-clients is empty")
@@ -137,37 +150,58 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		return nil, err
 	}
 	o := srv.Options()
+	is := srv.IssuerURL()
 	fmt.Fprintln(stderr, "ncmcp-devserver: DEVELOPMENT SERVER, loopback only, not for production")
 	fmt.Fprintf(stderr, "  MCP server (generation %d): %s (MCP endpoint %s)\n", o.Generation, srv.URL(), srv.ResourceURL())
 	if o.Generation == 2 {
 		fmt.Fprintf(stderr, "  authorization server:      %s (/oauth/authorize, /oauth/token, /oauth/register; codes live %s, %d registrations per minute)\n",
 			srv.URL(), o.CodeTTL, o.RegisterRateLimit)
+		fmt.Fprintf(stderr, "  server status:             %s/api/v1/status\n", srv.URL())
+	} else {
+		fmt.Fprintf(stderr, "  authorization:             %s/oauth/authorize, then the IdP (clients redeem codes at %s/token)\n", srv.URL(), is)
 	}
-	fmt.Fprintf(stderr, "  IdP issuer:                %s\n", srv.IssuerURL())
+	fmt.Fprintf(stderr, "  IdP issuer:                %s (shaped like Dex: /auth, /token, /keys, /userinfo)\n", is)
 	fmt.Fprintf(stderr, "  allowed MCP clients:       %s\n", strings.Join(o.AllowedClients, ", "))
 	fmt.Fprintf(stderr, "  scopes asked for at IdP:   %s\n", strings.Join(srv.IdPScopes(), " "))
-	fmt.Fprintf(stderr, "  PKCE mode: %s, forward nonce: %t, auto-approve: %t, access tokens: %s\n", o.PKCE, o.ForwardNonce, o.AutoApprove, o.AccessTokenTTL)
-	if o.NoOfflineAccess {
+	fmt.Fprintf(stderr, "  tokens: live %s, /mcp requires aud %s; refresh tokens rotate (%s reuse interval), %s\n", o.AccessTokenTTL, devserver.MCPAudience, max(o.RefreshReuseInterval, 0),
+		map[bool]string{false: "one per user and client", true: "several per user and client"}[o.MultipleRefreshTokens])
+	fmt.Fprintf(stderr, "  PKCE mode: %s, forward nonce: %t, auto-approve: %t\n", o.PKCE, o.ForwardNonce, o.AutoApprove)
+	switch {
+	case o.NoOfflineAccess:
 		fmt.Fprintln(stderr, "  offline access (Flow 2):   off")
-	} else {
-		fmt.Fprintf(stderr, "  offline access (Flow 2):   tools %s, %s, %s\n", devserver.ToolProvision, devserver.ToolCheckStatus, devserver.ToolRevoke)
+	case o.Generation == 2:
+		fmt.Fprintf(stderr, "  offline access (Flow 2):   %s/oauth/authorize-nextcloud?state=..., tools %s, %s, %s\n", srv.URL(), devserver.ToolProvision, devserver.ToolCheckStatus, devserver.ToolRevoke)
+	default:
+		fmt.Fprintf(stderr, "  offline access (Flow 2):   tools %s, %s, %s (optional user_id)\n", devserver.ToolProvision, devserver.ToolCheckStatus, devserver.ToolRevoke)
+	}
+	if o.Generation == 2 || o.LoginFlowTools {
+		fmt.Fprintf(stderr, "  Login Flow v2 (stand-in):  %s/index.php/login/v2, tools %s, %s, %s; pages show %s\n", srv.URL(),
+			devserver.ToolNCAuthProvision, devserver.ToolNCAuthCheck, devserver.ToolNCAuthUpdate, o.NextcloudUser)
+	}
+	if o.Generation == 2 && o.StrictScopeClaim {
+		fmt.Fprintln(stderr, "  STRICT SCOPE CLAIM: every tool call is refused (the tokens have no scope claim)")
+	}
+	if o.ElicitationURLMode {
+		fmt.Fprintln(stderr, "  elicitation:               URL mode for clients that support it")
 	}
 	if o.ProvisionURL != "" {
-		fmt.Fprintln(stderr, "  FAULT: provision_nextcloud_access returns a fixed authorization_url")
+		fmt.Fprintln(stderr, "  FAULT: the provisioning tools return a fixed URL")
 	}
 	if o.NoRegistration {
 		fmt.Fprintln(stderr, "  IdP client registration:   off")
 	} else {
-		fmt.Fprintf(stderr, "  IdP client registration:   %s/register (RFC 7591/7592)\n", srv.IssuerURL())
+		fmt.Fprintf(stderr, "  IdP client registration:   %s/register (RFC 7591/7592)\n", is)
 	}
 	if o.RegistrationFault != "" {
 		fmt.Fprintf(stderr, "  FAULT: IdP registration answers %q\n", o.RegistrationFault)
 	}
 	if o.NoRevocation {
 		fmt.Fprintln(stderr, "  IdP token revocation:      off")
+	} else {
+		fmt.Fprintf(stderr, "  IdP token revocation:      %s/token/revoke (RFC 7009)\n", is)
 	}
 	fmt.Fprintln(stderr, "  test users (username / password):")
-	for _, u := range []devserver.User{devserver.DefaultUser, devserver.SecondUser} {
+	for _, u := range []devserver.User{devserver.DefaultUser, devserver.SecondUser, devserver.RecordedUser} {
 		fmt.Fprintf(stderr, "    %s / %s  (sub %s, %s)\n", u.Username, u.Password, u.Subject, u.Email)
 	}
 	fmt.Fprintln(stderr, "  IdP clients:")

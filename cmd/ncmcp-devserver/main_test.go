@@ -16,6 +16,8 @@ func TestStartFlags(t *testing.T) {
 		"--generation", "2", "--code-ttl", "5s", "--register-rate-limit", "4",
 		"--no-offline-access", "--no-registration", "--no-revocation",
 		"--registration-fault", "refuse", "--registered-secret-ttl", "1h", "--provision-url", "https://evil.example/x",
+		"--strict-scope-claim", "--multiple-refresh-tokens", "--elicitation-url-mode", "--login-flow-tools", "--nextcloud-user", "kilgore",
+		"--auto-approve",
 	}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, stderr.String())
@@ -27,14 +29,20 @@ func TestStartFlags(t *testing.T) {
 	o := srv.Options()
 	want := devserver.Options{Generation: 2, CodeTTL: 5 * time.Second, RegisterRateLimit: 4, NoOfflineAccess: true,
 		NoRegistration: true, NoRevocation: true, RegistrationFault: "refuse", RegisteredSecretTTL: time.Hour,
-		ProvisionURL: "https://evil.example/x"}
+		ProvisionURL: "https://evil.example/x", StrictScopeClaim: true, MultipleRefreshTokens: true, ElicitationURLMode: true,
+		LoginFlowTools: true, NextcloudUser: "kilgore", AutoApprove: true}
 	if o.Generation != want.Generation || o.CodeTTL != want.CodeTTL || o.RegisterRateLimit != want.RegisterRateLimit ||
 		o.NoOfflineAccess != want.NoOfflineAccess || o.NoRegistration != want.NoRegistration || o.NoRevocation != want.NoRevocation ||
-		o.RegistrationFault != want.RegistrationFault || o.RegisteredSecretTTL != want.RegisteredSecretTTL || o.ProvisionURL != want.ProvisionURL {
+		o.RegistrationFault != want.RegistrationFault || o.RegisteredSecretTTL != want.RegisteredSecretTTL || o.ProvisionURL != want.ProvisionURL ||
+		o.StrictScopeClaim != want.StrictScopeClaim || o.MultipleRefreshTokens != want.MultipleRefreshTokens ||
+		o.ElicitationURLMode != want.ElicitationURLMode || o.LoginFlowTools != want.LoginFlowTools || o.NextcloudUser != want.NextcloudUser ||
+		o.AutoApprove != want.AutoApprove {
 		t.Errorf("options = %+v", o)
 	}
-	if !strings.Contains(stderr.String(), "generation 2") {
-		t.Errorf("stderr does not name generation 2:\n%s", stderr.String())
+	for _, want := range []string{"generation 2", srv.URL() + "/api/v1/status", "Login Flow v2", "STRICT SCOPE CLAIM", "kilgore / kilgore"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not name %q:\n%s", want, stderr.String())
+		}
 	}
 }
 
@@ -43,6 +51,7 @@ func TestStartRejects(t *testing.T) {
 		{"--generation", "3"},
 		{"--registration-fault", "sometimes"},
 		{"--addr", "0.0.0.0:0"},
+		{"--nextcloud-user", "nobody"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args = append([]string{"--addr", "127.0.0.1:0", "--idp-addr", "127.0.0.1:0", "--quiet"}, args...)

@@ -4,114 +4,69 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"golang.org/x/oauth2"
 )
 
-func jsonBody(s string) io.Reader { return strings.NewReader(s) }
-
-type provisionOut struct {
-	Success            bool    `json:"success"`
-	AlreadyProvisioned bool    `json:"already_provisioned"`
-	AuthorizationURL   *string `json:"authorization_url"`
-	Message            string  `json:"message"`
-}
-
-type statusOut struct {
-	IsProvisioned bool      `json:"is_provisioned"`
-	ProvisionedAt *string   `json:"provisioned_at"`
-	ClientID      *string   `json:"client_id"`
-	Scopes        *[]string `json:"scopes"`
-	FlowType      *string   `json:"flow_type"`
-}
-
-type revokeOut struct {
-	Success bool   `json:"success"`
-	Message string `json:"message"`
-}
-
-// serverRefresh uses a refresh token of the server's own client at the OP.
-func serverRefresh(t *testing.T, s *Server, rt string) (*oauth2.Token, error) {
+// followFlow2 opens a Flow 2 URL in a browser and returns where it ended.
+func followFlow2(t *testing.T, u string) (*http.Response, string) {
 	t.Helper()
-	cfg := oauthConfig(s, ServerClientID, s.ServerClientSecret(), s.URL()+"/oauth/callback", oauth2.AuthStyleInHeader)
-	return cfg.TokenSource(testContext(t), &oauth2.Token{RefreshToken: rt}).Token()
+	resp, err := browser.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
 }
 
 func TestFlow2(t *testing.T) {
 	s := startServer(t, Options{AutoApprove: true})
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
+	cs := mustMCPSession(t, s, tokens(t, s).AccessToken)
 	sub := DefaultUser.Subject
+	byUser := map[string]any{"user_id": sub}
 
-	var st statusOut
-	callTool(t, cs, ToolCheckStatus, map[string]any{"user_id": sub}, &st)
-	if st.IsProvisioned || st.ProvisionedAt != nil || st.ClientID != nil || st.Scopes != nil || st.FlowType != nil {
-		t.Fatalf("status before provisioning = %+v, want false and nulls", st)
+	if st := callTool(t, cs, ToolCheckStatus, byUser); mustJSON(st) != `{"client_id":null,"flow_type":null,"is_provisioned":false,"provisioned_at":null,"scopes":null}` {
+		t.Fatalf("status before provisioning = %v", st)
 	}
-
-	var p provisionOut
-	callTool(t, cs, ToolProvision, nil, &p)
-	if !p.Success || p.AlreadyProvisioned || p.AuthorizationURL == nil || p.Message == "" {
-		t.Fatalf("provision = %+v", p)
-	}
-	u, err := url.Parse(*p.AuthorizationURL)
-	if err != nil || u.Scheme+"://"+u.Host != s.URL() || u.Path != "/oauth/authorize-nextcloud" || u.Query().Get("state") == "" {
-		t.Fatalf("authorization_url = %q", *p.AuthorizationURL)
+	p := callTool(t, cs, ToolProvision, nil)
+	authURL, _ := p["authorization_url"].(string)
+	u, err := url.Parse(authURL)
+	if p["success"] != true || p["already_provisioned"] != false || err != nil || u.Scheme+"://"+u.Host != s.URL() ||
+		u.Path != "/oauth/authorize-nextcloud" || len(u.Query().Get("state")) != 43 {
+		t.Fatalf("provision = %v", p)
 	}
 
 	// The browser follows the URL through the OP back to the server.
-	resp, err := browser.Get(*p.AuthorizationURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/oauth/callback" || !strings.Contains(string(body), "Nextcloud Access Provisioned") {
+	resp, body := followFlow2(t, authURL)
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/oauth/callback" || !strings.Contains(body, "Nextcloud Access Provisioned") {
 		t.Fatalf("flow ended at %s with %d: %s", resp.Request.URL.Path, resp.StatusCode, body)
 	}
-
 	pt, ok := s.ProvisionedToken(sub)
-	if !ok || pt.RefreshToken == "" || pt.ClientID != ServerClientID || pt.FlowType != "flow2" ||
-		!slices.Contains(pt.Scopes, "offline_access") || time.Since(pt.ProvisionedAt) > time.Minute {
+	if !ok || pt.RefreshToken == "" || pt.CredentialType != CredentialRefreshToken || pt.ClientID != u.Query().Get("state") ||
+		pt.FlowType != FlowType2 || pt.Scopes != nil || time.Since(pt.ProvisionedAt) > time.Minute || pt.ProvisionedAt.Nanosecond() != 0 {
 		t.Fatalf("ProvisionedToken = %+v, %t", pt, ok)
 	}
-
-	callTool(t, cs, ToolCheckStatus, map[string]any{"user_id": sub}, &st)
-	if !st.IsProvisioned || st.ClientID == nil || *st.ClientID != ServerClientID || st.FlowType == nil || *st.FlowType != "flow2" ||
-		st.Scopes == nil || !slices.Equal(*st.Scopes, pt.Scopes) || st.ProvisionedAt == nil {
-		t.Fatalf("status after provisioning = %+v", st)
-	}
-	if at, err := time.Parse(time.RFC3339, *st.ProvisionedAt); err != nil || at.Sub(pt.ProvisionedAt).Abs() > time.Second {
-		t.Errorf("provisioned_at = %q (%v)", *st.ProvisionedAt, err)
+	st := callTool(t, cs, ToolCheckStatus, byUser)
+	if st["is_provisioned"] != true || st["client_id"] != pt.ClientID || st["flow_type"] != "flow2" || st["scopes"] != nil ||
+		st["provisioned_at"] != pt.ProvisionedAt.Format("2006-01-02T15:04:05+00:00") {
+		t.Fatalf("status after provisioning = %v", st)
 	}
 	// Without user_id the seed looks up "default_user".
-	var def statusOut
-	callTool(t, cs, ToolCheckStatus, nil, &def)
-	if def.IsProvisioned || def.ProvisionedAt != nil {
-		t.Error("check_provisioning_status without user_id found the token of the caller")
+	if def := callTool(t, cs, ToolCheckStatus, nil); def["is_provisioned"] != false {
+		t.Error("check_provisioning_status without user_id found the caller's token")
 	}
-
-	// A second provisioning for the token's subject: nothing to do.
-	var again provisionOut
-	callTool(t, cs, ToolProvision, nil, &again)
-	if !again.Success || !again.AlreadyProvisioned || again.AuthorizationURL != nil || again.Message == "" {
-		t.Fatalf("second provision = %+v", again)
+	if again := callTool(t, cs, ToolProvision, byUser); again["already_provisioned"] != true || again["authorization_url"] != nil {
+		t.Fatalf("second provision = %v", again)
 	}
-	// Another user_id still gets a URL.
-	var other provisionOut
-	callTool(t, cs, ToolProvision, map[string]any{"user_id": SecondUser.Subject}, &other)
-	if other.AlreadyProvisioned || other.AuthorizationURL == nil {
-		t.Fatalf("provision for another user = %+v", other)
+	if other := callTool(t, cs, ToolProvision, nil); other["already_provisioned"] != false || other["authorization_url"] == nil {
+		t.Fatalf("provision for default_user = %v", other)
 	}
 	if got := s.ToolCalls(ToolProvision); got != 3 {
 		t.Errorf("ToolCalls(provision) = %d, want 3", got)
-	}
-	if got := s.ToolCalls(ToolCheckStatus); got != 3 {
-		t.Errorf("ToolCalls(check) = %d, want 3", got)
 	}
 
 	// The stored refresh token works at the OP for the server's client.
@@ -119,8 +74,8 @@ func TestFlow2(t *testing.T) {
 	if err != nil {
 		t.Fatalf("refresh with the provisioned token: %v", err)
 	}
-	if sub := jwtClaims(t, tok.AccessToken)["sub"]; sub != DefaultUser.Subject {
-		t.Errorf("refreshed token sub = %v", sub)
+	if c := jwtClaims(t, tok.AccessToken); c["sub"] != sub || c["aud"] != ServerClientID {
+		t.Errorf("refreshed token claims %v", c)
 	}
 	// The server's own exchanges are not requests of MCP clients.
 	if got := s.TokenRequests("authorization_code"); got != 1 {
@@ -129,143 +84,65 @@ func TestFlow2(t *testing.T) {
 	if got := s.IdPTokenRequests("authorization_code"); got != 2 {
 		t.Errorf("IdPTokenRequests(authorization_code) = %d, want 2", got)
 	}
-}
 
-func TestFlow2AuthorizeRedirect(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true})
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
-	var p provisionOut
-	callTool(t, cs, ToolProvision, map[string]any{"user_id": "someone"}, &p)
-	state, _ := url.Parse(*p.AuthorizationURL)
-
-	resp := getJSON(t, *p.AuthorizationURL, nil)
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("authorize-nextcloud: %d", resp.StatusCode)
+	// revoke deletes the token and revokes it at the OP.
+	if r := callTool(t, cs, ToolRevoke, nil); r["success"] != true {
+		t.Errorf("revoke = %v", r)
 	}
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	q := loc.Query()
-	want := map[string]string{
-		"client_id": ServerClientID, "redirect_uri": s.URL() + "/oauth/callback", "response_type": "code",
-		"scope": "openid profile email offline_access", "state": state.Query().Get("state"),
-		"code_challenge_method": "S256", "prompt": "consent", "access_type": "offline",
+	if _, ok := s.ProvisionedToken(sub); ok {
+		t.Error("still stored after revoke")
 	}
-	if loc.Scheme+"://"+loc.Host+loc.Path != s.IssuerURL()+"/authorize" {
-		t.Errorf("redirect to %s", loc.Redacted())
-	}
-	for k, v := range want {
-		if q.Get(k) != v {
-			t.Errorf("%s = %q, want %q", k, q.Get(k), v)
-		}
-	}
-	if len(q.Get("code_challenge")) != 43 {
-		t.Errorf("code_challenge = %q", q.Get("code_challenge"))
-	}
-
-	// A state works once.
-	var e struct {
-		Error string `json:"error"`
-	}
-	if resp := getJSON(t, *p.AuthorizationURL, &e); resp.StatusCode != 400 || e.Error != "invalid_request" {
-		t.Errorf("second use of the URL: %d %q", resp.StatusCode, e.Error)
-	}
-	for _, path := range []string{"/oauth/authorize-nextcloud", "/oauth/authorize-nextcloud?state=made-up"} {
-		e.Error = ""
-		if resp := getJSON(t, s.URL()+path, &e); resp.StatusCode != 400 || e.Error != "invalid_request" {
-			t.Errorf("%s: %d %q", path, resp.StatusCode, e.Error)
-		}
-	}
-}
-
-func TestFlow2CallbackErrors(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true})
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	tests := []struct {
-		query   string
-		errCode string
-	}{
-		{"error=access_denied&error_description=no&state=x", "access_denied"},
-		{"error=access_denied", "invalid_request"}, // the state decides the flow: it comes first
-		{"state=x", "invalid_request"},
-		{"code=abc", "invalid_request"},
-		{"code=abc&state=unknown", "invalid_request"},
-	}
-	for _, tc := range tests {
-		e.Error = ""
-		resp := getJSON(t, s.URL()+"/oauth/callback?"+tc.query, &e)
-		if resp.StatusCode != 400 || e.Error != tc.errCode || e.Description == "" {
-			t.Errorf("%s: %d %+v", tc.query, resp.StatusCode, e)
-		}
-	}
-}
-
-func TestFlow2Denied(t *testing.T) {
-	s := startServer(t, Options{AutoDeny: true})
-	// AutoDeny refuses every login, so the MCP token is forged (validly signed).
-	cs := mustMCPSession(t, s, forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, time.Hour))
-	var p provisionOut
-	callTool(t, cs, ToolProvision, nil, &p)
-	resp, err := browser.Get(*p.AuthorizationURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 400 || resp.Request.URL.Path != "/oauth/callback" || resp.Request.URL.Query().Get("error") != "access_denied" ||
-		!strings.Contains(string(body), "access_denied") {
-		t.Fatalf("denied flow ended at %s with %d: %s", resp.Request.URL.Path, resp.StatusCode, body)
-	}
-	if _, ok := s.ProvisionedToken(DefaultUser.Subject); ok {
-		t.Error("a token was stored although the user refused")
-	}
-	var st statusOut
-	callTool(t, cs, ToolCheckStatus, map[string]any{"user_id": DefaultUser.Subject}, &st)
-	if st.IsProvisioned {
-		t.Error("provisioned although the user refused")
-	}
-}
-
-func TestFlow2Revoke(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true})
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
-	var r revokeOut
-	callTool(t, cs, ToolRevoke, nil, &r)
-	if r.Success || r.Message == "" {
-		t.Errorf("revoke with nothing stored = %+v", r)
-	}
-
-	var p provisionOut
-	callTool(t, cs, ToolProvision, nil, &p)
-	resp, err := browser.Get(*p.AuthorizationURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	pt, ok := s.ProvisionedToken(DefaultUser.Subject)
-	if !ok {
-		t.Fatal("nothing provisioned")
-	}
-	callTool(t, cs, ToolRevoke, map[string]any{"user_id": DefaultUser.Subject}, &r)
-	if !r.Success {
-		t.Errorf("revoke = %+v", r)
-	}
-	if _, ok := s.ProvisionedToken(DefaultUser.Subject); ok {
-		t.Error("the token is still stored after revoke")
-	}
-	if _, err := serverRefresh(t, s, pt.RefreshToken); err == nil {
+	if _, err := serverRefresh(t, s, tok.RefreshToken); err == nil {
 		t.Error("the revoked token still works at the OP")
-	} else if status, code := oauthErr(t, err); status != 400 || code != "invalid_grant" {
-		t.Errorf("revoked token at the OP: %d %s", status, code)
 	}
-	var st statusOut
-	callTool(t, cs, ToolCheckStatus, map[string]any{"user_id": DefaultUser.Subject}, &st)
-	if st.IsProvisioned {
-		t.Error("still provisioned after revoke")
+}
+
+// TestFlow2AuthorizeRedirect: what the server sends the browser to the OP
+// with, per generation; any state is taken.
+func TestFlow2AuthorizeRedirect(t *testing.T) {
+	for _, gen := range []int{1, 2} {
+		s := startServer(t, Options{Generation: gen})
+		resp := getJSON(t, s.URL()+"/oauth/authorize-nextcloud?state=any-state", nil)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || err != nil {
+			t.Fatalf("generation %d: %d %v", gen, resp.StatusCode, err)
+		}
+		q := loc.Query()
+		if loc.Scheme+"://"+loc.Host+loc.Path != s.IssuerURL()+idpAuthPath || q.Get("client_id") != ServerClientID ||
+			q.Get("redirect_uri") != s.URL()+"/oauth/callback" || q.Get("scope") != "openid profile email offline_access" ||
+			q.Get("state") != "any-state" || q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 ||
+			q.Get("prompt") != "consent" || q.Get("access_type") != "offline" || q.Get("resource") != s.URL() ||
+			q.Has("nonce") != (gen == 2) || len(q) != 10+(gen-1) {
+			t.Errorf("generation %d: redirect %s", gen, loc)
+		}
+		var e map[string]string
+		if resp := getJSON(t, s.URL()+"/oauth/authorize-nextcloud", &e); resp.StatusCode != 400 || e["error_description"] != "state parameter is required" {
+			t.Errorf("generation %d: without state: %d %v", gen, resp.StatusCode, e)
+		}
 	}
-	if got := s.ToolCalls(ToolRevoke); got != 2 {
-		t.Errorf("ToolCalls(revoke) = %d", got)
+}
+
+// TestFlow2CallbackErrors: an error from the OP in a Flow 2 session is
+// answered as JSON; a refusing user (DenyClients) ends there.
+func TestFlow2CallbackErrors(t *testing.T) {
+	s := startServer(t, Options{AutoApprove: true, DenyClients: []string{ServerClientID}})
+	resp, body := followFlow2(t, s.Flow2URL())
+	if resp.StatusCode != 400 || resp.Request.URL.Path != "/oauth/callback" ||
+		body != `{"error":"access_denied","error_description":"The user refused to grant access."}` {
+		t.Errorf("denied: %d %s", resp.StatusCode, body)
+	}
+	if _, ok := s.ProvisionedToken(DefaultUser.Subject); ok {
+		t.Error("stored a token although the user refused")
+	}
+	// An unknown state falls into generation 1's browser login, which
+	// cannot redeem the code; generation 2 refuses it.
+	if status, page := getPage(t, s.URL()+"/oauth/callback?state=unknown&code=x"); status != 500 ||
+		!strings.Contains(page, "Login Failed") || !strings.Contains(page, "Invalid or expired code parameter.") {
+		t.Errorf("generation 1, unknown state: %d %s", status, page)
+	}
+	s2 := startServer(t, Options{Generation: 2})
+	if status, page := getPage(t, s2.URL()+"/oauth/callback?state=unknown&code=x"); status != 400 || !strings.Contains(page, "Unknown or expired session") {
+		t.Errorf("generation 2, unknown state: %d %s", status, page)
 	}
 }
 
@@ -279,16 +156,8 @@ func TestFlow2NoRefreshTokenStoresNothing(t *testing.T) {
 	c.grantTypes = []oidc.GrantType{oidc.GrantTypeCode}
 	s.store.clients[ServerClientID] = &c
 	s.store.clientsMu.Unlock()
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
-	var p provisionOut
-	callTool(t, cs, ToolProvision, nil, &p)
-	resp, err := browser.Get(*p.AuthorizationURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "Nextcloud Access Provisioned") {
+	resp, body := followFlow2(t, s.Flow2URL())
+	if resp.StatusCode != 200 || !strings.Contains(body, "Nextcloud Access Provisioned") {
 		t.Fatalf("%d: %s", resp.StatusCode, body)
 	}
 	if _, ok := s.ProvisionedToken(DefaultUser.Subject); ok {
@@ -296,14 +165,25 @@ func TestFlow2NoRefreshTokenStoresNothing(t *testing.T) {
 	}
 }
 
-func TestProvisionURLFault(t *testing.T) {
-	for _, fault := range []string{"javascript:alert(1)", "https://evil.example/x"} {
-		s := startServer(t, Options{AutoApprove: true, ProvisionURL: fault})
-		cs := mustMCPSession(t, s, forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, time.Hour))
-		var p provisionOut
-		callTool(t, cs, ToolProvision, nil, &p)
-		if p.AuthorizationURL == nil || *p.AuthorizationURL != fault {
-			t.Errorf("authorization_url = %v, want %q", p.AuthorizationURL, fault)
-		}
+// TestFlow2KillsClientRefreshToken: in generation 2, Flow 2 is a login of
+// the server's IdP client, so it invalidates the refresh token a client
+// holds through the server (one refresh token per user and client).
+func TestFlow2KillsClientRefreshToken(t *testing.T) {
+	s := startServer(t, Options{AutoApprove: true, Generation: 2})
+	lb := newLoopback(t)
+	tok := tokens(t, s)
+	if resp, body := followFlow2(t, s.Flow2URL()); resp.StatusCode != 200 {
+		t.Fatalf("Flow 2: %d %s", resp.StatusCode, body)
+	}
+	_, err := refreshWith(t, gen2Config(s, PublicClientID, lb.redirectURI()), tok.RefreshToken)
+	if err == nil {
+		t.Fatal("the client's refresh token survived Flow 2")
+	}
+	if status, code, desc := tokenErr(t, err); status != 400 || code != "invalid_grant" || desc != "Token refresh failed" {
+		t.Errorf("refresh: %d %s %q", status, code, desc)
+	}
+	// The access token still works until it expires.
+	if got := mcpStatus(t, s, tok.AccessToken); got != 200 {
+		t.Errorf("/mcp: %d", got)
 	}
 }

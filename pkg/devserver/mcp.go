@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,36 +11,34 @@ import (
 	"strings"
 	"sync"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// Names of the Flow 2 tools of the MCP endpoint (seed generation).
-const (
-	// ToolProvision starts Flow 2: provision_nextcloud_access(user_id?).
-	ToolProvision = "provision_nextcloud_access"
-	// ToolCheckStatus reports a user's Flow 2 token: check_provisioning_status(user_id?).
-	ToolCheckStatus = "check_provisioning_status"
-	// ToolRevoke deletes a user's Flow 2 token: revoke_nextcloud_access(user_id?).
-	ToolRevoke = "revoke_nextcloud_access"
-)
+// sdkVersions are the versions of the MCP Python SDK the recorded servers
+// run on, which they report as serverInfo.version.
+var sdkVersions = map[int]string{1: "1.21.0", 2: "1.29.0"}
 
-// seedDefaultUser is the user check_provisioning_status looks up when it is
-// called without user_id, as the seed server does.
-const seedDefaultUser = "default_user"
-
-// userArgs are the arguments of the seed-generation Flow 2 tools.
-type userArgs struct {
-	UserID string `json:"user_id,omitempty" jsonschema:"the user's subject (sub) at the identity provider"`
+// protocolVersions are the MCP protocol versions the recorded servers'
+// SDKs accept, newest first.
+var protocolVersions = map[int][]string{
+	1: {"2025-06-18", "2025-03-26", "2024-11-05"},
+	2: {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"},
 }
 
-// mcpEndpoint is the bearer-protected MCP Streamable HTTP endpoint.
+// defaultTokenScopes are the scopes a token without a scope claim counts
+// as having, unless StrictScopeClaim is set (the recording setup's knob).
+var defaultTokenScopes = []string{"openid", "profile", "email"}
+
+// mcpEndpoint is the bearer-protected MCP Streamable HTTP endpoint: the Go
+// SDK's server and handler, behind the adapter of mcpwire.go.
 type mcpEndpoint struct {
-	resourceMetadataURL string
-	verifier            *op.AccessTokenVerifier
-	server              *mcp.Server
+	m        *mcpServer
+	server   *mcp.Server
+	tools    map[string]tool
+	listing  []json.RawMessage // tools/list's answer, in order
+	versions []string
 
 	mu      sync.Mutex // guards handler
 	handler *mcp.StreamableHTTPHandler
@@ -48,42 +47,114 @@ type mcpEndpoint struct {
 	calls   map[string]int
 }
 
-// newMCPEndpoint builds the MCP server. Without f (no offline access) it
-// offers no tools.
-func newMCPEndpoint(resourceMetadataURL string, verifier *op.AccessTokenVerifier, f *flow2) *mcpEndpoint {
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newMCPEndpoint(m *mcpServer) *mcpEndpoint {
 	e := &mcpEndpoint{
-		resourceMetadataURL: resourceMetadataURL,
-		verifier:            verifier,
-		calls:               make(map[string]int),
+		m:        m,
+		tools:    make(map[string]tool),
+		versions: protocolVersions[m.gen],
+		calls:    make(map[string]int),
 	}
-	e.server = mcp.NewServer(&mcp.Implementation{Name: "nextcloud-mcp-server (ncmcp devserver)", Version: "0.0.0-dev"}, &mcp.ServerOptions{
+	e.server = mcp.NewServer(&mcp.Implementation{Name: "Nextcloud MCP", Version: sdkVersions[m.gen]}, &mcp.ServerOptions{
 		Logger:       discardLogger,
-		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
+		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
 	})
-	if f != nil {
-		e.addTools(f)
+	for _, t := range m.tools() {
+		var listing struct {
+			InputSchema json.RawMessage `json:"inputSchema"`
+		}
+		if err := json.Unmarshal([]byte(t.listing), &listing); err != nil {
+			panic("devserver: tool listing of " + t.name + ": " + err.Error())
+		}
+		e.tools[t.name] = t
+		e.listing = append(e.listing, json.RawMessage(t.listing))
+		e.server.AddTool(&mcp.Tool{Name: t.name, InputSchema: listing.InputSchema}, e.callTool(t))
 	}
+	e.server.AddReceivingMiddleware(e.toolCallMiddleware)
 	e.handler = e.newHandler()
 	return e
 }
-
-var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func (e *mcpEndpoint) newHandler() *mcp.StreamableHTTPHandler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return e.server },
 		&mcp.StreamableHTTPOptions{Logger: discardLogger})
 }
 
-// userOf returns the user a tool works for: user_id, or else the access
-// token's sub.
-func userOf(req *mcp.CallToolRequest, args userArgs) string {
-	if args.UserID != "" {
-		return args.UserID
+// callTool runs a tool and wraps its result as FastMCP does: the JSON of
+// the structured result (indent 2) as text content, and the structured
+// result itself.
+func (e *mcpEndpoint) callTool(t tool) mcp.ToolHandler {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		user := ""
+		if req.Extra != nil && req.Extra.TokenInfo != nil {
+			user = req.Extra.TokenInfo.UserID
+		}
+		res, err := t.run(ctx, req, user, req.Params.Arguments)
+		if err != nil {
+			return errorResult("Error executing tool " + t.name + ": " + err.Error()), nil
+		}
+		text, err := pythonJSON(res)
+		if err != nil {
+			return nil, err
+		}
+		structured, err := marshalJSON(res)
+		if err != nil {
+			return nil, err
+		}
+		return &mcp.CallToolResult{
+			Content:           []mcp.Content{&mcp.TextContent{Text: text}},
+			StructuredContent: json.RawMessage(structured),
+		}, nil
 	}
-	if req.Extra != nil && req.Extra.TokenInfo != nil {
-		return req.Extra.TokenInfo.UserID
+}
+
+// errorResult is a tool error as FastMCP answers it: isError with text only.
+func errorResult(text string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, IsError: true}
+}
+
+// toolCallMiddleware counts tool calls and answers what FastMCP answers
+// differently from the Go SDK: an unknown tool is a tool error ("Unknown
+// tool: X"), not a JSON-RPC error; and in generation 2 every tool requires
+// the openid scope in the token's scope claim.
+func (e *mcpEndpoint) toolCallMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		call, ok := req.(*mcp.CallToolRequest)
+		if !ok || method != "tools/call" || call.Params == nil {
+			return next(ctx, method, req)
+		}
+		name := call.Params.Name
+		e.count(name)
+		if _, known := e.tools[name]; !known {
+			return errorResult("Unknown tool: " + name), nil
+		}
+		if e.m.gen == 2 {
+			scopes := e.tokenScopes(call)
+			if !slices.Contains(scopes, "openid") {
+				has := "none"
+				if len(scopes) > 0 {
+					has = strings.Join(scopes, ", ")
+				}
+				return errorResult("Error executing tool " + name + ": Access denied to " + name + ": Missing required scopes: openid. Token has scopes: " + has +
+					". These are OAuth token scopes, not stored app-password scopes: 'nc_auth_update_scopes' cannot grant them. The OIDC client must permit the scope (Nextcloud → Administration → OpenID Connect) and it must be included in your consent (Nextcloud → Personal settings, where user scope selection is enabled); then re-authorize to obtain a new token."), nil
+			}
+		}
+		return next(ctx, method, req)
 	}
-	return ""
+}
+
+// tokenScopes returns the scopes of the call's access token: its scope
+// claim, or without one defaultTokenScopes (none with StrictScopeClaim).
+func (e *mcpEndpoint) tokenScopes(call *mcp.CallToolRequest) []string {
+	if call.Extra == nil || call.Extra.TokenInfo == nil {
+		return nil
+	}
+	info := call.Extra.TokenInfo
+	if present, _ := info.Extra["scope_claim"].(bool); present || e.m.s.opts.StrictScopeClaim {
+		return info.Scopes
+	}
+	return slices.Clone(defaultTokenScopes)
 }
 
 func (e *mcpEndpoint) count(name string) {
@@ -96,34 +167,6 @@ func (e *mcpEndpoint) toolCalls(name string) int {
 	e.countMu.Lock()
 	defer e.countMu.Unlock()
 	return e.calls[name]
-}
-
-func (e *mcpEndpoint) addTools(f *flow2) {
-	mcp.AddTool(e.server, &mcp.Tool{
-		Name:        ToolProvision,
-		Description: "Give the MCP server offline access to Nextcloud (Flow 2): returns a URL to open in a browser, unless access is provisioned already.",
-	}, func(_ context.Context, req *mcp.CallToolRequest, args userArgs) (*mcp.CallToolResult, provisionResult, error) {
-		e.count(ToolProvision)
-		return nil, f.provision(userOf(req, args)), nil
-	})
-	mcp.AddTool(e.server, &mcp.Tool{
-		Name:        ToolCheckStatus,
-		Description: "Tell whether the MCP server holds offline access to Nextcloud for a user (default: default_user).",
-	}, func(_ context.Context, _ *mcp.CallToolRequest, args userArgs) (*mcp.CallToolResult, statusResult, error) {
-		e.count(ToolCheckStatus)
-		user := args.UserID
-		if user == "" {
-			user = seedDefaultUser
-		}
-		return nil, f.status(user), nil
-	})
-	mcp.AddTool(e.server, &mcp.Tool{
-		Name:        ToolRevoke,
-		Description: "Delete the MCP server's offline access to Nextcloud for a user and revoke its refresh token.",
-	}, func(ctx context.Context, req *mcp.CallToolRequest, args userArgs) (*mcp.CallToolResult, revokeResult, error) {
-		e.count(ToolRevoke)
-		return nil, f.revoke(ctx, userOf(req, args)), nil
-	})
 }
 
 // restart closes every MCP session and starts over with a fresh session
@@ -147,49 +190,89 @@ func (e *mcpEndpoint) closeSessions() {
 	}
 }
 
+// tokenClaims are the claims of an OP access token the MCP endpoint reads.
+type tokenClaims struct {
+	Issuer   string          `json:"iss"`
+	Subject  string          `json:"sub"`
+	Audience json.RawMessage `json:"aud"`
+	ID       string          `json:"jti"`
+	Scope    *string         `json:"scope"`
+}
+
+// audiences returns the aud claim, a string or a list of strings.
+func (c tokenClaims) audiences() []string {
+	var one string
+	if json.Unmarshal(c.Audience, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	_ = json.Unmarshal(c.Audience, &many)
+	return many
+}
+
 // verify checks a bearer token as the MCP server does: the OP's signature
-// and issuer, expiry, and MCPAudience in aud.
-func (e *mcpEndpoint) verify(ctx context.Context, r *http.Request) (*oidc.AccessTokenClaims, error) {
+// and issuer, MCPAudience in aud, and that the OP issued it as an access
+// token that is neither expired nor revoked.
+func (e *mcpEndpoint) verify(r *http.Request) (*tokenClaims, error) {
 	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return nil, errors.New("no bearer token")
 	}
-	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, e.verifier)
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(claims.Audience, MCPAudience) {
-		return nil, errWrongAudience
+	payload, err := jws.Verify(&e.m.s.store.key.key.PublicKey)
+	if err != nil {
+		return nil, err
 	}
-	return claims, nil
+	var c tokenClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, err
+	}
+	if c.Issuer != e.m.s.issuer || c.Subject == "" || !slices.Contains(c.audiences(), MCPAudience) {
+		return nil, errors.New("not an access token for this server")
+	}
+	at, ok := e.m.s.store.accessToken(c.ID)
+	if !ok || at.subject != c.Subject {
+		return nil, errors.New("the access token is expired, revoked or not an access token")
+	}
+	return &c, nil
 }
 
 // ServeHTTP authenticates the request, then hands it to the MCP handler.
-//
-// A GET without an MCP session and without "text/event-stream" in Accept is
-// no MCP request: it answers 200 {"ok":true} once the token is valid, so
-// that a plain GET checks a token.
+// Without a valid token it answers 401 as the MCP Python SDK does, naming
+// the root protected-resource metadata URL, as the real server does.
 func (e *mcpEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	claims, err := e.verify(r.Context(), r)
+	claims, err := e.verify(r)
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", resource_metadata="`+e.resourceMetadataURL+`"`)
-		desc := "the access token is invalid or expired"
-		if r.Header.Get("Authorization") == "" {
-			desc = "authentication required"
-		}
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", desc)
-		return
-	}
-	if r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") == "" && !acceptsEventStream(r) {
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="Authentication required", resource_metadata="`+
+			e.m.url+`/.well-known/oauth-protected-resource"`)
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "Authentication required")
 		return
 	}
 	info := &auth.TokenInfo{
-		Scopes:     slices.Clone([]string(claims.Scopes)),
-		Expiration: claims.Expiration.AsTime(),
-		UserID:     claims.Subject,
-		Extra:      map[string]any{"client_id": claims.ClientID},
+		UserID: claims.Subject,
+		Extra:  map[string]any{"scope_claim": claims.Scope != nil},
+	}
+	if claims.Scope != nil {
+		info.Scopes = strings.Fields(*claims.Scope)
+	}
+	if need := e.m.s.opts.RequiredScope; need != "" {
+		has := info.Scopes
+		if claims.Scope == nil && !e.m.s.opts.StrictScopeClaim {
+			has = defaultTokenScopes
+		}
+		if !slices.Contains(has, need) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+need+`", resource_metadata="`+
+				e.m.url+`/.well-known/oauth-protected-resource", error_description="the token lacks the scope `+need+`"`)
+			writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the token lacks the scope "+need)
+			return
+		}
+	}
+	if at, ok := e.m.s.store.accessToken(claims.ID); ok {
+		info.Expiration = at.expires
 	}
 	e.mu.Lock()
 	h := e.handler
@@ -198,19 +281,8 @@ func (e *mcpEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// where the SDK finds them for tool handlers
 	// (CallToolRequest.Extra.TokenInfo, with the sub as UserID) and for
 	// binding MCP sessions to their user. The token was checked above.
-	auth.RequireBearerToken(func(context.Context, string, *http.Request) (*auth.TokenInfo, error) {
+	sdk := auth.RequireBearerToken(func(context.Context, string, *http.Request) (*auth.TokenInfo, error) {
 		return info, nil
-	}, nil)(h).ServeHTTP(w, r)
-}
-
-func acceptsEventStream(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
-				return true
-			}
-		}
-	}
-	return false
+	}, nil)(h)
+	e.serveWire(w, r, sdk)
 }

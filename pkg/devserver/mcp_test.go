@@ -2,227 +2,182 @@ package devserver
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"golang.org/x/oauth2"
 )
 
-// forgeAccessToken signs an access token with the OP's key, for tests that
-// need claims the OP does not issue (expired, other audience).
-func forgeAccessToken(t *testing.T, s *Server, sub string, aud []string, ttl time.Duration) string {
+// mcpRequest posts a JSON-RPC message to /mcp with the token and, if not
+// empty, the session, and returns the answer.
+func mcpRequest(t *testing.T, s *Server, token, session, body string, header map[string]string) (*http.Response, string) {
 	t.Helper()
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{
-		"iss": s.IssuerURL(), "sub": sub, "aud": aud, "client_id": PublicClientID,
-		"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(ttl).Unix(), "scope": "openid",
-	})
-	signer, err := jose.NewSigner(jose.SigningKey{
-		Algorithm: jose.RS256,
-		Key:       &jose.JSONWebKey{Key: s.store.key.key, KeyID: s.store.key.id},
-	}, (&jose.SignerOptions{}).WithType("JWT"))
+	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jws, err := signer.Sign(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
-// accessToken logs DefaultUser in through Flow 1 and returns the tokens.
-func accessToken(t *testing.T, s *Server) *oauth2.Token {
-	t.Helper()
-	lb := newLoopback(t)
-	_, challenge := pkcePair()
-	tok, err := exchange(t, oauthConfig(s, PublicClientID, "", lb.redirectURI(), oauth2.AuthStyleInParams),
-		login(t, s, lb, PublicClientID, challenge, nil), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-// bearer adds an Authorization header to every request.
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
-// mcpSession connects an MCP client to the server's /mcp with the token.
-func mcpSession(t *testing.T, s *Server, token string) (*mcp.ClientSession, error) {
-	t.Helper()
-	client := mcp.NewClient(&mcp.Implementation{Name: "devserver-test", Version: "1"}, nil)
-	cs, err := client.Connect(testContext(t), &mcp.StreamableClientTransport{
-		Endpoint:   s.URL() + "/mcp",
-		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: bearer{token: token, base: http.DefaultTransport}},
-		MaxRetries: -1,
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	return cs, nil
-}
-
-func mustMCPSession(t *testing.T, s *Server, token string) *mcp.ClientSession {
-	t.Helper()
-	cs, err := mcpSession(t, s, token)
-	if err != nil {
-		t.Fatalf("MCP connect: %v", err)
-	}
-	return cs
-}
-
-// callTool calls a tool and decodes its structured result into out. It
-// checks that the text content holds the same JSON.
-func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any, out any) {
-	t.Helper()
-	res, err := cs.CallTool(testContext(t), &mcp.CallToolParams{Name: name, Arguments: args})
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if res.IsError {
-		t.Fatalf("%s: tool error: %+v", name, res.Content)
-	}
-	structured, err := json.Marshal(res.StructuredContent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Content) != 1 {
-		t.Fatalf("%s: %d content items, want 1", name, len(res.Content))
-	}
-	text, ok := res.Content[0].(*mcp.TextContent)
-	if !ok {
-		t.Fatalf("%s: content is %T, want text", name, res.Content[0])
-	}
-	var fromText, fromStructured any
-	if err := json.Unmarshal([]byte(text.Text), &fromText); err != nil {
-		t.Fatalf("%s: text content is not JSON: %v", name, err)
-	}
-	_ = json.Unmarshal(structured, &fromStructured)
-	if a, b := mustJSON(fromText), mustJSON(fromStructured); a != b {
-		t.Fatalf("%s: text %s differs from structured content %s", name, a, b)
-	}
-	if err := json.Unmarshal(structured, out); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
-
-func mustJSON(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-func TestMCPToolsList(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true})
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
-	res, err := cs.ListTools(testContext(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, tool := range res.Tools {
-		names = append(names, tool.Name)
-		schema, _ := json.Marshal(tool.InputSchema)
-		var sc struct {
-			Type       string `json:"type"`
-			Properties map[string]struct {
-				Type string `json:"type"`
-			} `json:"properties"`
-			Required []string `json:"required"`
+// TestMCPWithGoSDKClient: a client of the official Go SDK works with both
+// generations: its newer stateless protocol is refused as by the Python
+// SDK, so it falls back to initialize, and it gets the generation's
+// protocol version, server info and tools.
+func TestMCPWithGoSDKClient(t *testing.T) {
+	for _, tc := range []struct {
+		gen      int
+		version  string
+		sdk      string
+		tools    []string
+		checkArg map[string]any
+	}{
+		{1, "2025-06-18", "1.21.0", []string{ToolProvision, ToolCheckStatus, ToolRevoke}, map[string]any{"user_id": DefaultUser.Subject}},
+		{2, "2025-11-25", "1.29.0", []string{ToolProvision, ToolRevoke, ToolCheckStatus, ToolNCAuthProvision, ToolNCAuthCheck, ToolNCAuthUpdate}, nil},
+	} {
+		s := startServer(t, Options{AutoApprove: true, Generation: tc.gen})
+		cs := mustMCPSession(t, s, tokens(t, s).AccessToken)
+		init := cs.InitializeResult()
+		if init.ProtocolVersion != tc.version || init.ServerInfo.Name != "Nextcloud MCP" || init.ServerInfo.Version != tc.sdk ||
+			init.Capabilities.Tools == nil || init.Capabilities.Tools.ListChanged {
+			t.Errorf("generation %d: initialize = %+v", tc.gen, init)
 		}
-		if err := json.Unmarshal(schema, &sc); err != nil {
+		res, err := cs.ListTools(testContext(t), nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if sc.Type != "object" || sc.Properties["user_id"].Type != "string" || len(sc.Properties) != 1 || len(sc.Required) != 0 {
-			t.Errorf("%s: input schema %s, want one optional string user_id", tool.Name, schema)
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		if !slices.Equal(names, tc.tools) {
+			t.Errorf("generation %d: tools %v, want %v", tc.gen, names, tc.tools)
+		}
+		if st := callTool(t, cs, ToolCheckStatus, tc.checkArg); st["is_provisioned"] != false {
+			t.Errorf("generation %d: status %v", tc.gen, st)
+		}
+		unknown, err := cs.CallTool(testContext(t), &mcp.CallToolParams{Name: "no_such_tool"})
+		if err != nil {
+			t.Fatalf("unknown tool: %v", err)
+		}
+		if text, _ := unknown.Content[0].(*mcp.TextContent); !unknown.IsError || text == nil || text.Text != "Unknown tool: no_such_tool" {
+			t.Errorf("unknown tool: %+v", unknown)
+		}
+		if got := s.ToolCalls("no_such_tool"); got != 1 {
+			t.Errorf("ToolCalls(no_such_tool) = %d", got)
 		}
 	}
-	slices.Sort(names)
-	if want := []string{ToolCheckStatus, ToolProvision, ToolRevoke}; !slices.Equal(names, want) {
-		t.Errorf("tools = %v, want %v", names, want)
+}
+
+// TestMCPTransportErrors: the Python SDK's answers to what is not an MCP
+// request of a session.
+func TestMCPTransportErrors(t *testing.T) {
+	s := startServer(t, Options{AutoApprove: true})
+	token := tokens(t, s).AccessToken
+	wantError := func(resp *http.Response, body string, status int, message string) {
+		t.Helper()
+		var e struct {
+			ID    string `json:"id"`
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if resp.StatusCode != status || json.Unmarshal([]byte(body), &e) != nil || e.ID != "server-error" || e.Error.Code != -32600 || e.Error.Message != message {
+			t.Errorf("%d %s, want %d %q", resp.StatusCode, body, status, message)
+		}
+	}
+	resp, body := mcpRequest(t, s, token, "", `{"jsonrpc":"2.0","id":1,"method":"server/discover"}`, nil)
+	wantError(resp, body, 400, "Bad Request: Missing session ID")
+	resp, body = mcpRequest(t, s, token, "no-such-session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
+	wantError(resp, body, 404, "Not Found: Invalid or expired session ID")
+	resp, body = mcpRequest(t, s, token, "no-such-session", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, map[string]string{"Mcp-Protocol-Version": "2026-07-28"})
+	wantError(resp, body, 400, "Bad Request: Unsupported protocol version: 2026-07-28. Supported versions: 2025-06-18, 2025-03-26, 2024-11-05")
+	// An initialize asking for a version the SDK does not know gets its newest.
+	resp, body = mcpRequest(t, s, token, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2099-01-01","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`, nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"protocolVersion":"2025-06-18"`) {
+		t.Errorf("initialize with an unknown version: %d %s", resp.StatusCode, body)
 	}
 }
 
 func TestMCPWithoutToken(t *testing.T) {
 	s := startServer(t, Options{AutoApprove: true})
-	if _, err := mcpSession(t, s, ""); err == nil {
-		t.Fatal("MCP connect without a token succeeded")
+	tok := tokens(t, s)
+	want := `Bearer error="invalid_token", error_description="Authentication required", resource_metadata="` + s.URL() + `/.well-known/oauth-protected-resource"`
+	for name, token := range map[string]string{"none": "", "garbage": "not-a-valid-token", "ID token": tok.Extra("id_token").(string)} {
+		resp, body := mcpRequest(t, s, token, "", `{"jsonrpc":"2.0","id":1,"method":"initialize"}`, nil)
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want ||
+			body != `{"error":"invalid_token","error_description":"Authentication required"}` {
+			t.Errorf("%s: %d %q %s", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
 	}
-	if _, err := mcpSession(t, s, forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, -time.Second)); err == nil {
-		t.Fatal("MCP connect with an expired token succeeded")
+	if _, err := mcpSession(t, s, "", nil); err == nil {
+		t.Error("MCP connect without a token succeeded")
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/mcp",
-		jsonBody(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
+}
+
+func TestMCPTokenExpiry(t *testing.T) {
+	opts, clock := clockOptions(Options{AutoApprove: true, AccessTokenTTL: time.Minute})
+	s := startServer(t, opts)
+	token := tokens(t, s).AccessToken
+	if got := mcpStatus(t, s, token); got != 200 {
+		t.Fatalf("fresh token: %d", got)
 	}
-	resp.Body.Close()
-	want := `Bearer error="invalid_token", resource_metadata="` + s.URL() + `/.well-known/oauth-protected-resource/mcp"`
-	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
-		t.Errorf("initialize without a token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	clock.advance(time.Minute)
+	if got := mcpStatus(t, s, token); got != 401 {
+		t.Errorf("expired token: %d", got)
 	}
 }
 
 func TestMCPSessionBoundToUser(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true})
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
-	// Another user's valid token cannot use the session.
-	other := forgeAccessToken(t, s, SecondUser.Subject, []string{MCPAudience}, time.Hour)
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/mcp", jsonBody(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Session-Id", cs.ID())
-	req.Header.Set("Authorization", "Bearer "+other)
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	s := startServer(t, Options{})
+	cs := mustMCPSession(t, s, tokensAs(t, s, DefaultUser).AccessToken)
+	other := tokensAs(t, s, SecondUser).AccessToken
+	resp, _ := mcpRequest(t, s, other, cs.ID(), `{"jsonrpc":"2.0","id":7,"method":"tools/list"}`,
+		map[string]string{"Mcp-Protocol-Version": "2025-06-18"})
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("another user's token on the session: %d, want 403", resp.StatusCode)
 	}
 }
 
 func TestNoOfflineAccess(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true, NoOfflineAccess: true})
-	cs := mustMCPSession(t, s, accessToken(t, s).AccessToken)
-	res, err := cs.ListTools(testContext(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Tools) != 0 {
-		t.Errorf("tools without offline access: %v", res.Tools)
-	}
-	if _, err := cs.CallTool(testContext(t), &mcp.CallToolParams{Name: ToolProvision}); err == nil {
-		t.Error("provision_nextcloud_access works without offline access")
-	}
-	for _, path := range []string{"/oauth/authorize-nextcloud?state=x", "/oauth/callback?code=c&state=x"} {
-		if resp := getJSON(t, s.URL()+path, nil); resp.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: %d, want 404", path, resp.StatusCode)
+	for gen, want := range map[int][]string{1: nil, 2: {ToolNCAuthProvision, ToolNCAuthCheck, ToolNCAuthUpdate}} {
+		s := startServer(t, Options{AutoApprove: true, NoOfflineAccess: true, Generation: gen})
+		cs := mustMCPSession(t, s, tokens(t, s).AccessToken)
+		res, err := cs.ListTools(testContext(t), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, ok := s.ProvisionedToken(DefaultUser.Subject); ok {
-		t.Error("ProvisionedToken without offline access")
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("generation %d: tools without offline access: %v, want %v", gen, names, want)
+		}
+		if resp := getJSON(t, s.URL()+"/oauth/authorize-nextcloud?state=x", nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("generation %d: /oauth/authorize-nextcloud: %d, want 404", gen, resp.StatusCode)
+		}
+		if s.Flow2URL() != "" {
+			t.Errorf("generation %d: Flow2URL without offline access", gen)
+		}
 	}
 }
 
@@ -231,7 +186,7 @@ func TestCloseEndsMCPSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := mustMCPSession(t, s, forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, time.Hour))
+	cs := mustMCPSession(t, s, tokens(t, s).AccessToken)
 	if _, err := cs.ListTools(testContext(t), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -241,5 +196,23 @@ func TestCloseEndsMCPSessions(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close took %s with an open MCP session", d)
+	}
+}
+
+// TestStrictScopeClaim: without the option a token without a scope claim
+// counts as having openid; with it every generation-2 tool refuses.
+func TestStrictScopeClaim(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		s := startServer(t, Options{AutoApprove: true, Generation: 2, StrictScopeClaim: strict})
+		cs := mustMCPSession(t, s, tokens(t, s).AccessToken)
+		res, err := cs.CallTool(testContext(t), &mcp.CallToolParams{Name: ToolNCAuthCheck})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := res.Content[0].(*mcp.TextContent).Text
+		denied := res.IsError && res.StructuredContent == nil && strings.Contains(text, "Missing required scopes: openid. Token has scopes: none.")
+		if denied != strict {
+			t.Errorf("StrictScopeClaim %t: %+v %s", strict, res, text)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -32,17 +31,6 @@ func TestQuirkOptions(t *testing.T) {
 		}
 	})
 
-	t.Run("PRMIssuer", func(t *testing.T) {
-		s := startServer(t, Options{PRMIssuer: "http://keycloak:8080/realms/nc/"})
-		var prm struct {
-			AuthorizationServers []string `json:"authorization_servers"`
-		}
-		getJSON(t, s.URL()+"/.well-known/oauth-protected-resource/mcp", &prm)
-		if len(prm.AuthorizationServers) != 1 || prm.AuthorizationServers[0] != "http://keycloak:8080/realms/nc" {
-			t.Fatalf("authorization_servers %v", prm.AuthorizationServers)
-		}
-	})
-
 	t.Run("NoRefreshRotation and OmitExpiresIn", func(t *testing.T) {
 		s := startServer(t, Options{AutoApprove: true, NoRefreshRotation: true, OmitExpiresIn: true})
 		lb := newLoopback(t)
@@ -57,7 +45,7 @@ func TestQuirkOptions(t *testing.T) {
 			t.Fatalf("login: expiry %v, refresh token %q", tok.Expiry, tok.RefreshToken)
 		}
 		for i := 0; i < 2; i++ {
-			resp, err := http.PostForm(s.IssuerURL()+"/oauth/token", map[string][]string{
+			resp, err := http.PostForm(s.IssuerURL()+idpTokenPath, map[string][]string{
 				"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {PublicClientID},
 			})
 			if err != nil {
@@ -87,49 +75,4 @@ func TestQuirkOptions(t *testing.T) {
 			t.Fatalf("denied client got %v", q)
 		}
 	})
-}
-
-// TestLoginFlowTools: the newer servers' provisioning: a login URL, the
-// grant page, then provisioned; with the seed's tools absent.
-func TestLoginFlowTools(t *testing.T) {
-	s := startServer(t, Options{LoginFlowTools: true})
-	l := s.standIn.loginFlow
-	if s.standIn.flow2 != nil {
-		t.Fatal("the seed's Flow 2 is on too")
-	}
-	start := l.provision("u1")
-	if start.Status != "login_required" || !strings.HasPrefix(start.LoginURL, s.URL()+"/login/v2/flow/") {
-		t.Fatalf("provision: %+v", start)
-	}
-	if st := l.status("u1"); st.Status != "pending" {
-		t.Fatalf("status before the grant: %+v", st)
-	}
-	resp, err := http.Get(start.LoginURL) // no AutoApprove: the page asks
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(page), "Grant access") || l.status("u1").Status != "pending" {
-		t.Fatal("GET granted without AutoApprove")
-	}
-	resp, err = http.Post(start.LoginURL, "application/x-www-form-urlencoded", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if st := l.status("u1"); st.Status != "provisioned" || st.CredentialType != CredentialAppPassword {
-		t.Fatalf("status after the grant: %+v", st)
-	}
-	if again := l.provision("u1"); again.Status != "provisioned" || again.LoginURL != "" {
-		t.Fatalf("second provision: %+v", again)
-	}
-	if resp, _ := http.Post(start.LoginURL, "application/x-www-form-urlencoded", nil); resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("a used login flow answered %d", resp.StatusCode)
-	}
-	var status map[string]string
-	getJSON(t, s.URL()+"/api/v1/status", &status)
-	if status["auth_mode"] != "oauth" || status["version"] == "" {
-		t.Fatalf("/api/v1/status %v", status)
-	}
 }

@@ -63,13 +63,6 @@ func (s *Server) Registrations() int {
 	return s.registrations
 }
 
-// isRegisteredClient reports whether id is a client registered at the OP
-// through RFC 7591 (and not deleted since).
-func (s *Server) isRegisteredClient(id string) bool {
-	c, ok := s.store.client(id)
-	return ok && c.registration != nil
-}
-
 // register serves POST /register (RFC 7591).
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	s.countMu.Lock()
@@ -132,7 +125,7 @@ func (s *Server) newRegisteredClient(req registrationRequest) (*opClient, string
 	}
 
 	reg := &clientRegistration{
-		issuedAt:      time.Now().UTC(),
+		issuedAt:      s.now().UTC(),
 		clientName:    req.ClientName,
 		authMethod:    req.TokenEndpointAuthMethod,
 		grantTypes:    req.GrantTypes,
@@ -203,9 +196,10 @@ func (s *Server) newRegisteredClient(req registrationRequest) (*opClient, string
 		redirectURIs: slices.Clone(req.RedirectURIs),
 		authMethod:   authMethod,
 		loginURL:     s.loginURL,
-		extraScopes:  s.extraScopes,
+		knownClient:  s.store.knownClient,
 		grantTypes:   grants,
 		registration: reg,
+		now:          s.now,
 	}
 	if !c.public {
 		c.secret = randomToken()

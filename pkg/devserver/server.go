@@ -1,26 +1,57 @@
 // Package devserver runs a development stand-in for the Nextcloud MCP server
-// and its identity provider, on loopback only, for tests and demos.
+// and its identity provider, on loopback only, for tests and demos. It is
+// held to recordings of what the real servers answer (v0.31.0 for
+// generation 1, v0.181.0 for generation 2, with Dex as the IdP; see
+// ../shared/recordings and recordings_test.go).
 //
-// Two listeners on 127.0.0.1 serve two parties:
+// Two listeners on 127.0.0.1 serve two parties.
 //
-//   - an OpenID Provider (built on github.com/zitadel/oidc/v3/pkg/op) with
-//     discovery, JWKS, authorization code with PKCE (S256), refresh tokens
-//     with rotation (only when offline_access was asked for), RFC 7009
-//     revocation, RFC 7591/7592 dynamic client registration, userinfo and a
-//     small login page;
-//   - the MCP server. In generation 1 ("pass-through", the default) it
-//     serves RFC 9728 protected resource metadata naming the OP, and
-//     /oauth/authorize, which checks the request and redirects to the OP with
-//     the client's own client_id, redirect_uri and state. In generation 2
-//     (Options.Generation) it is its own authorization server instead
-//     (RFC 8414 metadata, /oauth/authorize, /oauth/token, /oauth/register,
-//     /oauth/userinfo): it logs users in at the OP with its own client and
-//     issues short-lived single-use codes of its own. In both generations it
-//     offers ADR-004's Flow 2 (/oauth/authorize-nextcloud and
-//     /oauth/callback, through which it obtains its own refresh token for a
-//     user) and a bearer-protected MCP Streamable HTTP endpoint at /mcp with
-//     the seed-generation Flow 2 tools (ToolProvision, ToolCheckStatus,
-//     ToolRevoke).
+// The OpenID Provider is built on github.com/zitadel/oidc/v3/pkg/op and
+// shaped like Dex: endpoints at Dex's paths (/auth, /token, /keys,
+// /userinfo, /token/introspect, /logout) and discovery; authorization code
+// with PKCE; refresh tokens only with offline_access, rotated with Dex's 3 s
+// reuse interval, one per user and client; JWT access and ID tokens with
+// Dex's claims (aud the client, or with the cross-client scope
+// audience:server:client_id:X the client and X, with azp); Dex's error
+// answers; unknown scopes refused with a redirect error. Beyond Dex it
+// offers RFC 7009 revocation (/token/revoke), RFC 7591/7592 dynamic client
+// registration (/register), and a small login page with fixed test users
+// (DefaultUser, SecondUser, RecordedUser).
+//
+// The MCP server, in generation 1 ("pass-through", the default), serves:
+//
+//   - RFC 9728 protected resource metadata naming the OP (at
+//     /.well-known/oauth-protected-resource and .../mcp);
+//   - /oauth/authorize, which checks the request and redirects to the OP with
+//     the client's own client_id, redirect_uri and state (the client redeems
+//     the code at the OP);
+//   - Flow 2 (/oauth/authorize-nextcloud, /oauth/callback), through which it
+//     gets its own refresh token for a user (an unknown state at
+//     /oauth/callback falls into the server's browser login, which tries
+//     to redeem the code);
+//   - the MCP endpoint /mcp with the tools provision_nextcloud_access,
+//     check_provisioning_status and revoke_nextcloud_access (optional
+//     user_id).
+//
+// With Options.LoginFlowTools it also offers what generation 2 offers for
+// Login Flow v2 (below), which no real generation-1 server has.
+//
+// In generation 2 ("authorization-server proxy", Options.Generation 2) it
+// is the client's authorization server instead: RFC 8414 metadata,
+// /oauth/authorize (which logs the user in at the OP with the server's own
+// client), /oauth/callback (which issues the server's own 60-second codes),
+// /oauth/token (which relays the OP's tokens), /oauth/register (which maps
+// loopback registrations to a static client); plus Flow 2 by URL,
+// /api/v1/status, a stand-in for Nextcloud's Login Flow v2 (/index.php/login/v2
+// and OCS /ocs/v2.php/cloud/user, on the server's own origin), and six tools:
+// the three above without user_id and nc_auth_provision_access,
+// nc_auth_check_status and nc_auth_update_scopes, which provision an app
+// password through the Login Flow stand-in (with MCP elicitation when the
+// client supports it).
+//
+// The MCP endpoint is the official Go SDK's Streamable HTTP server behind a
+// thin adapter that gives its answers the wire format of the Python SDK the
+// real servers run on (see mcpwire.go).
 //
 // It is a development server: it keeps everything in memory, has fixed test
 // users and clients, and refuses to listen on anything but loopback.
@@ -36,6 +67,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -46,36 +78,49 @@ import (
 )
 
 // PKCE modes of Options.PKCE: how the OP treats a code_verifier sent for a
-// code that was issued without a code_challenge.
+// code that was issued without a code_challenge (the generation-1 server
+// never passes the client's challenge on).
 const (
-	// PKCEReject is zitadel's own behaviour: 400 invalid_request
-	// "code_verifier unexpectedly provided" (the code stays redeemable).
+	// PKCEReject is Dex's behaviour (and zitadel's): 400 invalid_request
+	// "No PKCE flow started. Cannot check code_verifier." (the code stays
+	// redeemable).
 	PKCEReject = "reject"
 	// PKCEIgnore drops the verifier before the OP sees it, like Nextcloud's
 	// oidc app.
 	PKCEIgnore = "ignore"
-	// PKCERequire makes the stand-in forward the client's code_challenge to
-	// the OP, like a fixed server, so the OP requires the verifier.
+	// PKCERequire makes the generation-1 server forward the client's
+	// code_challenge to the OP, like a fixed server, so the OP requires the
+	// verifier.
 	PKCERequire = "require"
 )
 
-// DefaultAllowedClients is the stand-in's default client registry (the
-// server's ALLOWED_MCP_CLIENTS default).
-var DefaultAllowedClients = []string{ClaudeDesktopClientID, PublicClientID}
+// DefaultAllowedClients is the MCP server's default client registry (the
+// server's ALLOWED_MCP_CLIENTS). Order matters: the generation-2 server maps
+// a registration to the first static client that accepts its redirect URIs.
+var DefaultAllowedClients = []string{PublicClientID, ClaudeDesktopClientID}
 
-// DefaultScopes is the default of Options.Scopes (the server's
-// NEXTCLOUD_OIDC_SCOPES).
-const DefaultScopes = "mcp-server:api offline_access"
+// DefaultScopes is the default of Options.Scopes (the generation-1 server's
+// NEXTCLOUD_OIDC_SCOPES), as in the recordings: offline_access and Dex's
+// cross-client scope that puts the server's client into the token's
+// audience.
+const DefaultScopes = "offline_access " + crossClientScopePrefix + ServerClientID
+
+// baseScopes are always asked for at the IdP, before the configured scopes.
+var baseScopes = []string{"openid", "profile", "email"}
+
+// gen2IdPScopes are the scopes the generation-2 server always asks the IdP for.
+var gen2IdPScopes = []string{"openid", "profile", "email", "offline_access"}
 
 // Options configures a dev server. Zero values give the defaults noted.
 type Options struct {
-	// Addr is the MCP server stand-in's listen address; default
-	// "127.0.0.1:0". Anything but a loopback address is refused.
+	// Addr is the MCP server's listen address; default "127.0.0.1:0".
+	// Anything but a loopback address is refused.
 	Addr string
 	// IdPAddr is the OP's listen address; default "127.0.0.1:0". Loopback only.
 	IdPAddr string
 	// AutoApprove makes the OP's login complete at once as DefaultUser,
-	// without a page (for automation and headless browsers).
+	// without a page, and the Login Flow stand-in's page grant access at
+	// once (for automation and headless browsers).
 	AutoApprove bool
 	// AutoDeny makes the OP's login answer at once that the user refused
 	// (error=access_denied to the client's redirect URI); it wins over
@@ -85,11 +130,15 @@ type Options struct {
 	// client ids only (e.g. ServerClientID: the user refuses Flow 2 but
 	// not the login).
 	DenyClients []string
-	// LoginFlowTools makes the MCP endpoint offer the newer servers' tools
-	// (nc_auth_provision_access, nc_auth_check_status: Nextcloud Login
-	// Flow v2 app passwords) instead of the seed's, and serve
-	// /api/v1/status.
+	// LoginFlowTools offers, in generation 1 too, what generation 2 always
+	// offers: the nc_auth_* tools and the Nextcloud Login Flow v2 stand-in
+	// (no real generation-1 server has them).
 	LoginFlowTools bool
+	// NextcloudUser is the username of the test user who is logged in at the
+	// Login Flow stand-in's pages, for flows that the server's own tools did
+	// not start (those are shown for the user of the tool call); default
+	// DefaultUser's.
+	NextcloudUser string
 
 	// Quirks of IdPs and servers in the wild.
 
@@ -97,47 +146,79 @@ type Options struct {
 	// /index.php/.well-known/openid-configuration, as Nextcloud does.
 	DiscoveryRedirect bool
 	// PRMIssuer, if set, is published as authorization_servers[0] instead
-	// of the real issuer (a server behind a proxy naming an internal host).
+	// of the real authorization server (a server behind a proxy naming an
+	// internal host).
 	PRMIssuer string
 	// NoRefreshRotation makes refreshes keep the refresh token valid and
 	// answer without a refresh_token.
 	NoRefreshRotation bool
-	// OmitExpiresIn drops expires_in from token responses.
+	// MultipleRefreshTokens lets a user hold several refresh tokens at one
+	// client. By default, as with Dex, a new login of the same user with
+	// the same client invalidates the user's earlier refresh tokens there.
+	MultipleRefreshTokens bool
+	// RequiredScope, if set, makes /mcp answer a token whose scopes (its
+	// scope claim, or without one what the server assumes, see
+	// StrictScopeClaim) lack it with 403 insufficient_scope and that scope
+	// in the challenge, as the MCP authorization specification describes
+	// for step-up authorization. (v0.181.0 refuses per tool instead.)
+	RequiredScope string
+	// RefreshReuseInterval is how long after a refresh token was issued a
+	// refresh with it returns the same token instead of rotating it; 0
+	// means Dex's DefaultRefreshReuseInterval, a negative value rotates on
+	// every refresh (as Nextcloud's oidc app does).
+	RefreshReuseInterval time.Duration
+	// OmitExpiresIn drops expires_in from the OP's token responses.
 	OmitExpiresIn bool
 
-	// AllowedClients is the stand-in's client registry (ALLOWED_MCP_CLIENTS);
+	// AllowedClients is the MCP server's client registry (ALLOWED_MCP_CLIENTS);
 	// default DefaultAllowedClients. Ids the OP does not know yet are
 	// registered there as public native clients.
 	AllowedClients []string
-	// Scopes are the server-configured scopes (NEXTCLOUD_OIDC_SCOPES), asked
-	// for at the IdP after "openid profile email"; default DefaultScopes.
-	// Set it to "openid" to ask for nothing more than "openid profile email".
+	// Scopes are the generation-1 server's configured scopes
+	// (NEXTCLOUD_OIDC_SCOPES), asked for at the IdP after "openid profile
+	// email"; default DefaultScopes. Without offline_access no refresh token
+	// is issued; without the cross-client scope the tokens lack the audience
+	// the MCP endpoint requires. Generation 2 ignores it: that server always
+	// asks for "openid profile email offline_access".
 	Scopes string
 	// PKCE is one of PKCEReject (default), PKCEIgnore or PKCERequire.
 	PKCE string
-	// ForwardNonce makes the stand-in forward the client's nonce to the IdP
-	// (the generation-1 server does not).
+	// ForwardNonce makes the generation-1 server forward the client's nonce
+	// to the IdP (the real one does not).
 	ForwardNonce bool
-	// AccessTokenTTL is the lifetime of access tokens; default 1h.
+	// AccessTokenTTL is the lifetime of the OP's access and ID tokens;
+	// default 1h.
 	AccessTokenTTL time.Duration
 
 	// IDTokenAudience, if set, is put in ID tokens' aud instead of the usual
 	// audience (a misconfigured OP); access tokens stay as they are, and so
 	// do the ID tokens of the MCP server's own client (ServerClientID).
 	IDTokenAudience string
-	// NonceOverride, if set, is the nonce the stand-in forwards to the IdP
-	// instead of the client's.
+	// NonceOverride, if set, is the nonce the generation-1 server forwards
+	// to the IdP instead of the client's.
 	NonceOverride string
 
 	// NoOfflineAccess runs the MCP server without offline access: the MCP
-	// endpoint offers none of the Flow 2 tools, and /oauth/authorize-nextcloud
-	// and /oauth/callback answer 404 (in generation 2 /oauth/callback still
-	// serves the proxy's logins).
+	// endpoint offers none of the Flow 2 tools (provision_nextcloud_access,
+	// check_provisioning_status, revoke_nextcloud_access), and
+	// /oauth/authorize-nextcloud answers 404.
 	NoOfflineAccess bool
-	// ProvisionURL, if set, is returned verbatim as authorization_url by
-	// provision_nextcloud_access instead of a Flow 2 URL (a fault: for
-	// example "javascript:alert(1)" or "https://evil.example/x").
+	// ProvisionURL, if set, is returned verbatim by the provisioning tools
+	// instead of the URL they would give (provision_nextcloud_access's
+	// authorization_url or provisioning_url, nc_auth_provision_access's
+	// login_url): a fault, for example "javascript:alert(1)".
 	ProvisionURL string
+
+	// StrictScopeClaim makes the generation-2 tools read the token's scope
+	// claim as the real server does: the OP's tokens have none, so every
+	// tool call is refused ("Access denied ... Missing required scopes:
+	// openid"). By default a token without a scope claim counts as having
+	// "openid profile email", as in the recording setup.
+	StrictScopeClaim bool
+	// ElicitationURLMode makes nc_auth_provision_access and
+	// nc_auth_update_scopes ask clients that support URL-mode elicitation
+	// to open the login URL (mode "url") instead of showing a form.
+	ElicitationURLMode bool
 
 	// NoRegistration turns the OP's dynamic client registration off: no
 	// registration_endpoint in its discovery, and /register answers 404.
@@ -161,10 +242,16 @@ type Options struct {
 	// CodeTTL is how long a code issued by the generation-2 server stays
 	// redeemable; default DefaultCodeTTL.
 	CodeTTL time.Duration
-	// RegisterRateLimit is how many requests per minute and remote address
-	// the generation-2 server's /oauth/register serves before it answers
-	// 429; default DefaultRegisterRateLimit.
+	// RegisterRateLimit is how many registration attempts with a JSON body
+	// per remote address the generation-2 server's /oauth/register serves
+	// in a sliding minute before it answers 429; default
+	// DefaultRegisterRateLimit.
 	RegisterRateLimit int
+
+	// Now, if set, is the clock of both parties (lifetimes of codes, tokens,
+	// sessions and rate limits; token timestamps), for tests that need time
+	// to pass; default time.Now.
+	Now func() time.Time
 
 	// Logf, if set, receives one line per request (listener, method, path,
 	// status), from many goroutines at once. Query strings and bodies, and
@@ -174,15 +261,20 @@ type Options struct {
 
 // Server is a running dev server.
 type Server struct {
-	opts Options
+	opts    Options
+	now     func() time.Time
+	started time.Time
 
-	verifierMu sync.Mutex
-	verifiers  []string // code_verifier values seen at the OP's token endpoint
-	url        string
-	issuer     string
-	store      *storage
-	provider   *op.Provider
-	standIn    *standIn
+	url      string
+	issuer   string
+	store    *storage
+	provider *op.Provider
+	up       *upstream
+	// idpScopes are what the MCP server asks the OP for in Flow 1
+	// (generation 1) or in its proxied logins (generation 2).
+	idpScopes []string
+
+	mcpSide *mcpServer
 
 	serverSecret string
 
@@ -190,15 +282,31 @@ type Server struct {
 	mcpOnce, idpOnce sync.Once
 	mcpErr, idpErr   error
 	mcpDone, idpDone chan struct{}
-	// loginURL and extraScopes are shared by every client of the OP.
-	loginURL    func(authRequestID string) string
-	extraScopes map[string]bool
+	loginURL         func(authRequestID string) string
+
+	verifierMu sync.Mutex
+	verifiers  []string // code_verifier values seen at the OP's token endpoint
+
+	observeMu sync.Mutex
+	observer  func(string) // see observe
 
 	countMu          sync.Mutex // guards the counters below
 	tokenRequests    map[string]int
 	idpTokenRequests map[string]int
 	registrations    int
 }
+
+// IdP endpoint paths, as Dex has them (the revocation endpoint is the dev
+// server's own: Dex has none).
+const (
+	idpAuthPath       = "/auth"
+	idpTokenPath      = "/token"
+	idpKeysPath       = "/keys"
+	idpUserinfoPath   = "/userinfo"
+	idpIntrospectPath = "/token/introspect"
+	idpRevokePath     = "/token/revoke"
+	idpEndSessionPath = "/logout"
+)
 
 // Start starts a dev server. It returns once both listeners accept
 // connections.
@@ -221,6 +329,9 @@ func Start(opts Options) (*Server, error) {
 	if opts.AccessTokenTTL <= 0 {
 		opts.AccessTokenTTL = time.Hour
 	}
+	if opts.NextcloudUser == "" {
+		opts.NextcloudUser = DefaultUser.Username
+	}
 	switch opts.Generation {
 	case 0:
 		opts.Generation = 1
@@ -230,6 +341,9 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.CodeTTL <= 0 {
 		opts.CodeTTL = DefaultCodeTTL
+	}
+	if opts.RefreshReuseInterval == 0 {
+		opts.RefreshReuseInterval = DefaultRefreshReuseInterval
 	}
 	if opts.RegisterRateLimit <= 0 {
 		opts.RegisterRateLimit = DefaultRegisterRateLimit
@@ -244,6 +358,9 @@ func Start(opts Options) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("devserver: unknown registration fault %q (want %s, %s or %s)", opts.RegistrationFault,
 			RegistrationFaultRefuse, RegistrationFaultRateLimit, RegistrationFaultMalformed)
+	}
+	if !slices.ContainsFunc(testUsers, func(u User) bool { return u.Username == opts.NextcloudUser }) {
+		return nil, fmt.Errorf("devserver: NextcloudUser %q is not a test user", opts.NextcloudUser)
 	}
 	mcpAddr, err := loopbackAddr(opts.Addr)
 	if err != nil {
@@ -269,8 +386,14 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: %w", err)
 	}
 
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	s := &Server{
 		opts:             opts,
+		now:              now,
+		started:          now(),
 		url:              "http://" + mcpLn.Addr().String(),
 		issuer:           "http://" + idpLn.Addr().String(),
 		serverSecret:     randomToken(),
@@ -279,10 +402,15 @@ func Start(opts Options) (*Server, error) {
 		tokenRequests:    make(map[string]int),
 		idpTokenRequests: make(map[string]int),
 	}
-	scopes := joinScopes(baseScopes, strings.Fields(opts.Scopes))
-	s.store = newStorage(s.clients(scopes), []User{DefaultUser, SecondUser},
-		&signingKey{id: randomID()[:16], key: rsaKey}, opts.AccessTokenTTL)
+	s.idpScopes = slices.Clone(gen2IdPScopes)
+	if opts.Generation == 1 {
+		s.idpScopes = joinScopes(baseScopes, strings.Fields(opts.Scopes))
+	}
+	s.store = newStorage(nil, slices.Clone(testUsers), &signingKey{id: randomID()[:16], key: rsaKey}, opts.AccessTokenTTL, now)
+	s.store.clients = s.clients()
 	s.store.noRotation = opts.NoRefreshRotation
+	s.store.multipleRefreshTokens = opts.MultipleRefreshTokens
+	s.store.reuseInterval = max(opts.RefreshReuseInterval, 0)
 
 	var cryptoKey [32]byte
 	_, _ = rand.Read(cryptoKey[:])
@@ -291,54 +419,35 @@ func Start(opts Options) (*Server, error) {
 		CodeMethodS256:        true,
 		AuthMethodPost:        true,
 		GrantTypeRefreshToken: true,
-		SupportedScopes:       joinScopes(baseScopes, []string{oidc.ScopeOfflineAccess}, scopes),
-	}, s.store, op.StaticIssuer(s.issuer), op.WithAllowInsecure())
+		SupportedScopes:       slices.Clone(dexScopes),
+	}, s.store, op.StaticIssuer(s.issuer), op.WithAllowInsecure(),
+		op.WithCustomAuthEndpoint(op.NewEndpoint(idpAuthPath)),
+		op.WithCustomTokenEndpoint(op.NewEndpoint(idpTokenPath)),
+		op.WithCustomKeysEndpoint(op.NewEndpoint(idpKeysPath)),
+		op.WithCustomUserinfoEndpoint(op.NewEndpoint(idpUserinfoPath)),
+		op.WithCustomIntrospectionEndpoint(op.NewEndpoint(idpIntrospectPath)),
+		op.WithCustomRevocationEndpoint(op.NewEndpoint(idpRevokePath)),
+		op.WithCustomEndSessionEndpoint(op.NewEndpoint(idpEndSessionPath)),
+	)
 	if err != nil {
 		mcpLn.Close()
 		idpLn.Close()
 		return nil, fmt.Errorf("devserver: %w", err)
 	}
 
-	up := &upstream{
+	s.up = &upstream{
 		clientID:           ServerClientID,
 		secret:             s.serverSecret,
 		redirectURI:        s.url + "/oauth/callback",
-		authEndpoint:       s.provider.AuthorizationEndpoint().Absolute(s.issuer),
-		tokenEndpoint:      s.provider.TokenEndpoint().Absolute(s.issuer),
-		userinfoEndpoint:   s.provider.UserinfoEndpoint().Absolute(s.issuer),
-		revocationEndpoint: s.provider.RevocationEndpoint().Absolute(s.issuer),
-		client:             &http.Client{Timeout: 10 * time.Second},
+		authEndpoint:       s.issuer + idpAuthPath,
+		tokenEndpoint:      s.issuer + idpTokenPath,
+		revocationEndpoint: s.issuer + idpRevokePath,
+		client:             s.outgoingClient("idp"),
 		idTokens: gooidc.NewVerifier(s.issuer,
 			&gooidc.StaticKeySet{PublicKeys: []crypto.PublicKey{&rsaKey.PublicKey}},
-			&gooidc.Config{ClientID: ServerClientID}),
+			&gooidc.Config{ClientID: ServerClientID, Now: now}),
 	}
-	s.standIn = &standIn{
-		url:            s.url,
-		issuer:         s.issuer,
-		authEndpoint:   up.authEndpoint,
-		allowedClients: slices.Clone(opts.AllowedClients),
-		registeredAtOP: s.isRegisteredClient,
-		scopes:         scopes,
-		pkce:           opts.PKCE,
-		forwardNonce:   opts.ForwardNonce,
-		nonceOverride:  opts.NonceOverride,
-		prmIssuer:      strings.TrimRight(opts.PRMIssuer, "/"),
-	}
-	if !opts.NoOfflineAccess && !opts.LoginFlowTools {
-		s.standIn.flow2 = newFlow2(s.url, up, opts.ProvisionURL, opts.NoRevocation)
-	}
-	if opts.LoginFlowTools {
-		s.standIn.loginFlow = newLoginFlow(s.url, opts.AutoApprove, opts.ProvisionURL)
-	}
-	if opts.Generation == 2 {
-		s.standIn.proxy = newProxyAS(s.url, up, s.standIn.allowed, s.staticClientSecret, strings.Fields(opts.Scopes),
-			opts.CodeTTL, opts.RegisterRateLimit, s.countServerTokenRequest)
-	}
-	s.standIn.mcp = newMCPEndpoint(s.standIn.resourceMetadataURL(),
-		op.NewAccessTokenVerifier(s.issuer, &op.OpenIDKeySet{Storage: s.store}), s.standIn.flow2)
-	if s.standIn.loginFlow != nil {
-		s.standIn.mcp.addLoginFlowTools(s.standIn.loginFlow)
-	}
+	s.mcpSide = newMCPServer(s)
 
 	login := &loginUI{
 		store:       s.store,
@@ -371,22 +480,60 @@ func Start(opts Options) (*Server, error) {
 		idpMux.HandleFunc(registerPath+"/{id}", s.manageRegistration)
 	}
 	if opts.NoRevocation {
-		idpMux.HandleFunc(s.provider.RevocationEndpoint().Relative(), http.NotFound)
+		idpMux.HandleFunc(idpRevokePath, http.NotFound)
 	}
-	idpMux.Handle("/", s.tokenEndpoint(s.provider.TokenEndpoint().Relative(), s.provider))
+	idpMux.Handle("/", s.authorizeEndpoint(idpAuthPath, s.tokenEndpoint(idpTokenPath, s.provider)))
 
-	s.mcpSrv = &http.Server{Handler: s.logRequests("mcp", s.standIn.handler()), ReadHeaderTimeout: 10 * time.Second}
+	s.mcpSrv = &http.Server{Handler: s.logRequests("mcp", s.mcpSide.handler()), ReadHeaderTimeout: 10 * time.Second}
 	s.idpSrv = &http.Server{Handler: s.logRequests("idp", idpMux), ReadHeaderTimeout: 10 * time.Second}
 	go serve(s.mcpSrv, mcpLn, s.mcpDone)
 	go serve(s.idpSrv, idpLn, s.idpDone)
 	return s, nil
 }
 
-// discovery serves the OP's discovery document: zitadel's, with the
-// registration endpoint added and, with NoRevocation, the revocation
-// endpoint removed.
+// outgoingClient is the HTTP client of the MCP server's own requests; they
+// are reported to the observer as requests to party.
+func (s *Server) outgoingClient(party string) *http.Client {
+	return &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: observingTransport{party: party, s: s, next: http.DefaultTransport},
+		// Like the Python servers' HTTP client: redirects are answers.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// observe reports one request the MCP server sent on its own (see
+// observingTransport) to the observer a test installed, if any.
+func (s *Server) observe(line string) {
+	s.observeMu.Lock()
+	f := s.observer
+	s.observeMu.Unlock()
+	if f != nil {
+		f(line)
+	}
+}
+
+// setObserver installs f as the receiver of observe's lines.
+func (s *Server) setObserver(f func(string)) {
+	s.observeMu.Lock()
+	defer s.observeMu.Unlock()
+	s.observer = f
+}
+
+// discovery serves the OP's discovery document: zitadel's, with Dex's
+// values where ncmcp reads them (response types, grant types, PKCE methods,
+// scopes, claims), the registration endpoint added and, with NoRevocation,
+// the revocation endpoint removed.
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	cfg := op.CreateDiscoveryConfig(op.ContextWithIssuer(r.Context(), s.issuer), s.provider, s.store)
+	cfg.ResponseTypesSupported = []string{"code"}
+	cfg.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	cfg.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256, oidc.CodeChallengeMethodPlain}
+	cfg.ScopesSupported = slices.Clone(dexScopes)
+	cfg.ClaimsSupported = []string{"iss", "sub", "aud", "iat", "exp", "email", "email_verified", "name", "preferred_username", "at_hash", "sid"}
+	cfg.SubjectTypesSupported = []string{"public"}
+	cfg.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
+	cfg.IDTokenSigningAlgValuesSupported = []string{"RS256"}
 	if !s.opts.NoRegistration {
 		cfg.RegistrationEndpoint = s.issuer + registerPath
 	}
@@ -405,13 +552,9 @@ func serve(srv *http.Server, ln net.Listener, done chan<- struct{}) {
 }
 
 // clients returns the OP's client registry.
-func (s *Server) clients(scopes []string) map[string]*opClient {
-	extra := map[string]bool{"mcp-server:api": true}
-	for _, sc := range scopes {
-		extra[sc] = true
-	}
+func (s *Server) clients() map[string]*opClient {
 	loginURL := func(id string) string { return s.issuer + loginPath + "?id=" + id }
-	s.loginURL, s.extraScopes = loginURL, extra
+	s.loginURL = loginURL
 	native := func(id, secret string) *opClient {
 		c := &opClient{
 			id:           id,
@@ -421,7 +564,8 @@ func (s *Server) clients(scopes []string) map[string]*opClient {
 			redirectURIs: slices.Clone(nativeRedirectURIs),
 			authMethod:   oidc.AuthMethodBasic,
 			loginURL:     loginURL,
-			extraScopes:  extra,
+			knownClient:  s.store.knownClient,
+			now:          s.now,
 		}
 		if c.public {
 			c.authMethod = oidc.AuthMethodNone
@@ -439,7 +583,8 @@ func (s *Server) clients(scopes []string) map[string]*opClient {
 			redirectURIs: []string{s.url + "/oauth/callback"},
 			authMethod:   oidc.AuthMethodBasic,
 			loginURL:     loginURL,
-			extraScopes:  extra,
+			knownClient:  s.store.knownClient,
+			now:          s.now,
 		},
 	}
 	for _, id := range s.opts.AllowedClients {
@@ -463,6 +608,13 @@ func joinScopes(lists ...[]string) []string {
 	return out
 }
 
+// sortedScopes returns the scopes sorted, without duplicates.
+func sortedScopes(scopes ...[]string) []string {
+	out := joinScopes(scopes...)
+	sort.Strings(out)
+	return out
+}
+
 // loopbackAddr checks that addr is host:port with a loopback host and
 // returns the address to listen on ("localhost" becomes 127.0.0.1).
 func loopbackAddr(addr string) (string, error) {
@@ -480,8 +632,8 @@ func loopbackAddr(addr string) (string, error) {
 	return addr, nil
 }
 
-// URL returns the MCP server stand-in's base URL, such as
-// http://127.0.0.1:PORT (no trailing slash).
+// URL returns the MCP server's base URL, such as http://127.0.0.1:PORT (no
+// trailing slash).
 func (s *Server) URL() string { return s.url }
 
 // IssuerURL returns the OP's issuer, such as http://127.0.0.1:PORT (no
@@ -489,12 +641,13 @@ func (s *Server) URL() string { return s.url }
 func (s *Server) IssuerURL() string { return s.issuer }
 
 // ResourceURL returns the protected resource, URL()+"/mcp".
-func (s *Server) ResourceURL() string { return s.standIn.resourceURL() }
+func (s *Server) ResourceURL() string { return s.url + "/mcp" }
 
-// IdPScopes returns the scopes the stand-in asks the IdP for: "openid
-// profile email" and the configured scopes. The protected resource metadata
-// lists the same scopes.
-func (s *Server) IdPScopes() []string { return slices.Clone(s.standIn.scopes) }
+// IdPScopes returns the scopes the MCP server asks the IdP for when a client
+// logs in: in generation 1 "openid profile email" and the configured
+// Options.Scopes, in generation 2 "openid profile email offline_access"
+// (plus the scopes the client asks for).
+func (s *Server) IdPScopes() []string { return slices.Clone(s.idpScopes) }
 
 // ServerClientSecret returns the secret of ServerClientID, chosen at start.
 func (s *Server) ServerClientSecret() string { return s.serverSecret }
@@ -503,6 +656,7 @@ func (s *Server) ServerClientSecret() string { return s.serverSecret }
 func (s *Server) Options() Options {
 	o := s.opts
 	o.AllowedClients = slices.Clone(o.AllowedClients)
+	o.DenyClients = slices.Clone(o.DenyClients)
 	return o
 }
 
@@ -511,7 +665,8 @@ func (s *Server) Options() Options {
 // succeeded or not: requests that reached the OP's token endpoint from any
 // client but the MCP server's own (ServerClientID), plus, in generation 2,
 // requests to the server's /oauth/token. The server's own requests at the
-// OP (Flow 2, the generation-2 proxy) are counted by IdPTokenRequests only.
+// OP (Flow 2, the generation-2 logins and refreshes) are counted by
+// IdPTokenRequests only.
 func (s *Server) TokenRequests(grantType string) int {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
@@ -527,51 +682,37 @@ func (s *Server) IdPTokenRequests(grantType string) int {
 	return s.idpTokenRequests[grantType]
 }
 
-// ProvisionedToken returns the refresh token that Flow 2 stored for the
-// user with that sub, if any.
+// ProvisionedToken returns the credential the MCP server holds for the user
+// with that sub: the refresh token Flow 2 stored, else the app password of
+// the Login Flow v2 tools.
 func (s *Server) ProvisionedToken(sub string) (ProvisionedToken, bool) {
-	if s.standIn.loginFlow != nil {
-		return s.standIn.loginFlow.token(sub)
-	}
-	if s.standIn.flow2 == nil {
-		return ProvisionedToken{}, false
-	}
-	return s.standIn.flow2.token(sub)
+	return s.mcpSide.prov.credential(sub)
 }
 
-// staticClientSecret reports whether secret authenticates a static client
-// at the generation-2 server: any secret does for a client that is public at
-// the OP, else only its OP secret.
-func (s *Server) staticClientSecret(clientID, secret string) bool {
-	c, ok := s.store.client(clientID)
-	return !ok || c.public || c.checkSecret(secret)
+// Flow2URL returns a new Flow 2 authorization URL,
+// {URL}/oauth/authorize-nextcloud?state=STATE, as generation 1's
+// provision_nextcloud_access returns it (no generation-2 tool does, but
+// the URL works there too). It is empty with NoOfflineAccess.
+func (s *Server) Flow2URL() string {
+	if s.mcpSide.flow2 == nil {
+		return ""
+	}
+	return s.mcpSide.flow2.authorizationURL()
 }
 
-// RestartServer makes the MCP server stand-in forget what a restarted server
-// forgets: in generation 2 its client registrations, login sessions, codes
-// and rate-limit counters; in both generations the Flow 2 states, sessions
-// and stored refresh tokens, and every MCP session. The OP keeps running and
-// the tokens it issued stay valid; AllowedClients and clients registered at
-// the OP stay known.
-func (s *Server) RestartServer() {
-	if s.standIn.proxy != nil {
-		s.standIn.proxy.reset()
-	}
-	if s.standIn.flow2 != nil {
-		s.standIn.flow2.reset()
-	}
-	if s.standIn.loginFlow != nil {
-		s.standIn.loginFlow.reset()
-	}
-	s.standIn.mcp.restart()
-}
+// RestartServer makes the MCP server forget what a restarted server
+// forgets: its login sessions and codes, rate-limit counters, Flow 2
+// sessions, pending Login Flows and every MCP session. What the real server
+// keeps in its database stays: the Flow 2 refresh tokens and app passwords
+// it stored. The OP keeps running and the tokens it issued stay valid.
+func (s *Server) RestartServer() { s.mcpSide.restart() }
 
 // ToolCalls returns how many times the MCP tool with that name was called,
 // whatever the outcome.
-func (s *Server) ToolCalls(name string) int { return s.standIn.mcp.toolCalls(name) }
+func (s *Server) ToolCalls(name string) int { return s.mcpSide.mcp.toolCalls(name) }
 
 // StopIdP stops only the OP's listener, so that clients find the IdP down
-// while the MCP server stand-in keeps running. It is safe to call more than once.
+// while the MCP server keeps running. It is safe to call more than once.
 func (s *Server) StopIdP() error {
 	s.idpOnce.Do(func() { s.idpErr = shutdown(s.idpSrv, s.idpDone) })
 	return s.idpErr
@@ -580,7 +721,7 @@ func (s *Server) StopIdP() error {
 // Close stops both listeners. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.mcpOnce.Do(func() {
-		s.standIn.mcp.closeSessions()
+		s.mcpSide.mcp.closeSessions()
 		s.mcpErr = shutdown(s.mcpSrv, s.mcpDone)
 	})
 	return errors.Join(s.mcpErr, s.StopIdP())
@@ -607,8 +748,17 @@ func (s *Server) logRequests(side string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		s.opts.Logf("%s: %s %s -> %d", side, r.Method, r.URL.Path, sw.status)
+		s.opts.Logf("%s: %s %s -> %d", side, r.Method, logPath(r.URL.Path), sw.status)
 	})
+}
+
+// logPath hides the secret part of paths that carry one (the Login Flow
+// stand-in's login token).
+func logPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, ncFlowPath); ok && rest != "" {
+		return ncFlowPath + "…"
+	}
+	return p
 }
 
 type statusWriter struct {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +22,12 @@ const (
 	authRequestTTL = 10 * time.Minute
 	// refreshTokenTTL is the lifetime of a refresh token.
 	refreshTokenTTL = 24 * time.Hour
+	// DefaultRefreshReuseInterval is Dex's refresh token reuse interval
+	// (the default of Options.RefreshReuseInterval): for that long after a
+	// refresh token was issued (or rotated) a refresh with it returns the
+	// same token, and the token it replaced still works (and also returns
+	// the new one).
+	DefaultRefreshReuseInterval = 3 * time.Second
 )
 
 // tokenEndpointKey marks the context of a request to the OP's token endpoint.
@@ -41,9 +46,9 @@ type authRequest struct {
 	responseType  oidc.ResponseType
 	responseMode  oidc.ResponseMode
 	codeChallenge *oidc.CodeChallenge
-	audience      []string
 	subject       string
 	authTime      time.Time
+	sid           string // the login session, Dex's sid claim
 	done          bool
 	created       time.Time
 	code          string
@@ -53,7 +58,6 @@ type authRequest struct {
 func (a *authRequest) clone() *authRequest {
 	c := *a
 	c.scopes = slices.Clone(a.scopes)
-	c.audience = slices.Clone(a.audience)
 	if a.codeChallenge != nil {
 		cc := *a.codeChallenge
 		c.codeChallenge = &cc
@@ -61,10 +65,13 @@ func (a *authRequest) clone() *authRequest {
 	return &c
 }
 
-func (a *authRequest) GetID() string                         { return a.id }
-func (a *authRequest) GetACR() string                        { return "" }
-func (a *authRequest) GetAMR() []string                      { return amrFor(a.done) }
-func (a *authRequest) GetAudience() []string                 { return slices.Clone(a.audience) }
+func (a *authRequest) GetID() string    { return a.id }
+func (a *authRequest) GetACR() string   { return "" }
+func (a *authRequest) GetAMR() []string { return amrFor(a.done) }
+func (a *authRequest) GetAudience() []string {
+	aud, _ := tokenAudience(a.clientID, a.scopes)
+	return aud
+}
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.clientID }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.codeChallenge }
@@ -87,39 +94,58 @@ func amrFor(done bool) []string {
 // refreshTokenRequest is what a refresh token stands for, handed to zitadel
 // for one refresh_token grant.
 type refreshTokenRequest struct {
+	record   *refreshTokenRecord // read only under storage.mu
 	clientID string
 	subject  string
-	audience []string
 	scopes   []string
 	authTime time.Time
 }
 
-func (r *refreshTokenRequest) GetAMR() []string                 { return []string{"pwd"} }
-func (r *refreshTokenRequest) GetAudience() []string            { return slices.Clone(r.audience) }
+func (r *refreshTokenRequest) GetAMR() []string { return []string{"pwd"} }
+func (r *refreshTokenRequest) GetAudience() []string {
+	aud, _ := tokenAudience(r.clientID, r.scopes)
+	return aud
+}
 func (r *refreshTokenRequest) GetAuthTime() time.Time           { return r.authTime }
 func (r *refreshTokenRequest) GetClientID() string              { return r.clientID }
 func (r *refreshTokenRequest) GetScopes() []string              { return slices.Clone(r.scopes) }
 func (r *refreshTokenRequest) GetSubject() string               { return r.subject }
 func (r *refreshTokenRequest) SetCurrentScopes(scopes []string) { r.scopes = slices.Clone(scopes) }
 
-type accessTokenRecord struct {
-	id       string
+// grant is what every token of one login carries: who logged in, when, in
+// which session, for which client, scopes and nonce.
+type grant struct {
 	clientID string
 	subject  string
-	audience []string
 	scopes   []string
-	expires  time.Time
+	nonce    string
+	authTime time.Time
+	sid      string
 }
 
-type refreshTokenRecord struct {
-	clientID      string
-	subject       string
-	audience      []string
-	scopes        []string // the scopes of the original grant
-	authTime      time.Time
-	expires       time.Time
-	accessTokenID string // the access token issued with this refresh token
+// accessTokenRecord is an issued access token; its id is the token's jti.
+type accessTokenRecord struct {
+	grant
+	id      string
+	issued  time.Time // the iat claim, whole seconds
+	expires time.Time // issued + the access token lifetime
 }
+
+// refreshTokenRecord is one refresh token, with Dex's rotation state: token
+// is the current token; obsolete the one it replaced, which keeps working
+// (and yields token) until the reuse interval after lastUsed.
+type refreshTokenRecord struct {
+	grant
+	token         string
+	obsolete      string
+	lastUsed      time.Time // when token was issued
+	expires       time.Time
+	accessTokenID string // the access token issued last with this refresh token
+}
+
+// sessionKey identifies a user's refresh token at one client: Dex keeps one
+// per user and client.
+type sessionKey struct{ subject, clientID string }
 
 // signingKey is the OP's RSA key; it implements both op.SigningKey and op.Key.
 type signingKey struct {
@@ -146,10 +172,17 @@ func (p publicKey) Key() any                           { return &p.k.key.PublicK
 type storage struct {
 	// noRotation keeps refresh tokens valid when used (Options.NoRefreshRotation).
 	noRotation bool
+	// reuseInterval is Options.RefreshReuseInterval.
+	reuseInterval time.Duration
+	// multipleRefreshTokens lets a user hold several refresh tokens at one
+	// client (Options.MultipleRefreshTokens); by default a new one replaces
+	// the user's previous one, as with Dex.
+	multipleRefreshTokens bool
 
 	users     []User
 	key       *signingKey
 	accessTTL time.Duration
+	now       func() time.Time
 
 	clientsMu sync.RWMutex
 	clients   map[string]*opClient
@@ -158,23 +191,25 @@ type storage struct {
 	authRequests  map[string]*authRequest
 	codes         map[string]string // authorization code -> auth request id
 	accessTokens  map[string]*accessTokenRecord
-	refreshTokens map[string]*refreshTokenRecord // keyed by the token itself
+	refreshTokens map[string]*refreshTokenRecord // by current and obsolete token
+	sessions      map[sessionKey]*refreshTokenRecord
 }
 
 var _ op.Storage = (*storage)(nil)
 var _ op.CanSetUserinfoFromRequest = (*storage)(nil)
-var _ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
 
-func newStorage(clients map[string]*opClient, users []User, key *signingKey, accessTTL time.Duration) *storage {
+func newStorage(clients map[string]*opClient, users []User, key *signingKey, accessTTL time.Duration, now func() time.Time) *storage {
 	return &storage{
 		clients:       clients,
 		users:         users,
 		key:           key,
 		accessTTL:     accessTTL,
+		now:           now,
 		authRequests:  make(map[string]*authRequest),
 		codes:         make(map[string]string),
 		accessTokens:  make(map[string]*accessTokenRecord),
 		refreshTokens: make(map[string]*refreshTokenRecord),
+		sessions:      make(map[sessionKey]*refreshTokenRecord),
 	}
 }
 
@@ -184,6 +219,8 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
+// randomToken returns 32 random bytes, base64url-encoded without padding
+// (43 characters, like Python's secrets.token_urlsafe(32)).
 func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
@@ -215,42 +252,51 @@ func (s *storage) pendingAuthRequest(id string) (*authRequest, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ar, ok := s.authRequests[id]
-	if !ok || ar.done || time.Since(ar.created) > authRequestTTL {
+	if !ok || ar.done || s.now().Sub(ar.created) > authRequestTTL {
 		return nil, false
 	}
 	return ar.clone(), true
 }
 
-// completeAuthRequest records that subject logged in for the auth request.
+// completeAuthRequest records that subject logged in for the auth request,
+// in a new login session.
 func (s *storage) completeAuthRequest(id, subject string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ar, ok := s.authRequests[id]
-	if !ok || ar.done || time.Since(ar.created) > authRequestTTL {
+	if !ok || ar.done || s.now().Sub(ar.created) > authRequestTTL {
 		return errors.New("unknown or expired login request")
 	}
 	ar.subject = subject
-	ar.authTime = time.Now().UTC()
+	ar.authTime = s.now().UTC()
+	ar.sid = randomID()
 	ar.done = true
 	return nil
 }
 
-// codeChallengeState reports whether code is a live authorization code and
-// whether its auth request carried a code_challenge.
-func (s *storage) codeChallengeState(code string) (known, hasChallenge bool) {
+// codeInfo is what the token endpoint needs to know about a code before
+// zitadel redeems it.
+type codeInfo struct {
+	clientID     string
+	redirectURI  string
+	hasChallenge bool
+}
+
+// code returns the live authorization code's request.
+func (s *storage) code(code string) (codeInfo, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ar, ok := s.authRequests[s.codes[code]]
-	if !ok {
-		return false, false
+	if !ok || code == "" || s.now().Sub(ar.codeIssued) > authRequestTTL {
+		return codeInfo{}, false
 	}
-	return true, ar.codeChallenge != nil
+	return codeInfo{clientID: ar.clientID, redirectURI: ar.redirectURI, hasChallenge: ar.codeChallenge != nil}, true
 }
 
 // purgeLocked drops expired records. The caller holds s.mu.
 func (s *storage) purgeLocked(now time.Time) {
 	for id, ar := range s.authRequests {
-		if now.Sub(ar.created) > authRequestTTL {
+		if now.Sub(ar.created) > 2*authRequestTTL {
 			delete(s.codes, ar.code)
 			delete(s.authRequests, id)
 		}
@@ -262,6 +308,7 @@ func (s *storage) purgeLocked(now time.Time) {
 	}
 	for tok, rt := range s.refreshTokens {
 		if now.After(rt.expires) {
+			s.dropRefreshLocked(rt)
 			delete(s.refreshTokens, tok)
 		}
 	}
@@ -269,7 +316,7 @@ func (s *storage) purgeLocked(now time.Time) {
 
 // CreateAuthRequest implements op.Storage.
 func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
-	now := time.Now()
+	now := s.now()
 	ar := &authRequest{
 		id:           randomID(),
 		clientID:     req.ClientID,
@@ -279,10 +326,7 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 		scopes:       slices.Clone(req.Scopes),
 		responseType: req.ResponseType,
 		responseMode: req.ResponseMode,
-		// The access token's audience: the client and the MCP server. The
-		// token endpoint narrows the ID token's audience to the client.
-		audience: []string{req.ClientID, MCPAudience},
-		created:  now,
+		created:      now,
 	}
 	if req.CodeChallenge != "" {
 		method := req.CodeChallengeMethod
@@ -303,7 +347,7 @@ func (s *storage) AuthRequestByID(_ context.Context, id string) (op.AuthRequest,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ar, ok := s.authRequests[id]
-	if !ok || time.Since(ar.created) > authRequestTTL {
+	if !ok || s.now().Sub(ar.created) > authRequestTTL {
 		return nil, errors.New("auth request not found")
 	}
 	return ar.clone(), nil
@@ -314,7 +358,7 @@ func (s *storage) AuthRequestByCode(_ context.Context, code string) (op.AuthRequ
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ar, ok := s.authRequests[s.codes[code]]
-	if !ok || time.Since(ar.codeIssued) > authRequestTTL {
+	if !ok || s.now().Sub(ar.codeIssued) > authRequestTTL {
 		return nil, errors.New("code not found or expired")
 	}
 	return ar.clone(), nil
@@ -330,7 +374,7 @@ func (s *storage) SaveAuthCode(_ context.Context, id, code string) error {
 	}
 	delete(s.codes, ar.code)
 	ar.code = code
-	ar.codeIssued = time.Now()
+	ar.codeIssued = s.now()
 	s.codes[code] = id
 	return nil
 }
@@ -347,22 +391,32 @@ func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 	return nil
 }
 
-func clientIDOf(req op.TokenRequest) string {
-	if c, ok := req.(interface{ GetClientID() string }); ok {
-		return c.GetClientID()
+// grantOf returns the login behind a token request: an auth request (code
+// exchange) or a refresh token.
+func grantOf(req op.TokenRequest) grant {
+	switch r := req.(type) {
+	case *authRequest:
+		return grant{clientID: r.clientID, subject: r.subject, scopes: slices.Clone(r.scopes), nonce: r.nonce, authTime: r.authTime, sid: r.sid}
+	case *refreshTokenRequest:
+		g := r.record.grant
+		g.scopes = slices.Clone(r.scopes)
+		return g
 	}
-	return ""
+	g := grant{subject: req.GetSubject(), scopes: req.GetScopes()}
+	if c, ok := req.(interface{ GetClientID() string }); ok {
+		g.clientID = c.GetClientID()
+	}
+	return g
 }
 
 // newAccessTokenLocked records a new access token. The caller holds s.mu.
-func (s *storage) newAccessTokenLocked(req op.TokenRequest, now time.Time) *accessTokenRecord {
+func (s *storage) newAccessTokenLocked(g grant, now time.Time) *accessTokenRecord {
+	issued := now.Truncate(time.Second)
 	at := &accessTokenRecord{
-		id:       randomID(),
-		clientID: clientIDOf(req),
-		subject:  req.GetSubject(),
-		audience: req.GetAudience(),
-		scopes:   req.GetScopes(),
-		expires:  now.Add(s.accessTTL),
+		grant:   g,
+		id:      randomID(),
+		issued:  issued,
+		expires: issued.Add(s.accessTTL),
 	}
 	s.accessTokens[at.id] = at
 	return at
@@ -372,59 +426,111 @@ func (s *storage) newAccessTokenLocked(req op.TokenRequest, now time.Time) *acce
 func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	at := s.newAccessTokenLocked(req, time.Now())
+	at := s.newAccessTokenLocked(grantOf(req), s.now())
 	return at.id, at.expires, nil
 }
 
-// CreateAccessAndRefreshTokens implements op.Storage. A refresh token is
-// rotated: the one that was used is deleted here, so it works only once,
-// even when two refreshes race.
+// reusable reports whether rt was issued less than the reuse interval ago.
+func (s *storage) reusable(rt *refreshTokenRecord, now time.Time) bool {
+	return now.Before(rt.lastUsed.Add(s.reuseInterval))
+}
+
+// CreateAccessAndRefreshTokens implements op.Storage, with Dex's rotation.
+//
+// A code exchange issues a new refresh token, which replaces the user's
+// previous one at the client unless MultipleRefreshTokens is set. A refresh
+// within the reuse interval of the current token's issue returns that same
+// token (also for the token it replaced); after it, only the current token
+// works, and it is rotated.
 func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
-	now := time.Now()
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt := &refreshTokenRecord{
-		clientID: clientIDOf(req),
-		subject:  req.GetSubject(),
-		audience: req.GetAudience(),
-		scopes:   req.GetScopes(),
-		expires:  now.Add(refreshTokenTTL),
-	}
-	if current != "" {
-		old, ok := s.refreshTokens[current]
-		if !ok || now.After(old.expires) {
-			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token is invalid, expired, revoked or already used")
+	if current == "" {
+		g := grantOf(req)
+		rt := &refreshTokenRecord{grant: g, token: randomToken(), lastUsed: now, expires: now.Add(refreshTokenTTL)}
+		key := sessionKey{g.subject, g.clientID}
+		if old, ok := s.sessions[key]; ok && !s.multipleRefreshTokens {
+			s.dropRefreshLocked(old)
 		}
-		rt.scopes = slices.Clone(old.scopes)
-		rt.authTime = old.authTime
-		if s.noRotation {
-			at := s.newAccessTokenLocked(req, now)
-			old.accessTokenID = at.id
-			return at.id, current, at.expires, nil
-		}
-		delete(s.refreshTokens, current)
-	} else if ar, ok := req.(op.AuthRequest); ok {
-		rt.authTime = ar.GetAuthTime()
+		s.sessions[key] = rt
+		s.refreshTokens[rt.token] = rt
+		at := s.newAccessTokenLocked(g, now)
+		rt.accessTokenID = at.id
+		return at.id, rt.token, at.expires, nil
 	}
-	at := s.newAccessTokenLocked(req, now)
+	rt, ok := s.refreshTokens[current]
+	if !ok || now.After(rt.expires) {
+		return "", "", time.Time{}, errRefreshTokenInvalid
+	}
+	token := rt.token
+	switch {
+	case s.noRotation:
+		token = current
+	case current == rt.token && !s.reusable(rt, now):
+		if rt.obsolete != "" {
+			delete(s.refreshTokens, rt.obsolete)
+		}
+		rt.obsolete, rt.token, rt.lastUsed = rt.token, randomToken(), now
+		s.refreshTokens[rt.token] = rt
+		token = rt.token
+	case current == rt.token:
+	case current == rt.obsolete && s.reusable(rt, now):
+	default:
+		return "", "", time.Time{}, errRefreshTokenInvalid
+	}
+	g := rt.grant
+	if r, ok := req.(*refreshTokenRequest); ok {
+		g.scopes = slices.Clone(r.scopes)
+	}
+	at := s.newAccessTokenLocked(g, now)
 	rt.accessTokenID = at.id
-	token := randomToken()
-	s.refreshTokens[token] = rt
 	return at.id, token, at.expires, nil
+}
+
+// errRefreshTokenInvalid is the storage's answer to a refresh token that is
+// unknown, expired, revoked, replaced or superseded; the token endpoint
+// answers it the way Dex does.
+var errRefreshTokenInvalid = oidc.ErrInvalidGrant().WithDescription("refresh token is invalid or has already been claimed by another client")
+
+// dropRefreshLocked deletes a refresh token record and the token it replaced.
+// The caller holds s.mu.
+func (s *storage) dropRefreshLocked(rt *refreshTokenRecord) {
+	delete(s.refreshTokens, rt.token)
+	if rt.obsolete != "" {
+		delete(s.refreshTokens, rt.obsolete)
+	}
+	key := sessionKey{rt.subject, rt.clientID}
+	if s.sessions[key] == rt {
+		delete(s.sessions, key)
+	}
+}
+
+// liveRefreshLocked returns the record of a refresh token that may still be
+// used. The caller holds s.mu.
+func (s *storage) liveRefreshLocked(token string, now time.Time) (*refreshTokenRecord, bool) {
+	rt, ok := s.refreshTokens[token]
+	if !ok || now.After(rt.expires) {
+		return nil, false
+	}
+	if token != rt.token && (s.noRotation || !s.reusable(rt, now)) {
+		return nil, false
+	}
+	return rt, true
 }
 
 // TokenRequestByRefreshToken implements op.Storage.
 func (s *storage) TokenRequestByRefreshToken(_ context.Context, token string) (op.RefreshTokenRequest, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt, ok := s.refreshTokens[token]
-	if !ok || time.Now().After(rt.expires) {
-		return nil, errors.New("refresh token is invalid, expired, revoked or already used")
+	rt, ok := s.liveRefreshLocked(token, s.now())
+	if !ok {
+		return nil, errRefreshTokenInvalid
 	}
 	return &refreshTokenRequest{
+		record:   rt,
 		clientID: rt.clientID,
 		subject:  rt.subject,
-		audience: slices.Clone(rt.audience),
 		scopes:   slices.Clone(rt.scopes),
 		authTime: rt.authTime,
 	}, nil
@@ -434,9 +540,9 @@ func (s *storage) TokenRequestByRefreshToken(_ context.Context, token string) (o
 func (s *storage) TerminateSession(_ context.Context, userID, clientID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for tok, rt := range s.refreshTokens {
+	for _, rt := range s.refreshTokens {
 		if rt.subject == userID && rt.clientID == clientID {
-			delete(s.refreshTokens, tok)
+			s.dropRefreshLocked(rt)
 		}
 	}
 	for id, at := range s.accessTokens {
@@ -459,7 +565,8 @@ func (s *storage) GetRefreshTokenInfo(_ context.Context, clientID, token string)
 }
 
 // RevokeToken implements op.Storage (RFC 7009). Revoking a refresh token also
-// revokes the access token issued with it. An unknown token is not an error.
+// revokes the access token issued last with it. An unknown token is not an
+// error.
 func (s *storage) RevokeToken(_ context.Context, tokenOrID, _ string, clientID string) *oidc.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -467,7 +574,7 @@ func (s *storage) RevokeToken(_ context.Context, tokenOrID, _ string, clientID s
 		if rt.clientID != clientID {
 			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
 		}
-		delete(s.refreshTokens, tokenOrID)
+		s.dropRefreshLocked(rt)
 		delete(s.accessTokens, rt.accessTokenID)
 		return nil
 	}
@@ -478,6 +585,19 @@ func (s *storage) RevokeToken(_ context.Context, tokenOrID, _ string, clientID s
 		delete(s.accessTokens, tokenOrID)
 	}
 	return nil
+}
+
+// accessToken returns a copy of a live access token's record.
+func (s *storage) accessToken(id string) (accessTokenRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.accessTokens[id]
+	if !ok || !s.now().Before(at.expires) {
+		return accessTokenRecord{}, false
+	}
+	rec := *at
+	rec.scopes = slices.Clone(at.scopes)
+	return rec, true
 }
 
 // SigningKey implements op.Storage.
@@ -524,9 +644,9 @@ func (s *storage) deleteClient(id string) {
 	s.clientsMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for tok, rt := range s.refreshTokens {
+	for _, rt := range s.refreshTokens {
 		if rt.clientID == id {
-			delete(s.refreshTokens, tok)
+			s.dropRefreshLocked(rt)
 		}
 	}
 	for tid, at := range s.accessTokens {
@@ -544,6 +664,12 @@ func (s *storage) client(id string) (*opClient, bool) {
 	return c, ok
 }
 
+// knownClient reports whether a client with that id exists.
+func (s *storage) knownClient(id string) bool {
+	_, ok := s.client(id)
+	return ok
+}
+
 // AuthorizeClientIDSecret implements op.Storage.
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
 	c, ok := s.client(id)
@@ -559,7 +685,7 @@ func fillUserinfo(info *oidc.UserInfo, u User, scopes []string) {
 		case oidc.ScopeOpenID:
 			info.Subject = u.Subject
 		case oidc.ScopeProfile:
-			info.PreferredUsername = u.Username
+			info.PreferredUsername = u.PreferredUsername
 			info.Name = u.Name
 		case oidc.ScopeEmail:
 			info.Email = u.Email
@@ -574,7 +700,8 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 }
 
 // SetUserinfoFromRequest implements op.CanSetUserinfoFromRequest: the ID
-// token's user claims.
+// token's user claims (the token endpoint issues its own ID token, see
+// Server.dexTokens, but zitadel needs the user to exist).
 func (s *storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	u, ok := s.userBySubject(req.GetSubject())
 	if !ok {
@@ -586,59 +713,40 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo,
 
 // SetUserinfoFromToken implements op.Storage: the userinfo endpoint.
 func (s *storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	s.mu.Lock()
-	at, ok := s.accessTokens[tokenID]
-	var scopes []string
-	if ok {
-		scopes = slices.Clone(at.scopes)
-		ok = at.subject == subject && time.Now().Before(at.expires)
-	}
-	s.mu.Unlock()
-	if !ok {
+	at, ok := s.accessToken(tokenID)
+	if !ok || at.subject != subject {
 		return oidc.ErrAccessDenied().WithDescription("access token is invalid, expired or revoked")
 	}
 	u, found := s.userBySubject(subject)
 	if !found {
 		return oidc.ErrAccessDenied().WithDescription("unknown user")
 	}
-	fillUserinfo(info, u, scopes)
+	fillUserinfo(info, u, at.scopes)
 	return nil
 }
 
 // SetIntrospectionFromToken implements op.Storage.
 func (s *storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, _ string) error {
-	s.mu.Lock()
-	at, ok := s.accessTokens[tokenID]
-	var rec accessTokenRecord
-	if ok {
-		rec = *at
-		ok = at.subject == subject && time.Now().Before(at.expires)
-	}
-	s.mu.Unlock()
-	if !ok {
+	rec, ok := s.accessToken(tokenID)
+	if !ok || rec.subject != subject {
 		return errors.New("token is not active")
 	}
+	aud, _ := tokenAudience(rec.clientID, rec.scopes)
 	resp.Scope = rec.scopes
 	resp.ClientID = rec.clientID
 	resp.Subject = rec.subject
-	resp.Audience = rec.audience
+	resp.Audience = aud
 	resp.Expiration = oidc.FromTime(rec.expires)
 	resp.TokenType = oidc.BearerToken
 	if u, found := s.userBySubject(subject); found {
-		resp.Username = u.Username
+		resp.Username = u.PreferredUsername
 	}
 	return nil
 }
 
-// GetPrivateClaimsFromScopes implements op.Storage; GetPrivateClaimsFromRequest does the work.
+// GetPrivateClaimsFromScopes implements op.Storage: no private claims.
 func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
 	return nil, nil
-}
-
-// GetPrivateClaimsFromRequest implements op.CanGetPrivateClaimsFromRequest:
-// access tokens carry the granted scopes as a space-separated "scope" claim.
-func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
-	return map[string]any{"scope": strings.Join(req.GetScopes(), " ")}, nil
 }
 
 // GetKeyByIDAndClientID implements op.Storage; JWT client assertions are not supported.

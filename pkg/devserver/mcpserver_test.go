@@ -1,16 +1,16 @@
 package devserver
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/oauth2"
 )
 
+// TestAuthorizeValidation: generation 1's /oauth/authorize in cases beyond
+// the recordings' (combinations, the order of the checks).
 func TestAuthorizeValidation(t *testing.T) {
 	s := startServer(t, Options{})
 	const cb = "http://127.0.0.1:53682/callback"
@@ -56,6 +56,7 @@ func TestAuthorizeValidation(t *testing.T) {
 		{"plain method", map[string]string{"code_challenge_method": "plain"}, 400, "invalid_request"},
 		{"empty method", map[string]string{"code_challenge_method": ""}, 400, "invalid_request"},
 		{"missing client_id", map[string]string{"client_id": "<del>"}, 400, "invalid_request"},
+		{"port-less localhost with a colon", map[string]string{"redirect_uri": "http://localhost:/callback"}, 401, "unauthorized_client"},
 		{"unknown client", map[string]string{"client_id": "someone-else"}, 401, "unauthorized_client"},
 		{"confidential client not in registry", map[string]string{"client_id": ConfidentialClientID}, 401, "unauthorized_client"},
 		{"scope outside registry", map[string]string{"scope": "openid notes:read"}, 401, "unauthorized_client"},
@@ -88,7 +89,7 @@ func TestAuthorizeValidation(t *testing.T) {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.status)
 			}
 			if tc.status == 302 {
-				if !strings.HasPrefix(resp.Header.Get("Location"), s.IssuerURL()+"/authorize?") {
+				if !strings.HasPrefix(resp.Header.Get("Location"), s.IssuerURL()+idpAuthPath+"?") {
 					t.Fatalf("Location = %q, want the OP's authorize endpoint", resp.Header.Get("Location"))
 				}
 				return
@@ -132,14 +133,14 @@ func TestAuthorizeRedirectParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if base := loc.Scheme + "://" + loc.Host + loc.Path; base != s.IssuerURL()+"/authorize" {
+			if base := loc.Scheme + "://" + loc.Host + loc.Path; base != s.IssuerURL()+idpAuthPath {
 				t.Errorf("redirect goes to %s", base)
 			}
 			want := map[string]string{
 				"client_id":     PublicClientID,
 				"redirect_uri":  cb,
 				"response_type": "code",
-				"scope":         "openid profile email mcp-server:api offline_access",
+				"scope":         "openid profile email offline_access audience:server:client_id:nextcloud-mcp-server",
 				"state":         "the-state",
 				"prompt":        "consent",
 				"resource":      s.URL() + "/mcp",
@@ -160,94 +161,61 @@ func TestAuthorizeRedirectParams(t *testing.T) {
 	}
 }
 
+// TestProtectedResourceMetadata: the same JSON at both URLs, naming the OP
+// (generation 1) or the server (generation 2), or PRMIssuer.
 func TestProtectedResourceMetadata(t *testing.T) {
-	s := startServer(t, Options{Scopes: "notes:read offline_access"})
-	for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
-		var md struct {
-			Resource             string   `json:"resource"`
-			AuthorizationServers []string `json:"authorization_servers"`
-			ScopesSupported      []string `json:"scopes_supported"`
-			BearerMethods        []string `json:"bearer_methods_supported"`
-		}
-		resp := getJSON(t, s.URL()+path, &md)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: status %d", path, resp.StatusCode)
-		}
-		if md.Resource != s.URL()+"/mcp" || !slices.Equal(md.AuthorizationServers, []string{s.IssuerURL()}) ||
-			!slices.Equal(md.ScopesSupported, []string{"openid", "profile", "email", "notes:read", "offline_access"}) ||
-			!slices.Equal(md.BearerMethods, []string{"header"}) {
-			t.Errorf("%s: metadata = %+v", path, md)
-		}
-	}
-	if s.URL() == s.IssuerURL() {
-		t.Error("the issuer must differ from the server URL")
-	}
-	// The OP's discovery states the same issuer.
-	var disc struct {
-		Issuer string `json:"issuer"`
-	}
-	getJSON(t, s.IssuerURL()+"/.well-known/openid-configuration", &disc)
-	if disc.Issuer != s.IssuerURL() {
-		t.Errorf("discovery issuer = %q, want %q", disc.Issuer, s.IssuerURL())
-	}
-}
-
-func TestUnknownPaths(t *testing.T) {
-	s := startServer(t, Options{})
-	for _, path := range []string{"/", "/oauth/token", "/.well-known/oauth-authorization-server", "/oauth/register", "/mcp/x"} {
-		resp := getJSON(t, s.URL()+path, nil)
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: status %d, want 404", path, resp.StatusCode)
-		}
-	}
-}
-
-func TestMCPRequiresToken(t *testing.T) {
-	s := startServer(t, Options{AutoApprove: true})
-	wantChallenge := `Bearer error="invalid_token", resource_metadata="` + s.URL() + `/.well-known/oauth-protected-resource/mcp"`
-	lb := newLoopback(t)
-	_, challenge := pkcePair()
-	code := login(t, s, lb, PublicClientID, challenge, nil)
-	tok, err := exchange(t, oauthConfig(s, PublicClientID, "", lb.redirectURI(), oauth2.AuthStyleInParams), code, "")
-	if err != nil {
-		t.Fatalf("exchange: %v", err)
-	}
-	idToken, _ := tok.Extra("id_token").(string)
-
-	tests := []struct {
-		name   string
-		auth   string
-		status int
+	for _, tc := range []struct {
+		opts   Options
+		as     func(*Server) string
+		scopes []string
 	}{
-		{"no header", "", 401},
-		{"not bearer", "Basic YWxpY2U6YWxpY2U=", 401},
-		{"garbage", "Bearer not-a-token", 401},
-		{"ID token is not an access token for the server", "Bearer " + idToken, 401},
-		{"expired access token", "Bearer " + forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, -time.Minute), 401},
-		{"access token for another audience", "Bearer " + forgeAccessToken(t, s, DefaultUser.Subject, []string{"someone-else"}, time.Hour), 401},
-		{"access token", "Bearer " + tok.AccessToken, 200},
-		{"lower-case scheme", "bearer " + tok.AccessToken, 200},
-		{"forged token that is still valid", "Bearer " + forgeAccessToken(t, s, DefaultUser.Subject, []string{MCPAudience}, time.Hour), 200},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			// A plain GET (no MCP session, no event stream) checks the token.
-			req, _ := http.NewRequest(http.MethodGet, s.URL()+"/mcp", nil)
-			if tc.auth != "" {
-				req.Header.Set("Authorization", tc.auth)
+		{Options{}, (*Server).IssuerURL, []string{"email", "openid", "profile"}},
+		{Options{Generation: 2}, (*Server).URL, []string{"email", "offline_access", "openid", "profile"}},
+		{Options{PRMIssuer: "http://keycloak:8080/realms/nc/"}, func(*Server) string { return "http://keycloak:8080/realms/nc" }, []string{"email", "openid", "profile"}},
+	} {
+		s := startServer(t, tc.opts)
+		for _, path := range []string{"/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"} {
+			var md map[string]any
+			resp := getJSON(t, s.URL()+path, &md)
+			want := map[string]any{"resource": s.URL() + "/mcp", "authorization_servers": []string{tc.as(s)}, "scopes_supported": tc.scopes,
+				"bearer_methods_supported": []string{"header"}, "resource_signing_alg_values_supported": []string{"RS256"}}
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || mustJSON(md) != mustJSON(want) {
+				t.Errorf("%+v %s: %d %s", tc.opts, path, resp.StatusCode, mustJSON(md))
 			}
-			resp, err := noRedirect.Do(req)
+		}
+	}
+}
+
+// TestUnknownPaths: what neither generation serves is the framework's 404.
+func TestUnknownPaths(t *testing.T) {
+	for gen, paths := range map[int][]string{
+		1: {"/", "/oauth/token", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/oauth/register", "/mcp/x", "/api/v1/status", "/index.php/login/v2/flow/x"},
+		2: {"/", "/.well-known/openid-configuration", "/oauth/userinfo", "/mcp/x", "/settings/user/astrolabe"},
+	} {
+		s := startServer(t, Options{Generation: gen})
+		for _, path := range paths {
+			resp, err := noRedirect.Get(s.URL() + path)
 			if err != nil {
 				t.Fatal(err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.status)
+			if resp.StatusCode != http.StatusNotFound || string(body) != "Not Found" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+				t.Errorf("generation %d %s: %d %q", gen, path, resp.StatusCode, body)
 			}
-			if www := resp.Header.Get("WWW-Authenticate"); tc.status == 401 && www != wantChallenge {
-				t.Errorf("WWW-Authenticate = %q, want %q", www, wantChallenge)
-			}
-		})
+		}
+	}
+}
+
+// TestStatusEndpoint: generation 2's public /api/v1/status.
+func TestStatusEndpoint(t *testing.T) {
+	s := startServer(t, Options{Generation: 2})
+	var st map[string]any
+	resp := getJSON(t, s.URL()+"/api/v1/status", &st)
+	if resp.StatusCode != 200 || st["version"] != "0.181.0-devserver" || st["auth_mode"] != "oauth" || st["vector_sync_enabled"] != false ||
+		st["webhooks_enabled"] != false || mustJSON(st["supported_search_types"]) != "[]" || st["management_api_version"] != "1.0" ||
+		st["uptime_seconds"] == nil || len(st) != 7 {
+		t.Errorf("status: %d %v", resp.StatusCode, st)
 	}
 }
 
@@ -269,6 +237,9 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 	if _, err := Start(Options{PKCE: "sometimes"}); err == nil {
 		t.Error("Start accepted an unknown PKCE mode")
+	}
+	if _, err := Start(Options{NextcloudUser: "nobody"}); err == nil {
+		t.Error("Start accepted an unknown NextcloudUser")
 	}
 	s := startServer(t, Options{Addr: "localhost:0", IdPAddr: "127.0.0.1:0"})
 	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") || !strings.HasPrefix(s.IssuerURL(), "http://127.0.0.1:") {

@@ -133,30 +133,66 @@ func TestAutoApprove(t *testing.T) {
 }
 
 func TestRequestLogHidesSecrets(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	s := startServer(t, Options{AutoApprove: true, Logf: func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, fmt.Sprintf(format, args...))
-	}})
-	lb := newLoopback(t)
-	code := login(t, s, lb, PublicClientID, "the-challenge", nil)
-	cfg := oauthConfig(s, PublicClientID, "", lb.redirectURI(), oauth2.AuthStyleInParams)
-	tok, err := exchange(t, cfg, code, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lines) < 5 {
-		t.Fatalf("only %d log lines: %q", len(lines), lines)
-	}
-	for _, l := range lines {
-		for _, secret := range []string{code, tok.AccessToken, tok.RefreshToken, "the-challenge", "?"} {
-			if strings.Contains(l, secret) {
-				t.Errorf("log line %q contains %q", l, secret)
+	for _, gen := range []int{1, 2} {
+		t.Run(fmt.Sprint("generation ", gen), func(t *testing.T) {
+			var mu sync.Mutex
+			var lines []string
+			s := startServer(t, Options{Generation: gen, AutoApprove: true, LoginFlowTools: true, Logf: func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				lines = append(lines, fmt.Sprintf(format, args...))
+			}})
+			lb := newLoopback(t)
+			atOP := registerAtOP(t, s, map[string]any{"redirect_uris": []string{lb.redirectURI()}})
+			verifier, challenge := pkcePair()
+			code := login(t, s, lb, PublicClientID, challenge, nil)
+			cfg := oauthConfig(s, PublicClientID, "", lb.redirectURI(), oauth2.AuthStyleInParams)
+			exchangeVerifier := ""
+			if gen == 2 {
+				cfg, exchangeVerifier = gen2Config(s, PublicClientID, lb.redirectURI()), verifier
 			}
-		}
+			tok, err := exchange(t, cfg, code, exchangeVerifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs := mustMCPSession(t, s, tok.AccessToken)
+			resp, err := browser.Get(s.Flow2URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			flow2, ok := s.ProvisionedToken(DefaultUser.Subject)
+			if !ok || flow2.RefreshToken == "" {
+				t.Fatal("nothing provisioned")
+			}
+			p := callTool(t, cs, ToolNCAuthProvision, nil)
+			loginURL, _ := p["login_url"].(string)
+			resp, err = browser.Get(loginURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			callTool(t, cs, ToolNCAuthCheck, nil)
+			_ = cs.Close()
+
+			mu.Lock()
+			defer mu.Unlock()
+			if len(lines) < 15 {
+				t.Fatalf("only %d log lines: %q", len(lines), lines)
+			}
+			secrets := map[string]string{
+				"code": code, "verifier": verifier, "challenge": challenge, "access token": tok.AccessToken, "refresh token": tok.RefreshToken,
+				"provisioned refresh token": flow2.RefreshToken, "server client secret": s.ServerClientSecret(),
+				"registered secret": atOP.ClientSecret, "registration access token": atOP.RegistrationAccessToken,
+				"login URL": strings.TrimPrefix(loginURL, s.URL()+ncFlowPath), "query string": "?",
+			}
+			for _, l := range lines {
+				for name, secret := range secrets {
+					if secret != "" && strings.Contains(l, secret) {
+						t.Errorf("log line %q contains the %s", l, name)
+					}
+				}
+			}
+		})
 	}
 }
