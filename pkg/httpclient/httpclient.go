@@ -67,7 +67,40 @@ func New(o Options) (*http.Client, error) {
 	if o.Debug != nil {
 		rt = &tracer{next: rt, w: o.Debug}
 	}
-	return &http.Client{Transport: rt, Timeout: Timeout}, nil
+	return &http.Client{Transport: rt, Timeout: Timeout, CheckRedirect: CheckRedirect}, nil
+}
+
+// maxRedirects is how many redirects a request follows.
+const maxRedirects = 10
+
+// CrossOriginRedirectError refuses a redirect that would re-send a request
+// with a body (a token, registration or revocation request: codes,
+// verifiers, refresh tokens, client secrets) to another origin.
+type CrossOriginRedirectError struct {
+	Method   string
+	From, To string
+}
+
+func (e *CrossOriginRedirectError) Error() string {
+	return fmt.Sprintf("refusing to follow a redirect of %s %s to another origin, %s: the request carries secrets", e.Method, e.From, e.To)
+}
+
+// Origin returns scheme://host[:port] of u, in lower case.
+func Origin(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
+
+// CheckRedirect follows at most 10 redirects, and none that leads a request
+// other than GET or HEAD to another origin. (Go drops the Authorization
+// header on redirects to other hosts, but re-sends a 307/308's body, and
+// keeps the header for subdomains.)
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	first := via[0]
+	if first.Method != http.MethodGet && first.Method != http.MethodHead && Origin(req.URL) != Origin(first.URL) {
+		return &CrossOriginRedirectError{Method: first.Method, From: Origin(first.URL), To: Origin(req.URL)}
+	}
+	return nil
 }
 
 // PlainHTTPError refuses a plain http request to a host that is not a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,5 +101,53 @@ func TestTLSVerification(t *testing.T) {
 	resp.Body.Close()
 	if _, err := New(Options{CACertFile: filepath.Join(t.TempDir(), "missing.pem")}); err == nil {
 		t.Fatal("a missing CA file was accepted")
+	}
+}
+
+// TestNoSecretsAcrossOrigins: a token endpoint that answers 307 to another
+// origin must not receive the re-sent body there; a redirect on the same
+// origin is followed.
+func TestNoSecretsAcrossOrigins(t *testing.T) {
+	var gotBody []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody = append(gotBody, string(b)+" "+r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/token":
+			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+		case "/moved":
+			http.Redirect(w, r, "/token2", http.StatusPermanentRedirect)
+		case "/token2":
+			b, _ := io.ReadAll(r.Body)
+			_, _ = w.Write(b)
+		}
+	}))
+	defer hostile.Close()
+	c, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, hostile.URL+"/token", strings.NewReader("grant_type=refresh_token&refresh_token=SECRET"))
+	req.SetBasicAuth("client", "SECRET-CLIENT")
+	_, err = c.Do(req)
+	var ce *CrossOriginRedirectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a refused cross-origin redirect", err)
+	}
+	if len(gotBody) != 0 {
+		t.Fatalf("the other origin received %q", gotBody)
+	}
+	resp, err := c.Post(hostile.URL+"/moved", "application/x-www-form-urlencoded", strings.NewReader("a=b"))
+	if err != nil {
+		t.Fatalf("same-origin redirect: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "a=b" {
+		t.Fatalf("same-origin 308 lost the body: %q", b)
 	}
 }

@@ -5,15 +5,19 @@ package loopback
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,10 +29,17 @@ const CallbackPath = "/callback"
 // caller to finish (code exchange) before it gets a neutral page.
 const completeTimeout = 60 * time.Second
 
+// StartPath is the path prefix of the one-time start page (see Start).
+const StartPath = "/start/"
+
 // Server is a one-shot loopback listener for an authorization response.
 type Server struct {
 	ln   net.Listener
 	port int
+
+	// The one-time start page, if any.
+	startID string
+	startFn func(ctx context.Context) (string, error)
 }
 
 // PortInUseError reports a fixed port that is already taken.
@@ -57,6 +68,37 @@ func (s *Server) Port() int { return s.port }
 // RedirectURI returns http://127.0.0.1:PORT/callback.
 func (s *Server) RedirectURI() string {
 	return "http://127.0.0.1:" + strconv.Itoa(s.port) + CallbackPath
+}
+
+// Start registers a one-time start page and returns its URL, which is what
+// the browser is given instead of the authorization request: a command line
+// is readable by every user of the machine (/proc/PID/cmdline), and the
+// authorization request's state would let another user complete the login
+// as themselves and send the response here (login CSRF). next returns where
+// the browser goes on to (the authorization request, or the authorization
+// server's answer to it); an error is shown in the browser and ends the
+// wait. The page works once: a second visit means someone else has the link,
+// and ends the wait with ErrStartReused.
+func (s *Server) Start(next func(ctx context.Context) (string, error)) string {
+	s.startID = randomID()
+	s.startFn = next
+	return "http://127.0.0.1:" + strconv.Itoa(s.port) + StartPath + s.startID
+}
+
+// ErrStartReused reports a start page visited twice.
+var ErrStartReused = errors.New("the login link was opened twice: another program or user on this machine may have taken it, so ncmcp stopped this login (nothing was stored)")
+
+// StartError is a failure of the start page's next step (for example the
+// authorization server refusing the request).
+type StartError struct{ Err error }
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Close releases the listener; Wait does this itself.
@@ -106,10 +148,38 @@ func (s *Server) Wait(ctx context.Context, state string, complete func(ctx conte
 // rejected and Wait keeps waiting. Whichever valid response comes first,
 // from the browser or pasted, is the one used.
 func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ctx context.Context, code string) Result, pasted <-chan string, rejected func(error)) (Result, error) {
-	r := &responder{state: state, complete: complete, done: make(chan outcome, 1), claimed: make(chan struct{}, 1)}
+	aborted := make(chan error, 1)
+	var startUsed, stopped atomic.Bool
+	r := &responder{state: state, complete: complete, done: make(chan outcome, 1), claimed: make(chan struct{}, 1), stopped: stopped.Load}
 	r.claimed <- struct{}{}
 
 	mux := http.NewServeMux()
+	if s.startID != "" {
+		mux.HandleFunc("GET "+StartPath+"{id}", func(w http.ResponseWriter, req *http.Request) {
+			if subtle.ConstantTimeCompare([]byte(req.PathValue("id")), []byte(s.startID)) != 1 {
+				http.NotFound(w, req)
+				return
+			}
+			if startUsed.Swap(true) {
+				stopped.Store(true)
+				abort(aborted, ErrStartReused)
+				render(w, http.StatusConflict, Result{Title: "Login link already used", Message: "This login link was opened before. If that was not you, another program or user on this machine may have taken it: ncmcp stopped this login. Start it again from the terminal."})
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, completeTimeout)
+			defer cancel()
+			next, err := s.startFn(cctx)
+			if err != nil {
+				stopped.Store(true)
+				abort(aborted, &StartError{Err: err})
+				render(w, http.StatusBadGateway, Result{Title: "Login failed", Message: err.Error() + ". See the terminal."})
+				return
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Referrer-Policy", "no-referrer")
+			http.Redirect(w, req, next, http.StatusFound)
+		})
+	}
 	mux.HandleFunc(CallbackPath, func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -122,9 +192,12 @@ func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ct
 		http.NotFound(w, r)
 	})
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           sameUser(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      completeTimeout + 10*time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	go func() { _ = srv.Serve(s.ln) }()
 
@@ -157,6 +230,8 @@ func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ct
 	var o outcome
 	select {
 	case o = <-r.done:
+	case err := <-aborted:
+		o.err = err
 	case <-ctx.Done():
 		o.err = ctx.Err()
 	}
@@ -167,6 +242,44 @@ func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ct
 		_ = srv.Close()
 	}
 	return o.res, o.err
+}
+
+type connKey struct{}
+
+// sameUser refuses requests from processes of other users, where the
+// platform tells (Linux): another local user who learnt the listener's
+// address, or even the start page's link, cannot use it.
+func sameUser(next http.Handler) http.Handler {
+	if !peerChecked {
+		return next
+	}
+	me := os.Getuid()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Context().Value(connKey{}).(net.Conn)
+		var local, remote *net.TCPAddr
+		if c != nil {
+			local, _ = c.LocalAddr().(*net.TCPAddr)
+			remote, _ = c.RemoteAddr().(*net.TCPAddr)
+		}
+		if local == nil || remote == nil {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		uid, err := peerUID(local, remote)
+		if err != nil || uid != me {
+			render(w, http.StatusForbidden, Result{Title: "Not your login", Message: "This login belongs to another user of this machine."})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// abort sends the first reason to end the wait early; later ones are dropped.
+func abort(ch chan error, err error) {
+	select {
+	case ch <- err:
+	default:
+	}
 }
 
 type outcome struct {
@@ -180,6 +293,9 @@ type responder struct {
 	complete func(ctx context.Context, code string) Result
 	done     chan outcome
 	claimed  chan struct{} // one token: the single accepted response
+	// stopped reports a login ended by the start page (reused link, or
+	// a refused authorization request): no response is accepted after.
+	stopped func() bool
 }
 
 // stateMismatchStatus is the status of the page for a response of another login.
@@ -190,6 +306,9 @@ func (r *responder) handle(ctx context.Context, q url.Values) (int, Result) {
 	got := q.Get("state")
 	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(r.state)) != 1 {
 		return stateMismatchStatus, Result{Title: "Login not accepted", Message: "This response does not belong to the login ncmcp is waiting for (state mismatch). Start the login again from the terminal if it does not complete."}
+	}
+	if r.stopped != nil && r.stopped() {
+		return http.StatusConflict, Result{Title: "Login stopped", Message: "ncmcp stopped this login; see the terminal."}
 	}
 	select {
 	case <-r.claimed:

@@ -212,3 +212,80 @@ func TestParsePasted(t *testing.T) {
 		}
 	}
 }
+
+// TestStartPageWorksOnce: the browser gets the one-time start page, which
+// sends it on; a second visit (someone else with the link) ends the login,
+// and a response that arrives after is not accepted.
+func TestStartPageWorksOnce(t *testing.T) {
+	s, err := Listen(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := s.Start(func(context.Context) (string, error) { return "https://idp.example/authorize?state=the-state", nil })
+	if strings.Contains(start, "the-state") || !strings.HasPrefix(start, "http://127.0.0.1:"+itoa(s.Port())+StartPath) {
+		t.Fatalf("start URL %q", start)
+	}
+	base := "http://127.0.0.1:" + itoa(s.Port())
+	done := make(chan error, 1)
+	completed := false
+	go func() {
+		_, err := s.Wait(context.Background(), "the-state", func(context.Context, string) Result {
+			completed = true
+			return Result{OK: true}
+		})
+		done <- err
+	}()
+	waitListening(t, base)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://idp.example/authorize?state=the-state" {
+		t.Fatalf("first visit: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := get(t, base+StartPath+"wrong-id"); code != http.StatusNotFound {
+		t.Fatalf("a wrong id: %d, want 404", code)
+	}
+	code, body := get(t, start)
+	if code != http.StatusConflict || !strings.Contains(body, "already used") {
+		t.Fatalf("second visit: %d %s", code, body)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStartReused) {
+			t.Fatalf("Wait = %v, want ErrStartReused", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a reused link did not end the wait")
+	}
+	if completed {
+		t.Fatal("a response was completed")
+	}
+}
+
+// TestStartPageRefusal: when the next step fails (the authorization server
+// refuses the request), the browser says so and the wait ends with it.
+func TestStartPageRefusal(t *testing.T) {
+	s, err := Listen(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusal := errors.New("the server refused: unauthorized_client")
+	start := s.Start(func(context.Context) (string, error) { return "", refusal })
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Wait(context.Background(), "st", func(context.Context, string) Result { return Result{OK: true} })
+		done <- err
+	}()
+	waitListening(t, "http://127.0.0.1:"+itoa(s.Port()))
+	code, body := get(t, start)
+	if code != http.StatusBadGateway || !strings.Contains(body, "unauthorized_client") {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	var se *StartError
+	if err := <-done; !errors.As(err, &se) || !errors.Is(err, refusal) {
+		t.Fatalf("Wait = %v", err)
+	}
+}

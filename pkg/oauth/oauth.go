@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/oauth2"
 )
@@ -117,7 +119,23 @@ func (l *Login) Exchange(ctx context.Context, hc *http.Client, code string) (*oa
 	if tok.AccessToken == "" {
 		return nil, fmt.Errorf("exchange the code at %s: the answer has no access_token", l.TokenURL)
 	}
+	if !printable(tok.AccessToken) || !printable(tok.RefreshToken) {
+		return nil, &TokenError{Op: "exchange the code", URL: l.TokenURL, Unusable: true}
+	}
 	return tok, nil
+}
+
+// printable reports whether a token is made of printable ASCII, as RFC 6749
+// (appendix A.12, A.17) requires: anything else is refused, so that a
+// hostile token endpoint cannot put control characters on a terminal via
+// 'ncmcp token'.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // isVerifierRejected recognises an IdP that refuses a code_verifier because
@@ -142,14 +160,45 @@ func isVerifierRejected(err error) bool {
 // Refresh uses a refresh token at tokenURL (RFC 6749 section 6). When the
 // answer carries no new refresh token the old one stays valid and is
 // returned in the token.
+//
+// Cancelling ctx stops the refresh only until the request has been sent:
+// after that an IdP that rotates refresh tokens may have spent the old one,
+// and losing its answer would lose the login. The request then runs to the
+// HTTP client's own timeout, so that the caller can store what comes back.
 func Refresh(ctx context.Context, hc *http.Client, tokenURL string, c Client, refreshToken string) (*oauth2.Token, error) {
+	ctx, done := committed(ctx)
+	defer done()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	cfg := c.config("", tokenURL, "")
 	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
 		return nil, tokenError("refresh the token", tokenURL, err)
 	}
+	if !printable(tok.AccessToken) || !printable(tok.RefreshToken) {
+		return nil, &TokenError{Op: "refresh the token", URL: tokenURL, Unusable: true}
+	}
 	return tok, nil
+}
+
+// committed returns a context for one HTTP request that follows parent's
+// cancellation until the request has been written, and no longer after.
+func committed(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	var mu sync.Mutex
+	written := false
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+		mu.Lock()
+		written = true
+		mu.Unlock()
+	}})
+	stop := context.AfterFunc(parent, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !written {
+			cancel()
+		}
+	})
+	return ctx, func() { stop(); cancel() }
 }
 
 // TokenError is a refusal or failure at a token endpoint. It never carries

@@ -1,9 +1,11 @@
 package oauth
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -118,5 +120,44 @@ func TestExpiryFromJWT(t *testing.T) {
 	set := time.Now().Add(time.Minute)
 	if got := Expiry(&oauth2.Token{AccessToken: "h." + payload + ".s", Expiry: set}); !got.Equal(set) {
 		t.Fatal("expires_in must win over the JWT")
+	}
+}
+
+// TestRefreshOutlivesCancellation: once the refresh request has reached the
+// IdP, cancelling (SIGTERM, a cancelled CI job) must not throw away the
+// answer, which may carry the only valid, rotated refresh token. Before the
+// request is sent, cancelling stops it.
+func TestRefreshOutlivesCancellation(t *testing.T) {
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"new-at","token_type":"bearer","expires_in":3600,"refresh_token":"rotated"}`))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tok, err := Refresh(ctx, srv.Client(), srv.URL, Client{ID: "c"}, "old")
+		done <- result{tok, err}
+	}()
+	<-arrived
+	cancel()
+	close(release)
+	r := <-done
+	if r.err != nil || r.tok.RefreshToken != "rotated" {
+		t.Fatalf("a refresh cancelled after it was sent = %+v, %v; want the rotated token", r.tok, r.err)
+	}
+
+	pre, precancel := context.WithCancel(context.Background())
+	precancel()
+	if _, err := Refresh(pre, srv.Client(), srv.URL, Client{ID: "c"}, "old"); err == nil {
+		t.Fatal("a refresh cancelled before it was sent went ahead")
 	}
 }

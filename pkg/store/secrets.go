@@ -264,15 +264,25 @@ func SecretsPath(dir string) string { return filepath.Join(dir, "secrets.json") 
 func (b *fileBackend) Name() string { return BackendFile }
 
 func (b *fileBackend) load() (map[string]string, error) {
+	if err := checkDir(filepath.Dir(b.path)); err != nil {
+		return nil, err
+	}
+	fi, err := checkFile(b.path)
+	if err != nil {
+		return nil, err
+	}
+	if fi == nil {
+		return map[string]string{}, nil
+	}
+	if fi.Mode().Perm()&0o077 != 0 && ownerChecksApply() {
+		return nil, fmt.Errorf("secrets file %s is readable by others (mode %v): run chmod 600 on it", b.path, fi.Mode().Perm())
+	}
 	data, err := os.ReadFile(b.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read secrets file: %w", err)
-	}
-	if fi, err := os.Stat(b.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("secrets file %s is readable by others (mode %v): run chmod 600 on it", b.path, fi.Mode().Perm())
 	}
 	m := map[string]string{}
 	if err := json.Unmarshal(data, &m); err != nil {

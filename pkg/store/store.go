@@ -102,7 +102,16 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", s.Dir, err)
 	}
-	l := flock.New(filepath.Join(s.Dir, "ncmcp.lock"), flock.SetPermissions(0o600))
+	// In a directory only this user can write to, a lock file that passes
+	// the check cannot be swapped for a link before flock opens it.
+	if err := checkDir(s.Dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(s.Dir, "ncmcp.lock")
+	if _, err := checkFile(path); err != nil {
+		return nil, err
+	}
+	l := flock.New(path, flock.SetPermissions(0o600))
 	ok, err := l.TryLockContext(ctx, 25*time.Millisecond)
 	if err != nil || !ok {
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
