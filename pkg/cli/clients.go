@@ -363,7 +363,7 @@ func runClientsList(_ context.Context, opts *ClientsListOptions) error {
 			}
 			for _, id := range srv.AccountIDs() {
 				if a := srv.Accounts[id]; a.ClientID == c.ID {
-					row.Accounts = append(row.Accounts, accountName(a))
+					row.Accounts = append(row.Accounts, a.DisplayName())
 				}
 			}
 			rows = append(rows, row)
@@ -473,7 +473,7 @@ func runClientsRemove(ctx context.Context, opts *ClientsRemoveOptions) error {
 		}
 		for _, id := range srv.AccountIDs() {
 			if a := srv.Accounts[id]; a.ClientID == c.ID {
-				users = append(users, accountName(a))
+				users = append(users, a.DisplayName())
 			}
 		}
 		srv.RemoveClient(c.ID)

@@ -77,7 +77,7 @@ func runConfigSet(ctx context.Context, g *globalOptions, key, value string) erro
 				return usageErrorf("'ncmcp status' lists the accounts", "no account %q on %s", value, url)
 			}
 			srv.ActiveAccount = a.Subject
-			msg = fmt.Sprintf("Active account on %s: %s (sub %s)", url, accountName(a), a.Subject)
+			msg = fmt.Sprintf("Active account on %s: %s (sub %s)", url, a.DisplayName(), a.Subject)
 		default:
 			return usageErrorf("keys: default-server, active-account", "unknown setting %q", key)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/doctor"
+	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/spf13/cobra"
 )
 
@@ -23,11 +24,11 @@ func newDoctorCmd(g *globalOptions, runF func(context.Context, *DoctorOptions) e
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the server, the identity provider and this machine",
-		Long: `Check, with a line each: server reachable, protected-resource metadata,
-server generation, the authorization server's metadata, PKCE S256,
-registration and revocation endpoints, offline_access, the MCP tools for
-Flow 2 (when logged in), the keyring, the loopback listener and a way to
-open a browser. Exits 1 when a check FAILs.`,
+		Long: `Check, with a line each: server reachable, the server's version and auth
+mode, protected-resource metadata, server generation, the authorization
+server's metadata, PKCE S256, registration and revocation endpoints,
+offline_access, the provisioning tools (when logged in), the keyring, the
+loopback listener and a way to open a browser. Exits 1 when a check FAILs.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -64,21 +65,13 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 		}}
 	if srv := cfg.Servers[serverURL]; srv != nil {
 		if acct := srv.FindAccount(g.Account); acct != nil {
-			in.Tools = func(ctx context.Context) ([]string, error) {
-				sess, err := connectMCP(ctx, g, st, srv, acct)
+			in.Tools = func(ctx context.Context) ([]mcpclient.Tool, error) {
+				sess, err := connectMCP(ctx, g, st, srv, acct, nil)
 				if err != nil {
 					return nil, err
 				}
 				defer sess.Close()
-				tools, err := sess.Tools(ctx)
-				if err != nil {
-					return nil, err
-				}
-				names := make([]string, len(tools))
-				for i, t := range tools {
-					names[i] = t.Name
-				}
-				return names, nil
+				return sess.Tools(ctx)
 			}
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
 
 // Exit codes, as documented in docs/ and SPEC: scripts depend on them.
@@ -53,12 +55,14 @@ func report(w io.Writer, err error) int {
 	}
 	fmt.Fprintf(w, "ncmcp: %s\n", oneLine(err.Error()))
 	if hint != "" {
-		fmt.Fprintf(w, "hint: %s\n", hint)
+		fmt.Fprintf(w, "hint: %s\n", oneLine(hint))
 	}
 	return code
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// oneLine makes text one line and safe for a terminal: server text (error
+// descriptions, tool messages) must not bring its control bytes along.
+func oneLine(s string) string { return strings.Join(strings.Fields(termsafe.String(s)), " ") }
 
 // printJSON writes v to w as indented JSON (the --json outputs).
 func printJSON(w io.Writer, v any) error {

@@ -128,17 +128,21 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 		return err
 	}
 	authURL := login.URL()
-	if err := preflight(ctx, hc, authURL, client.ID); err != nil {
-		return err
-	}
+	// The browser gets a one-time page of the listener, not the
+	// authorization request: other users can read a command line. The page
+	// makes the one authorization request and passes its answer on, so
+	// that a refusal reaches the terminal too.
+	startURL := ln.Start(func(ctx context.Context) (string, error) {
+		return authorize(ctx, hc, authURL, client.ID)
+	})
 
 	fmt.Fprintf(d.Stderr, "Open this URL in a browser to log in to %s:\n\n  %s\n\n", serverURL, authURL)
 	if opts.Paste || d.Getenv("SSH_CONNECTION") != "" {
 		fmt.Fprintf(d.Stderr, "Browser on another machine? Forward the port first: ssh -L %d:127.0.0.1:%d <this host>\n", ln.Port(), ln.Port())
 	}
 	if !opts.NoBrowser {
-		if err := g.openURL(authURL); err != nil {
-			fmt.Fprintf(d.Stderr, "warning: could not open a browser (%v): open the URL above yourself\n", err)
+		if err := g.openURL(startURL); err != nil {
+			fmt.Fprintf(d.Stderr, "warning: could not open a browser (%s): open the URL above yourself\n", oneLine(err.Error()))
 		}
 	}
 	fmt.Fprintf(d.Stderr, "Waiting for the browser to return to %s (up to %s)...\n", ln.RedirectURI(), opts.Timeout)
@@ -172,7 +176,17 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	default:
 		var ae *loopback.AuthError
 		if errors.As(err, &ae) {
+			if ae.Code == "invalid_scope" && len(opts.Scopes) > 0 {
+				return failure(err, "a scope you asked for with --scopes is refused: use the names the server lists in scopes_supported ('ncmcp doctor' shows them)")
+			}
 			return failure(err, authErrorHint(ae))
+		}
+		var se *loopback.StartError
+		if errors.As(err, &se) {
+			return se.Err
+		}
+		if errors.Is(err, loopback.ErrStartReused) {
+			return failure(err, "run 'ncmcp login' again; if this repeats, something on this machine is watching for ncmcp's login links")
 		}
 		return failure(err, "")
 	}
@@ -243,26 +257,36 @@ func readClientSecret(st *store.Store, serverURL string, c *store.Client) (strin
 	return s, nil
 }
 
-// preflight asks the server's authorize endpoint for its redirect before the
-// browser does, so that a refusal (unknown client, bad parameters) shows up
-// in the terminal instead of as JSON in a browser tab.
-func preflight(ctx context.Context, hc *http.Client, authURL, clientID string) error {
+// authorize makes the authorization request for the browser and returns
+// where the browser goes on to: the authorization server's redirect (to
+// the IdP, or straight back with a code), or the request itself when the
+// server answers with a page of its own or sets cookies (the browser must
+// then make it again). A refusal (unknown client, bad parameters) becomes
+// an error for the terminal instead of JSON in a browser tab.
+func authorize(ctx context.Context, hc *http.Client, authURL, clientID string) (string, error) {
 	nc := *hc
 	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
-		return failure(err, "")
+		return "", failure(err, "")
 	}
 	resp, err := nc.Do(req)
 	if err != nil {
-		return failure(fmt.Errorf("reach the server's authorize endpoint: %w", errors.Unwrap(err)), "check that the server is running and reachable")
+		return "", failure(fmt.Errorf("reach the server's authorize endpoint: %w", errors.Unwrap(err)), "check that the server is running and reachable")
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return nil
-	}
-	if resp.StatusCode == http.StatusOK {
-		return nil // a login page served directly
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		loc, err := resp.Location()
+		if err != nil || (loc.Scheme != "http" && loc.Scheme != "https") {
+			return "", failure(errors.New("the server's authorize endpoint redirected to no usable http(s) address"), "check the server's logs")
+		}
+		if len(resp.Cookies()) > 0 {
+			return authURL, nil
+		}
+		return loc.String(), nil
+	case resp.StatusCode == http.StatusOK:
+		return authURL, nil // a login page served directly
 	}
 	var e struct {
 		Error       string `json:"error"`
@@ -270,14 +294,14 @@ func preflight(ctx context.Context, hc *http.Client, authURL, clientID string) e
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
-		return failure(fmt.Errorf("the server's authorize endpoint answered HTTP %d", resp.StatusCode), "check the server's logs; 'ncmcp login --debug' traces the requests")
+		return "", failure(fmt.Errorf("the server's authorize endpoint answered HTTP %d", resp.StatusCode), "check the server's logs; 'ncmcp login --debug' traces the requests")
 	}
 	msg := fmt.Errorf("the server refused the authorization request (HTTP %d %s): %s", resp.StatusCode, e.Error, e.Description)
 	switch e.Error {
 	case "unauthorized_client":
-		return failure(msg, fmt.Sprintf("client %q is not allowed by this server: use a client id its admin allowed (ALLOWED_MCP_CLIENTS) with --client-id", clientID))
+		return "", failure(msg, fmt.Sprintf("client %q is not allowed by this server: use a client id its admin allowed (ALLOWED_MCP_CLIENTS) with --client-id", clientID))
 	default:
-		return failure(msg, "")
+		return "", failure(msg, "")
 	}
 }
 
@@ -303,8 +327,9 @@ type loginResult struct {
 	clientID string
 }
 
-// completeLogin exchanges the code, verifies the ID token and stores the
-// result: secrets first, then the config. Nothing is stored on failure.
+// completeLogin exchanges the code, establishes the identity (a verified ID
+// token where the server allows it) and stores the result: secrets first,
+// then the config. Nothing is stored on failure.
 func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *http.Client, disc *discovery.Result, login *oauth.Login, code string) (*loginResult, error) {
 	tok, err := login.Exchange(ctx, hc, code)
 	if err != nil {
@@ -319,30 +344,29 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 		}
 		return nil, failure(err, "run 'ncmcp login' again; 'ncmcp login --debug' traces the requests")
 	}
-	var id *oauth.Identity
-	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		v := &oauth.IDTokenVerifier{Issuer: disc.Provider.Issuer, JWKSURI: disc.Provider.JWKSURI, ClientID: login.Client.ID, Algs: disc.Provider.IDTokenSigningAlgValuesSupported}
-		if id, err = v.Verify(ctx, hc, raw, login.Nonce); err != nil {
-			return nil, failure(err, "the ID token is not valid for this login; nothing was stored. If this repeats, the IdP or server is misconfigured")
-		}
-	} else {
-		// No ID token (generation-2 servers, plain OAuth IdPs): the
-		// userinfo endpoint says whose token this is.
-		if disc.Provider.UserinfoEndpoint == "" {
-			return nil, failure(errors.New("the token response has no ID token and the authorization server no userinfo endpoint, so the login cannot be tied to a user"), "the server's scopes must include openid")
-		}
-		if id, err = oauth.Userinfo(ctx, hc, disc.Provider.UserinfoEndpoint, tok.AccessToken); err != nil {
-			return nil, failure(err, "nothing was stored; run 'ncmcp login' again")
-		}
+	id, err := identifier(disc, login.Client.ID).Identify(ctx, hc, tok, login.Nonce)
+	if err != nil {
+		return nil, failure(err, "the ID token is not valid for this login; nothing was stored. If this repeats, the IdP or server is misconfigured")
 	}
-	return saveLogin(ctx, g, st, disc, login.Client, id, tok, "")
+	return saveLogin(ctx, g, st, disc, login.Client, id, tok, "", login.Scopes)
 }
 
-// saveLogin stores a verified login: secrets first, then the config, under
-// the store lock. On failure nothing stays stored.
-func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client oauth.Client, id *oauth.Identity, tok *oauth2.Token, seed string) (*loginResult, error) {
+// saveLogin stores a login: secrets first, then the config, under the store
+// lock. On failure nothing stays stored.
+//
+// requested are the scopes the authorization request asked for: a token
+// response without a scope parameter grants exactly those (RFC 6749
+// section 5.1).
+func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client oauth.Client, id *oauth.Identity, tok *oauth2.Token, seed string, requested []string) (*loginResult, error) {
 	tok.Expiry = oauth.Expiry(tok)
 	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), clientID: client.ID}
+	if res.scopes == nil && len(requested) > 0 {
+		res.scopes = slices.Clone(requested)
+	}
+	subject := id.Subject
+	if subject == "" {
+		subject = store.UnknownSubject(client.ID)
+	}
 	secrets := &store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
 
 	unlock, err := st.Lock(ctx)
@@ -354,7 +378,7 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 	if err != nil {
 		return nil, failure(err, "")
 	}
-	backend, fellBack, err := st.PutTokens(disc.ServerURL, id.Subject, secrets)
+	backend, fellBack, err := st.PutTokens(disc.ServerURL, subject, secrets)
 	if err != nil {
 		return nil, failure(fmt.Errorf("store the tokens: %w; nothing was stored", err), storageHint(st.Mode))
 	}
@@ -363,7 +387,7 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 	if client.Secret != "" {
 		b, _, err := st.Put(store.ClientSecretKey(disc.ServerURL, client.ID), client.Secret)
 		if err != nil {
-			_ = deleteTokens(st, backend, disc.ServerURL, id.Subject)
+			_ = deleteTokens(st, backend, disc.ServerURL, subject)
 			return nil, failure(fmt.Errorf("store the client secret: %w; nothing was stored", err), storageHint(st.Mode))
 		}
 		clientSecretBackend = b
@@ -373,15 +397,16 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 	if srv.Accounts == nil {
 		srv.Accounts = map[string]*store.Account{}
 	}
-	if old := srv.Accounts[id.Subject]; old != nil && old.Storage != backend {
-		_ = deleteTokens(st, old.Storage, disc.ServerURL, id.Subject)
+	if old := srv.Accounts[subject]; old != nil && old.Storage != backend {
+		_ = deleteTokens(st, old.Storage, disc.ServerURL, subject)
 	}
-	srv.Accounts[id.Subject] = &store.Account{
-		Subject: id.Subject, Username: id.Username, Email: id.Email, Name: id.Name,
+	srv.Accounts[subject] = &store.Account{
+		Subject: subject, Username: id.Username, Email: id.Email, Name: id.Name,
 		ClientID: client.ID, Scopes: res.scopes, AccessTokenExpiry: tok.Expiry,
 		HasRefreshToken: tok.RefreshToken != "", Storage: backend, LoggedInAt: g.deps.Now().UTC(), Seed: seed,
+		Identity: string(id.Source), IdentityOverTLS: id.OverTLS,
 	}
-	srv.ActiveAccount = id.Subject
+	srv.ActiveAccount = subject
 	c := store.Client{ID: client.ID}
 	if prev := srv.Client(c.ID); prev != nil {
 		c = *prev
@@ -391,7 +416,7 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 	}
 	srv.PutClient(c)
 	if err := store.SaveConfig(st.Dir, cfg); err != nil {
-		_ = deleteTokens(st, backend, disc.ServerURL, id.Subject)
+		_ = deleteTokens(st, backend, disc.ServerURL, subject)
 		return nil, failure(fmt.Errorf("save the config: %w; nothing was stored", err), "")
 	}
 	return res, nil
@@ -416,7 +441,12 @@ func printLoginSummary(w io.Writer, now time.Time, serverURL string, r *loginRes
 	if r.fellBack != nil {
 		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); secrets were stored in an owner-only file instead\n", oneLine(r.fellBack.Error()))
 	}
-	fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.id.Display(), r.id.Subject, r.clientID)
+	if r.id.Source == oauth.IdentityUnknown {
+		fmt.Fprintf(w, "Logged in to %s with client %s; the server's tokens do not say who you are.\n", serverURL, r.clientID)
+	} else {
+		fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.id.Display(), r.id.Subject, r.clientID)
+		fmt.Fprintf(w, "Identity: %s.\n", r.id.Describe())
+	}
 	if len(r.scopes) > 0 {
 		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.scopes, " "))
 	} else {
@@ -478,11 +508,11 @@ func loginWithRefreshToken(ctx context.Context, g *globalOptions, st *store.Stor
 		}
 		return failure(err, "")
 	}
-	id, err := identify(ctx, hc, disc, client.ID, tok)
+	id, err := identifier(disc, client.ID).Identify(ctx, hc, tok, "")
 	if err != nil {
 		return failure(err, "")
 	}
-	res, err := saveLogin(ctx, g, st, disc, client, id, tok, "")
+	res, err := saveLogin(ctx, g, st, disc, client, id, tok, "", nil)
 	if err != nil {
 		return err
 	}
@@ -490,18 +520,11 @@ func loginWithRefreshToken(ctx context.Context, g *globalOptions, st *store.Stor
 	return nil
 }
 
-// identify finds out who a token response from a refresh belongs to: its ID
-// token when it has one (verified, no nonce to check), else the userinfo
-// endpoint.
-func identify(ctx context.Context, hc *http.Client, disc *discovery.Result, clientID string, tok *oauth2.Token) (*oauth.Identity, error) {
-	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		v := &oauth.IDTokenVerifier{Issuer: disc.Provider.Issuer, JWKSURI: disc.Provider.JWKSURI, ClientID: clientID, Algs: disc.Provider.IDTokenSigningAlgValuesSupported}
-		return v.Verify(ctx, hc, raw, "")
-	}
-	if disc.Provider.UserinfoEndpoint == "" {
-		return nil, errors.New("cannot tell whose token this is: the IdP sent no ID token and has no userinfo endpoint")
-	}
-	return oauth.Userinfo(ctx, hc, disc.Provider.UserinfoEndpoint, tok.AccessToken)
+// identifier establishes identities for logins at the discovered server.
+func identifier(disc *discovery.Result, clientID string) *oauth.Identifier {
+	p := disc.Provider
+	return &oauth.Identifier{Issuer: p.Issuer, JWKSURI: p.JWKSURI, ClientID: clientID, Algs: p.IDTokenSigningAlgValuesSupported,
+		UserinfoEndpoint: p.UserinfoEndpoint, TokenEndpoint: p.TokenEndpoint}
 }
 
 // newLogin prepares the authorization request for the server's generation:

@@ -54,7 +54,7 @@ func runLogout(ctx context.Context, opts *LogoutOptions) error {
 			return err
 		}
 		if !revokeAccount(ctx, g, st, cfg, target{srv.URL, acct.Subject}, false) {
-			return failure(fmt.Errorf("%s was not logged out: the tokens could not be revoked", accountName(acct)), "run 'ncmcp logout --revoke' again when the IdP is reachable, or 'ncmcp logout' to only forget them here")
+			return failure(fmt.Errorf("%s was not logged out: the tokens could not be revoked", acct.DisplayName()), "run 'ncmcp logout --revoke' again when the IdP is reachable, or 'ncmcp logout' to only forget them here")
 		}
 		return nil
 	}
@@ -75,10 +75,7 @@ func runLogout(ctx context.Context, opts *LogoutOptions) error {
 	if err != nil {
 		return err
 	}
-	name := gone.Username
-	if name == "" {
-		name = gone.Subject
-	}
+	name := gone.DisplayName()
 	fmt.Fprintf(d.Stderr, "Logged out %s from %s; its tokens were removed from the %s storage (not revoked at the IdP).\n", name, serverURL, gone.Storage)
 	return nil
 }

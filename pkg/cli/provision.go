@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/ncmcp/ncmcp/pkg/provision"
 	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -18,40 +19,57 @@ import (
 type ProvisionOptions struct {
 	g *globalOptions
 
-	Force     bool
-	NoWait    bool
-	NoBrowser bool
-	JSON      bool
-	Timeout   time.Duration
-	Interval  time.Duration
-
-	intervalSet bool
+	Method       string
+	Force        bool
+	NoWait       bool
+	NoBrowser    bool
+	JSON         bool
+	Timeout      time.Duration
+	Interval     time.Duration
+	Scopes       []string
+	AddScopes    []string
+	RemoveScopes []string
 }
 
 func newProvisionCmd(g *globalOptions, runF func(context.Context, *ProvisionOptions) error) *cobra.Command {
 	opts := &ProvisionOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "provision",
-		Short: "Give the server offline access to your account (OAuth Flow 2)",
-		Long: `Give the MCP server its own refresh token for your account, for background
-work. ncmcp asks the server to start (MCP tool provision_nextcloud_access),
-opens the page it returns (only an http(s) URL on the server's own origin),
-and polls check_provisioning_status until the server confirms, because the
-server's success page is no proof. Newer servers' nc_auth_provision_access /
-nc_auth_check_status (Nextcloud Login Flow app passwords) are used when
-those are what the server offers; their page may be on the Nextcloud host,
-which ncmcp then prints but does not open. Needs a login ('ncmcp login').`,
+		Short: "Give the server its own access to your Nextcloud (Login Flow v2 or Flow 2)",
+		Long: `Give the MCP server its own access to your Nextcloud account, for work done
+while you are away, and confirm it with the server.
+
+Current servers get a Nextcloud app password through Nextcloud's Login Flow
+v2 (MCP tools nc_auth_provision_access and nc_auth_check_status): ncmcp asks
+the server to start, opens the login page it returns, and polls the server
+until it reports the grant. Older servers get their own offline refresh token
+through Flow 2 (provision_nextcloud_access, check_provisioning_status); newer
+ones answer that tool with a Nextcloud settings page instead, which ncmcp
+shows and then waits for. --method picks one where a server offers both.
+
+Pages on the server's own origin are opened in the browser; an https page on
+another host (your Nextcloud) is printed, not opened. When the server asks
+for input while starting (MCP elicitation), ncmcp answers it the same way.
+Needs a login ('ncmcp login').`,
 		Example: `  ncmcp provision
   ncmcp provision --no-browser --timeout 10m
-  ncmcp provision --force      # provision again, replacing the server's token`,
+  ncmcp provision --scopes notes.read,files.read     # a restricted app password
+  ncmcp provision --remove-scopes notes.write        # change an existing one
+  ncmcp provision --force      # provision again, replacing the server's access`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("no-browser") {
 				opts.NoBrowser = envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
 			}
-			opts.intervalSet = cmd.Flags().Changed("interval")
-			if opts.Timeout <= 0 || opts.Interval <= 0 {
+			if opts.Timeout <= 0 || (cmd.Flags().Changed("interval") && opts.Interval <= 0) {
 				return usageErrorf("use positive durations", "invalid --timeout or --interval")
+			}
+			if _, err := provision.ParseMethod(opts.Method); err != nil {
+				return usageErrorf("use --method auto, login-flow or flow2", "%v", err)
+			}
+			updating := len(opts.AddScopes) > 0 || len(opts.RemoveScopes) > 0
+			if updating && (len(opts.Scopes) > 0 || opts.Force) {
+				return usageErrorf("--add-scopes/--remove-scopes change an existing grant; --scopes and --force make a new one", "conflicting flags")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -60,26 +78,38 @@ which ncmcp then prints but does not open. Needs a login ('ncmcp login').`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&opts.Force, "force", false, "provision again even when the server already has a token")
-	f.BoolVar(&opts.NoWait, "no-wait", false, "return after opening the page, without waiting for the server to confirm")
+	f.StringVar(&opts.Method, "method", "auto", "auto (Login Flow v2 where offered, else Flow 2), login-flow or flow2")
+	f.BoolVar(&opts.Force, "force", false, "provision again even when the server already has access, replacing it")
+	f.BoolVar(&opts.NoWait, "no-wait", false, "return after showing the page, without waiting for the server to confirm")
 	f.BoolVar(&opts.NoBrowser, "no-browser", false, "print the URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON on stdout")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the server to confirm")
-	f.DurationVar(&opts.Interval, "interval", 2*time.Second, "how often to ask the server (default 2s; 5s for Login Flow servers)")
+	f.DurationVar(&opts.Interval, "interval", 0, "how often to ask the server (default 5s for Login Flow v2, 2s for Flow 2)")
+	f.StringSliceVar(&opts.Scopes, "scopes", nil, "Login Flow v2: restrict the new app password to these scopes (e.g. notes.read,files.read); default: no restriction beyond your token")
+	f.StringSliceVar(&opts.AddScopes, "add-scopes", nil, "Login Flow v2: add scopes to the server's existing grant")
+	f.StringSliceVar(&opts.RemoveScopes, "remove-scopes", nil, "Login Flow v2: remove scopes from the server's existing grant (needs a new grant in the browser)")
+	_ = cmd.RegisterFlagCompletionFunc("method", cobra.FixedCompletions([]string{"auto", "login-flow", "flow2"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // ProvisionJSON is the output of 'ncmcp provision --json'.
 type ProvisionJSON struct {
-	Server             string     `json:"server"`
-	Subject            string     `json:"sub"`
-	Provisioned        bool       `json:"provisioned"`
-	AlreadyProvisioned bool       `json:"already_provisioned"`
-	URL                string     `json:"url,omitempty"`
-	ProvisionedAt      *time.Time `json:"provisioned_at,omitempty"`
-	ClientID           string     `json:"client_id,omitempty"`
-	Scopes             []string   `json:"scopes,omitempty"`
-	FlowType           string     `json:"flow_type,omitempty"`
+	Server             string `json:"server"`
+	Subject            string `json:"sub"`
+	Method             string `json:"method"`
+	Outcome            string `json:"outcome"`
+	Provisioned        bool   `json:"provisioned"`
+	AlreadyProvisioned bool   `json:"already_provisioned"`
+	URL                string `json:"url,omitempty"`
+	// Kind is flow2 (a refresh token) or login-flow-v2 (an app password).
+	Kind          string     `json:"kind,omitempty"`
+	ProvisionedAt *time.Time `json:"provisioned_at,omitempty"`
+	ClientID      string     `json:"client_id,omitempty"`
+	Scopes        []string   `json:"scopes,omitempty"`
+	// FlowType is Kind, under its earlier name.
+	FlowType string `json:"flow_type,omitempty"`
+	// Username is the Nextcloud login name of an app password.
+	Username string `json:"username,omitempty"`
 }
 
 func runProvision(ctx context.Context, opts *ProvisionOptions) error {
@@ -92,128 +122,145 @@ func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 	if err != nil {
 		return err
 	}
-	sess, err := connectMCP(ctx, g, st, srv, acct)
+	name := acct.DisplayName()
+	// --timeout bounds the whole run: a server that stops answering in the
+	// middle of a request cannot hold it longer.
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	ui := &provisionUI{g: g, noBrowser: opts.NoBrowser, server: srv.URL, name: name, limit: opts.Timeout}
+	p := &provision.Provisioner{ServerURL: srv.URL, UI: ui}
+	timedOutErr := func(err error) error {
+		return timedOut(fmt.Errorf("the server did not confirm its access within %s: %w", opts.Timeout, err),
+			"finish in the browser and run 'ncmcp provision' again (a provisioning page works once); --timeout waits longer")
+	}
+	sess, err := connectMCP(ctx, g, st, srv, acct, p.OnElicit)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			return timedOutErr(err)
+		}
 		return err
 	}
 	defer sess.Close()
-	ts, err := flow2Tools(ctx, sess)
+	ts, err := provisioningTools(ctx, sess)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			return timedOutErr(err)
+		}
 		return err
 	}
-	out := ProvisionJSON{Server: srv.URL, Subject: acct.Subject}
-	name := accountName(acct)
-
-	start, err := ts.Start(ctx, sess, acct.Subject)
+	method, _ := provision.ParseMethod(opts.Method)
+	res, err := p.Run(ctx, sess, ts, provision.Input{
+		Method: method, Subject: acct.Subject, Force: opts.Force,
+		Scopes: opts.Scopes, AddScopes: opts.AddScopes, RemoveScopes: opts.RemoveScopes,
+		NoWait: opts.NoWait, Interval: opts.Interval, Timeout: opts.Timeout,
+	})
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			return timedOutErr(err)
+		}
 		return toolFailure(err, srv.URL)
 	}
-	if start.AlreadyProvisioned && opts.Force {
-		if !ts.CanRevoke() {
-			return failure(errors.New("the server already has a token and offers no revoke_nextcloud_access tool to replace it"), "")
-		}
-		if _, err := ts.Revoke(ctx, sess, acct.Subject); err != nil {
-			return toolFailure(err, srv.URL)
-		}
-		fmt.Fprintf(d.Stderr, "Removed the server's token for %s; provisioning again.\n", name)
-		if start, err = ts.Start(ctx, sess, acct.Subject); err != nil {
-			return toolFailure(err, srv.URL)
-		}
+	out := ProvisionJSON{Server: srv.URL, Subject: acct.Subject, Method: string(res.Method), Outcome: string(res.Outcome)}
+	if res.Page != nil {
+		out.URL = res.Page.URL
 	}
-	if start.AlreadyProvisioned {
+	if s := res.Status; s != nil && s.Provisioned {
+		out.Provisioned = true
+		out.Kind, out.FlowType, out.ProvisionedAt, out.ClientID, out.Scopes, out.Username = s.Kind, s.Kind, s.ProvisionedAt, s.ClientID, s.Scopes, s.Username
+	}
+	w := d.Stderr
+	switch res.Outcome {
+	case provision.OutcomeAlready:
 		out.AlreadyProvisioned, out.Provisioned = true, true
-		if s, err := ts.Status(ctx, sess, acct.Subject); err == nil && s.IsProvisioned {
-			fillProvisioned(&out, s)
-		}
-		fmt.Fprintf(d.Stderr, "%s already has offline access for %s%s; --force provisions again.\n", srv.URL, name, since(out.ProvisionedAt))
-		return printProvision(opts, out)
+		fmt.Fprintf(w, "%s already has access to Nextcloud for %s%s; --force provisions again.\n", srv.URL, name, describeGrant(res.Status))
+	case provision.OutcomeStarted:
+		fmt.Fprintln(w, "Not waiting for the server to confirm: check later with 'ncmcp status'.")
+	case provision.OutcomeUnchanged:
+		fmt.Fprintf(w, "Nothing changed: %s\n", termsafe.Lines(res.Message))
+	case provision.OutcomeProvisioned:
+		fmt.Fprintf(w, "%s now has access to Nextcloud for %s%s.\n", srv.URL, name, describeGrant(res.Status))
 	}
-
-	pageURL := start.URL()
-	place := provision.OpenIt
-	if ts.LoginFlow {
-		place, err = provision.CheckLoginFlowURL(pageURL, srv.URL)
-	} else {
-		err = provision.CheckURL(pageURL, srv.URL)
-	}
-	if err != nil {
-		return failure(err, "the server returned a page ncmcp will not open; report this to the server's admin")
-	}
-	out.URL = pageURL
-	fmt.Fprintf(d.Stderr, "Open this URL in a browser to give %s offline access to %s's account:\n\n  %s\n\n", srv.URL, name, pageURL)
-	switch {
-	case place == provision.ShowIt:
-		u, _ := url.Parse(pageURL)
-		fmt.Fprintf(d.Stderr, "The page is on %s, not on the server, so ncmcp does not open it: open it yourself if that is your Nextcloud.\n", u.Host)
-	case !opts.NoBrowser:
-		if err := g.openURL(pageURL); err != nil {
-			fmt.Fprintf(d.Stderr, "warning: could not open a browser (%v): open the URL above yourself\n", err)
-		}
-	}
-	if opts.NoWait {
-		fmt.Fprintln(d.Stderr, "Not waiting for the server to confirm: check later with 'ncmcp status'.")
-		return printProvision(opts, out)
-	}
-
-	wctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	tick := waitIndicator(d, opts.Timeout)
-	interval := opts.Interval
-	if !opts.intervalSet {
-		interval = ts.PollInterval()
-	}
-	s, err := provision.Wait(wctx, interval, func(ctx context.Context) (*provision.Status, error) {
-		return ts.Status(ctx, sess, acct.Subject)
-	}, tick)
-	tick(-1)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return timedOut(fmt.Errorf("the server did not confirm offline access within %s: %w", opts.Timeout, err),
-				"finish the login in the browser and run 'ncmcp provision' again (the URL works once); if the browser showed an error, the IdP refused")
-		}
-		return toolFailure(err, srv.URL)
-	}
-	out.Provisioned = true
-	fillProvisioned(&out, s)
-	fmt.Fprintf(d.Stderr, "%s now has offline access for %s%s", srv.URL, name, since(out.ProvisionedAt))
-	if len(s.Scopes) > 0 {
-		fmt.Fprintf(d.Stderr, ", scopes %s", strings.Join(s.Scopes, " "))
-	}
-	if s.FlowType != "" {
-		fmt.Fprintf(d.Stderr, ", via %s", s.FlowType)
-	}
-	fmt.Fprintln(d.Stderr, ".")
-	return printProvision(opts, out)
-}
-
-func fillProvisioned(out *ProvisionJSON, s *provision.Status) {
-	out.ProvisionedAt, out.ClientID, out.Scopes, out.FlowType = s.ProvisionedAt, s.ClientID, s.Scopes, s.FlowType
-}
-
-func since(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return " since " + t.Local().Format(time.RFC3339)
-}
-
-func printProvision(opts *ProvisionOptions, out ProvisionJSON) error {
 	if !opts.JSON {
 		return nil
 	}
-	return printJSON(opts.g.deps.Stdout, out)
+	return printJSON(d.Stdout, out)
 }
 
-func accountName(a *store.Account) string {
-	if a.Username != "" {
-		return a.Username
+// describeGrant says what kind of access the server holds, for a sentence.
+func describeGrant(s *provision.Status) string {
+	if s == nil || !s.Provisioned {
+		return ""
 	}
-	return a.Subject
+	var parts []string
+	switch s.Kind {
+	case provision.KindLoginFlow:
+		parts = append(parts, "an app password (Login Flow v2)")
+		if s.Username != "" {
+			parts[0] += " of Nextcloud user " + termsafe.String(s.Username)
+		}
+	case provision.KindFlow2:
+		parts = append(parts, "a refresh token (Flow 2)")
+	default:
+		parts = append(parts, termsafe.String(s.Kind))
+	}
+	if s.ProvisionedAt != nil {
+		parts = append(parts, "since "+s.ProvisionedAt.Local().Format(time.RFC3339))
+	}
+	switch {
+	case len(s.Scopes) > 0:
+		parts = append(parts, "scopes "+termsafe.String(strings.Join(s.Scopes, " ")))
+	case s.Kind == provision.KindLoginFlow:
+		parts = append(parts, "no scope restriction beyond your token")
+	}
+	return ": " + strings.Join(parts, ", ")
+}
+
+// provisionUI shows provisioning pages and progress on the terminal.
+type provisionUI struct {
+	g            *globalOptions
+	noBrowser    bool
+	server, name string
+	limit        time.Duration
+	tick         func(time.Duration)
+}
+
+func (u *provisionUI) ShowPage(p provision.Page) {
+	w := u.g.deps.Stderr
+	switch p.Purpose {
+	case "settings":
+		fmt.Fprintf(w, "This server provisions its access on a Nextcloud settings page: open it, give the server access there (an app password, for example), and ncmcp waits for the server to confirm.\n\n  %s\n\n", termsafe.String(p.URL))
+	default:
+		fmt.Fprintf(w, "Open this URL in a browser to give %s access to Nextcloud for %s:\n\n  %s\n\n", u.server, u.name, termsafe.String(p.URL))
+	}
+	switch {
+	case !p.Open:
+		fmt.Fprintf(w, "The page is on %s, not on the MCP server, so ncmcp does not open it: open it yourself if that is your Nextcloud.\n", termsafe.String(p.Host))
+	case !u.noBrowser:
+		if err := u.g.openURL(p.URL); err != nil {
+			fmt.Fprintf(w, "warning: could not open a browser (%s): open the URL above yourself\n", oneLine(err.Error()))
+		}
+	}
+}
+
+func (u *provisionUI) Notice(msg string) {
+	fmt.Fprintln(u.g.deps.Stderr, termsafe.Lines(msg))
+}
+
+func (u *provisionUI) Waiting(elapsed time.Duration) {
+	if u.tick == nil {
+		if elapsed < 0 {
+			return
+		}
+		u.tick = waitIndicator(u.g.deps, u.limit)
+	}
+	u.tick(elapsed)
 }
 
 // connectMCP opens an MCP session with the account's access token,
-// refreshed first when it is about to expire.
-func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, acct *store.Account) (*mcpclient.Session, error) {
+// refreshed first when it is about to expire. onElicit, if set, answers the
+// server's elicitation requests.
+func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, acct *store.Account, onElicit func(context.Context, mcpclient.Elicitation) (mcpclient.ElicitAction, map[string]any)) (*mcpclient.Session, error) {
 	tok, err := readTokens(st, srv, acct)
 	if err != nil {
 		return nil, err
@@ -224,21 +271,21 @@ func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *sto
 			return nil, handleClientGone(ctx, g, st, err)
 		}
 	}
-	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.URL+"/mcp", tok.AccessToken, g.deps.Version)
+	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.URL+"/mcp", tok.AccessToken, mcpclient.Options{Version: g.deps.Version, OnElicit: onElicit})
 	if err != nil {
 		return nil, toolFailure(err, srv.URL)
 	}
 	return sess, nil
 }
 
-func flow2Tools(ctx context.Context, sess *mcpclient.Session) (*provision.Toolset, error) {
+func provisioningTools(ctx context.Context, sess *mcpclient.Session) (*provision.Toolset, error) {
 	tools, err := sess.Tools(ctx)
 	if err != nil {
 		return nil, toolFailure(err, "")
 	}
 	ts, err := provision.Detect(tools)
 	if err != nil {
-		return nil, failure(err, "the server's admin must enable offline access (Flow 2) for 'ncmcp provision' to work")
+		return nil, failure(err, "the server's admin must enable offline access (background operations) for 'ncmcp provision' to work")
 	}
 	return ts, nil
 }
@@ -250,15 +297,40 @@ func toolFailure(err error, serverURL string) error {
 	if errors.As(err, &ue) {
 		return authNeeded(err, "log in again: 'ncmcp login --server "+serverURL+"'")
 	}
+	var se *mcpclient.InsufficientScopeError
+	if errors.As(err, &se) {
+		if len(se.Scopes) == 0 {
+			return authNeeded(err, "the server wants a scope your token lacks and did not say which: its scopes_supported lists the candidates ('ncmcp doctor'); log in with 'ncmcp login --scopes SCOPE'")
+		}
+		return authNeeded(err, "log in again asking for it: 'ncmcp login --server "+serverURL+" --scopes "+strings.Join(se.Scopes, ",")+"'")
+	}
 	var te *mcpclient.ToolError
 	if errors.As(err, &te) {
-		hint := "this is the server's answer; its logs say more"
-		if strings.Contains(te.Message, "Missing required scopes") || strings.Contains(te.Message, "Access denied") {
-			hint = "the server wants scopes your token lacks: the server's admin must grant them to the client, then log in again"
-		}
-		return failure(err, hint)
+		return failure(err, toolErrorHint(te.Message, serverURL))
+	}
+	var re *provision.RefusedError
+	if errors.As(err, &re) {
+		return failure(err, "this is the server's answer; its logs say more")
 	}
 	return failure(err, "check that the server is reachable; 'ncmcp doctor' checks each step")
+}
+
+// missingScopes reads the scope check of newer servers' tools: "Missing
+// required scopes: openid. Token has scopes: none."
+var missingScopes = regexp.MustCompile(`Missing required scopes: ([^.]*)\.(?:\s*Token has scopes: ([^.]*)\.)?`)
+
+// toolErrorHint explains a tool's error result, which is the server's
+// answer, not an ncmcp failure.
+func toolErrorHint(msg, serverURL string) string {
+	m := missingScopes.FindStringSubmatch(msg)
+	if m == nil {
+		return "this is the server's answer; its logs say more"
+	}
+	missing := strings.Join(strings.FieldsFunc(m[1], func(r rune) bool { return r == ',' || r == ' ' }), ",")
+	if has := strings.TrimSpace(m[2]); has == "none" || has == "" {
+		return "the server checks the scope claim of your access token, and this token has none: the IdP the server logs you in with issues tokens without scopes (Dex does; Nextcloud's OIDC app does not). Only the server's admin can fix this (an IdP that puts scopes in tokens, or the server's setting for tokens without them); logging in again does not help"
+	}
+	return "your token lacks the scope " + missing + ": log in again asking for it ('ncmcp login --server " + serverURL + " --scopes " + missing + "'); if the IdP does not grant it, its admin must allow it for the client"
 }
 
 // waitIndicator returns a function that shows waiting progress: a spinner
@@ -266,7 +338,8 @@ func toolFailure(err error, serverURL string) error {
 // negative duration ends the display.
 func waitIndicator(d *Deps, limit time.Duration) func(time.Duration) {
 	w := d.Stderr
-	if d.StderrIsTerminal != nil && d.StderrIsTerminal() && d.Getenv("NO_COLOR") == "" {
+	if d.StderrIsTerminal != nil && d.StderrIsTerminal() && d.Getenv("NO_COLOR") == "" && d.rawStderr != nil {
+		w = d.rawStderr
 		frames := []string{"|", "/", "-", "\\"}
 		i := 0
 		return func(elapsed time.Duration) {

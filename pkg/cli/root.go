@@ -19,6 +19,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/httpclient"
 	"github.com/ncmcp/ncmcp/pkg/opener"
 	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -43,6 +44,10 @@ type Deps struct {
 	StderrIsTerminal func() bool
 
 	Version, Commit, Date string
+
+	// rawStderr is Stderr before Run made it drop control characters, for
+	// ncmcp's own progress display.
+	rawStderr io.Writer
 }
 
 func (d *Deps) fill() {
@@ -93,6 +98,12 @@ type globalOptions struct {
 // exit code.
 func Run(ctx context.Context, args []string, deps Deps) int {
 	deps.fill()
+	// Server text (error descriptions, tool messages, names in tokens)
+	// reaches the terminal without its control characters, whatever path
+	// it takes to stdout or stderr.
+	deps.rawStderr = deps.Stderr
+	deps.Stdout = termsafe.Writer{W: deps.Stdout}
+	deps.Stderr = termsafe.Writer{W: deps.Stderr}
 	root := newRootCmd(&deps)
 	root.SetArgs(args)
 	root.SetIn(deps.Stdin)
@@ -430,9 +441,11 @@ func (g *globalOptions) completeAccounts(cmd *cobra.Command, _ []string, _ strin
 	var out []cobra.Completion
 	for _, id := range srv.AccountIDs() {
 		a := srv.Accounts[id]
-		name := a.Username
-		if name == "" {
-			name = a.Subject
+		name := a.Subject
+		for _, n := range []string{a.Email, a.Username} {
+			if n != "" {
+				name = n
+			}
 		}
 		out = append(out, cobra.CompletionWithDesc(name, "sub "+a.Subject))
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/provision"
+	"github.com/ncmcp/ncmcp/pkg/serverinfo"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -53,17 +55,28 @@ type StatusJSON struct {
 
 // ServerStatus describes one server in StatusJSON.
 type ServerStatus struct {
-	URL        string          `json:"url"`
-	Generation int             `json:"generation"`
-	Issuer     string          `json:"issuer"`
-	Accounts   []AccountStatus `json:"accounts"`
+	URL        string `json:"url"`
+	Generation int    `json:"generation"`
+	Issuer     string `json:"issuer"`
+	// Version and AuthMode are the server's own (GET /api/v1/status, servers
+	// v0.65 on); empty when it has none or was not asked (--offline).
+	Version  string          `json:"version,omitempty"`
+	AuthMode string          `json:"auth_mode,omitempty"`
+	Accounts []AccountStatus `json:"accounts"`
 }
 
 // AccountStatus describes one account in StatusJSON.
 type AccountStatus struct {
-	Subject            string     `json:"sub"`
-	Username           string     `json:"username,omitempty"`
-	Email              string     `json:"email,omitempty"`
+	Subject  string `json:"sub"`
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+	// Name is the account's display name (user name, e-mail or subject).
+	Name string `json:"name"`
+	// Identity says how the account's identity was established:
+	// verified_id_token, userinfo, token_response or unknown.
+	Identity string `json:"identity"`
+	// IdentityOverTLS is set when it was read from an https answer.
+	IdentityOverTLS    bool       `json:"identity_over_tls"`
 	Active             bool       `json:"active"`
 	ClientID           string     `json:"client_id"`
 	Scopes             []string   `json:"scopes"`
@@ -75,16 +88,19 @@ type AccountStatus struct {
 	ServerSide ServerSideStatus `json:"server_side"`
 }
 
-// ServerSideStatus says whether the server holds an offline token for the
+// ServerSideStatus says whether the server holds its own access for the
 // account: State is "provisioned", "not_provisioned", "not_offered" (the
 // server runs without offline access) or "unknown" (with Reason).
 type ServerSideStatus struct {
-	State         string     `json:"state"`
+	State string `json:"state"`
+	// Kind is flow2 (a refresh token) or login-flow-v2 (an app password).
+	Kind          string     `json:"kind,omitempty"`
 	ProvisionedAt *time.Time `json:"provisioned_at,omitempty"`
 	ClientID      string     `json:"client_id,omitempty"`
 	Scopes        []string   `json:"scopes,omitempty"`
-	FlowType      string     `json:"flow_type,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
+	// FlowType is Kind, under its earlier name.
+	FlowType string `json:"flow_type,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
@@ -99,12 +115,20 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 	for _, u := range g.selectedServers(cfg) {
 		srv := cfg.Servers[u]
 		ss := ServerStatus{URL: u, Generation: srv.Generation, Issuer: srv.Issuer, Accounts: []AccountStatus{}}
+		if !opts.Offline {
+			ictx, cancel := context.WithTimeout(ctx, statusAskTimeout)
+			if info, err := serverinfo.Get(ictx, g.httpClient(), u); err == nil {
+				ss.Version, ss.AuthMode = info.Version, info.AuthMode
+			}
+			cancel()
+		}
 		for _, id := range srv.AccountIDs() {
 			a := srv.Accounts[id]
 			if !g.matches(a) {
 				continue
 			}
-			as := AccountStatus{Subject: a.Subject, Username: a.Username, Email: a.Email, Active: srv.ActiveAccount == a.Subject,
+			as := AccountStatus{Subject: a.Subject, Username: a.Username, Email: a.Email, Name: a.DisplayName(),
+				Identity: a.Identity, IdentityOverTLS: a.IdentityOverTLS, Active: srv.ActiveAccount == a.Subject,
 				ClientID: a.ClientID, Scopes: a.Scopes, HasRefreshToken: a.HasRefreshToken, Storage: a.Storage}
 			if as.Scopes == nil {
 				as.Scopes = []string{}
@@ -147,16 +171,20 @@ func printStatus(w io.Writer, now time.Time, s StatusJSON) {
 			def = " (default)"
 		}
 		fmt.Fprintf(w, "%s%s\n  generation %d, issuer %s\n", srv.URL, def, srv.Generation, srv.Issuer)
+		if srv.Version != "" {
+			fmt.Fprintf(w, "  server version %s, auth mode %s\n", oneLine(srv.Version), oneLine(srv.AuthMode))
+		}
 		for _, a := range srv.Accounts {
 			mark := " "
 			if a.Active {
 				mark = "*"
 			}
-			name := a.Username
-			if name == "" {
-				name = a.Subject
+			if a.Identity == string(oauth.IdentityUnknown) {
+				fmt.Fprintf(w, "  %s %s\n", mark, a.Name)
+			} else {
+				fmt.Fprintf(w, "  %s %s (sub %s)\n", mark, a.Name, a.Subject)
 			}
-			fmt.Fprintf(w, "  %s %s (sub %s)\n", mark, name, a.Subject)
+			fmt.Fprintf(w, "      identity:      %s\n", oauth.DescribeSource(oauth.IdentitySource(a.Identity), a.IdentityOverTLS))
 			fmt.Fprintf(w, "      client:        %s\n", a.ClientID)
 			scopes := strings.Join(a.Scopes, " ")
 			if scopes == "" {
@@ -197,7 +225,7 @@ func serverSideStatus(ctx context.Context, g *globalOptions, st *store.Store, sr
 	unknown := func(err error) ServerSideStatus {
 		return ServerSideStatus{State: "unknown", Reason: oneLine(err.Error())}
 	}
-	sess, err := connectMCP(ctx, g, st, srv, a)
+	sess, err := connectMCP(ctx, g, st, srv, a, nil)
 	if err != nil {
 		return unknown(err)
 	}
@@ -214,24 +242,33 @@ func serverSideStatus(ctx context.Context, g *globalOptions, st *store.Store, sr
 	if err != nil {
 		return unknown(err)
 	}
-	if !s.IsProvisioned {
+	if !s.Provisioned {
 		return ServerSideStatus{State: "not_provisioned"}
 	}
-	return ServerSideStatus{State: "provisioned", ProvisionedAt: s.ProvisionedAt, ClientID: s.ClientID, Scopes: s.Scopes, FlowType: s.FlowType}
+	return ServerSideStatus{State: "provisioned", Kind: s.Kind, ProvisionedAt: s.ProvisionedAt, ClientID: s.ClientID, Scopes: s.Scopes, FlowType: s.Kind}
 }
 
 func describeServerSide(s ServerSideStatus) string {
 	switch s.State {
 	case "provisioned":
-		out := "provisioned" + since(s.ProvisionedAt)
-		if s.FlowType != "" {
-			out += " via " + s.FlowType
+		out := "provisioned"
+		switch s.Kind {
+		case provision.KindLoginFlow:
+			out += ", an app password (Login Flow v2)"
+		case provision.KindFlow2:
+			out += ", a refresh token (Flow 2)"
 		}
-		return out
+		if s.ProvisionedAt != nil {
+			out += ", since " + s.ProvisionedAt.Local().Format(time.RFC3339)
+		}
+		if len(s.Scopes) > 0 {
+			out += ", scopes " + strings.Join(s.Scopes, " ")
+		}
+		return oneLine(out)
 	case "not_provisioned":
-		return "not provisioned ('ncmcp provision' gives the server offline access)"
+		return "not provisioned ('ncmcp provision' gives the server its own access)"
 	case "not_offered":
 		return "not offered: " + s.Reason
 	}
-	return "unknown: " + s.Reason
+	return "unknown: " + oneLine(s.Reason)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -164,11 +165,11 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 		return failure(err, "")
 	}
 	if st.Mode == store.ModeFile {
-		id, err := identify(ctx, hc, disc, client.ID, tok)
+		id, err := identifier(disc, client.ID).Identify(ctx, hc, tok, "")
 		if err != nil {
 			return failure(fmt.Errorf("keep the rotated refresh token: %w", err), "")
 		}
-		if _, err := saveLogin(ctx, g, st, disc, client, id, tok, seed); err != nil {
+		if _, err := saveLogin(ctx, g, st, disc, client, id, tok, seed, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(d.Stderr, "Stored the tokens of %s in %s; later runs with the same NCMCP_REFRESH_TOKEN use them.\n", id.Display(), store.SecretsPath(st.Dir))
@@ -245,7 +246,7 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 			if registration.UnknownClient(te.Code, te.Description) {
 				return nil, nil, &clientGoneError{server: srv.URL, clientID: acct.ClientID, err: err}
 			}
-			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "log in again: 'ncmcp login --server "+srv.URL+"'")
+			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), refreshRefusedHint(srv, acct))
 		}
 		return nil, nil, failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
 	}
@@ -266,6 +267,19 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 		fmt.Fprintf(g.deps.Stderr, "warning: could not update the config after refreshing: %v\n", err)
 	}
 	return next, acct.Scopes, nil
+}
+
+// refreshRefusedHint explains a refused refresh. A generation-2 server
+// logs every user in through its one client at the IdP, and IdPs such as
+// Dex keep one refresh token per user and client: any later login of the
+// same user through the server ends the one ncmcp holds.
+func refreshRefusedHint(srv *store.Server, acct *store.Account) string {
+	login := "log in again: 'ncmcp login --server " + srv.URL + "'"
+	if srv.Generation != discovery.Generation2 {
+		return login
+	}
+	return "this server's IdP may keep one refresh token per user: a later login of " + acct.DisplayName() +
+		" through the server (another 'ncmcp login', an MCP client's login, a login left unfinished, or Flow 2 provisioning) ends the earlier one; otherwise it expired or was revoked. " + login
 }
 
 // clientGoneError is a refresh refused because the client is unknown
@@ -312,6 +326,6 @@ func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, er
 	if rerr != nil {
 		return rerr
 	}
-	return authNeeded(fmt.Errorf("%s forgot client %s (it keeps registrations in memory and was restarted); registered client %s in its place", cg.server, cg.clientID, reg.ID),
+	return authNeeded(fmt.Errorf("%s no longer knows client %s (servers that keep registrations in memory forget them when they restart); registered client %s in its place", cg.server, cg.clientID, reg.ID),
 		"log in again: 'ncmcp login --server "+cg.server+"'")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/provision"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
@@ -28,8 +29,9 @@ type TokenRow struct {
 	Server   string `json:"server"`
 	Subject  string `json:"sub"`
 	Username string `json:"username,omitempty"`
-	// Kind is "flow1" (ncmcp's own login) or "flow2-server-side" (the
-	// server's offline token for the account).
+	// Kind is "flow1" (ncmcp's own login), "flow2-server-side" (the
+	// server's offline refresh token for the account) or "login-flow-v2"
+	// (the server's Nextcloud app password for the account).
 	Kind              string     `json:"kind"`
 	ClientID          string     `json:"client_id,omitempty"`
 	Scopes            []string   `json:"scopes"`
@@ -97,13 +99,17 @@ func runTokensList(ctx context.Context, opts *TokensListOptions) error {
 			ss := serverSideStatus(ctx, g, st, srv, a)
 			switch ss.State {
 			case "provisioned":
-				row := TokenRow{Server: u, Subject: a.Subject, Username: a.Username, Kind: "flow2-server-side", ClientID: ss.ClientID, Scopes: ss.Scopes, ProvisionedAt: ss.ProvisionedAt, HasRefreshToken: true, Storage: "server"}
+				kind := "flow2-server-side"
+				if ss.Kind == provision.KindLoginFlow {
+					kind = provision.KindLoginFlow
+				}
+				row := TokenRow{Server: u, Subject: a.Subject, Username: a.Username, Kind: kind, ClientID: ss.ClientID, Scopes: ss.Scopes, ProvisionedAt: ss.ProvisionedAt, HasRefreshToken: ss.Kind == provision.KindFlow2, Storage: "server"}
 				if row.Scopes == nil {
 					row.Scopes = []string{}
 				}
 				rows = append(rows, row)
 			case "unknown":
-				fmt.Fprintf(d.Stderr, "note: could not ask %s about its own token for %s: %s\n", u, accountName(a), ss.Reason)
+				fmt.Fprintf(d.Stderr, "note: could not ask %s about its own token for %s: %s\n", u, a.DisplayName(), ss.Reason)
 			}
 		}
 	}
@@ -214,15 +220,15 @@ func revokeAccount(ctx context.Context, g *globalOptions, st *store.Store, cfg *
 	w := g.deps.Stderr
 	srv := cfg.Servers[t.server]
 	acct := srv.Accounts[t.sub]
-	name := fmt.Sprintf("%s on %s", accountName(acct), t.server)
+	name := fmt.Sprintf("%s on %s", acct.DisplayName(), t.server)
 	ok := true
 
 	if serverSide {
 		if msg, err := revokeServerSide(ctx, g, st, srv, acct); err != nil {
-			fmt.Fprintf(w, "%s: server-side token NOT revoked: %s\n", name, oneLine(err.Error()))
+			fmt.Fprintf(w, "%s: the server's own access NOT revoked: %s\n", name, oneLine(err.Error()))
 			ok = false
 		} else {
-			fmt.Fprintf(w, "%s: server-side token revoked by the server (%s)\n", name, msg)
+			fmt.Fprintf(w, "%s: the server's own access revoked by the server (%s)\n", name, oneLine(msg))
 		}
 	}
 
@@ -287,12 +293,12 @@ func revokeAccount(ctx context.Context, g *globalOptions, st *store.Store, cfg *
 
 // revokeServerSide asks the server to delete its own token for the account.
 func revokeServerSide(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, a *store.Account) (string, error) {
-	sess, err := connectMCP(ctx, g, st, srv, a)
+	sess, err := connectMCP(ctx, g, st, srv, a, nil)
 	if err != nil {
 		return "", err
 	}
 	defer sess.Close()
-	ts, err := flow2Tools(ctx, sess)
+	ts, err := provisioningTools(ctx, sess)
 	if err != nil {
 		return "", err
 	}

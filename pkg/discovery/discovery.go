@@ -80,6 +80,16 @@ type MetadataError struct {
 
 func (e *MetadataError) Error() string { return fmt.Sprintf("%s: %s", e.URL, e.Reason) }
 
+// UnreachableError reports a metadata document that could not be fetched:
+// no connection, TLS failure, timeout.
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string { return fmt.Sprintf("%s unreachable: %v", e.URL, e.Err) }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // NormalizeServerURL checks a server URL and returns it without a trailing
 // slash, scheme and host in lower case. It keeps a "/mcp" suffix: that may
 // be the MCP endpoint or part of the base path of a server mounted under
@@ -328,7 +338,7 @@ func getJSON(ctx context.Context, hc *http.Client, u string, v any) error {
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return &UnreachableError{URL: u, Err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes))

@@ -16,6 +16,9 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/loopback"
+	"github.com/ncmcp/ncmcp/pkg/mcpclient"
+	"github.com/ncmcp/ncmcp/pkg/provision"
+	"github.com/ncmcp/ncmcp/pkg/serverinfo"
 	"github.com/ncmcp/ncmcp/pkg/store"
 )
 
@@ -53,7 +56,7 @@ type Inputs struct {
 	Discover func(ctx context.Context, serverURL string) (*discovery.Result, error)
 	// Tools lists the MCP tools the server offers to the stored login; nil
 	// when that cannot be asked (no login): the check is then skipped.
-	Tools func(ctx context.Context) ([]string, error)
+	Tools func(ctx context.Context) ([]mcpclient.Tool, error)
 }
 
 // Run runs every check and returns them in order.
@@ -70,7 +73,7 @@ func Failed(checks []Check) bool {
 }
 
 func serverChecks(ctx context.Context, in Inputs) []Check {
-	names := []string{"server reachable", "protected-resource metadata", "server generation", "authorization server metadata", "PKCE S256", "registration endpoint", "revocation endpoint", "offline_access", "MCP tools for Flow 2"}
+	names := []string{"server reachable", "server version", "protected-resource metadata", "server generation", "authorization server metadata", "PKCE S256", "registration endpoint", "revocation endpoint", "offline_access", "provisioning tools"}
 	if in.ServerURL == "" {
 		var out []Check
 		for _, n := range names {
@@ -106,6 +109,8 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 		add(Check{Name: names[0], Status: Warn, Detail: fmt.Sprintf("%s/mcp answered HTTP %d without a resource_metadata challenge (%s)", in.ServerURL, resp.StatusCode, d), Hint: "is this the MCP server's base URL, with OAuth enabled?"})
 	}
 
+	add(versionCheck(ctx, in))
+
 	discover := in.Discover
 	if discover == nil {
 		discover = func(ctx context.Context, u string) (*discovery.Result, error) {
@@ -115,52 +120,76 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	res, err := discover(ctx, in.ServerURL)
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "authorization server metadata") {
-			add(Check{Name: names[1], Status: OK, Detail: "found"})
-			add(Check{Name: names[2], Status: Skip, Detail: "authorization server metadata unusable"})
-			add(Check{Name: names[3], Status: Fail, Detail: err.Error(), Hint: "the IdP named by the server must serve its metadata; a server behind a proxy may name an internal host"})
-			return skipRest(4, "no authorization server metadata")
+			add(Check{Name: names[2], Status: OK, Detail: "found"})
+			add(Check{Name: names[3], Status: Skip, Detail: "authorization server metadata unusable"})
+			add(Check{Name: names[4], Status: Fail, Detail: err.Error(), Hint: "the IdP named by the server must serve its metadata; a server behind a proxy may name an internal host"})
+			return skipRest(5, "no authorization server metadata")
 		}
-		add(Check{Name: names[1], Status: Fail, Detail: err.Error(), Hint: "the server must serve /.well-known/oauth-protected-resource (RFC 9728)"})
-		return skipRest(2, "no protected-resource metadata")
+		add(Check{Name: names[2], Status: Fail, Detail: err.Error(), Hint: "the server must serve /.well-known/oauth-protected-resource (RFC 9728)"})
+		return skipRest(3, "no protected-resource metadata")
 	}
-	add(Check{Name: names[1], Status: OK, Detail: fmt.Sprintf("%s names %s", res.ResourceURL, res.Issuer)})
+	add(Check{Name: names[2], Status: OK, Detail: fmt.Sprintf("%s names %s", res.ResourceURL, res.Issuer)})
 	if res.Generation == discovery.Generation1 {
-		add(Check{Name: names[2], Status: OK, Detail: "1 (pass-through: the IdP " + res.Issuer + " issues tokens)"})
+		add(Check{Name: names[3], Status: OK, Detail: "1 (pass-through: the IdP " + res.Issuer + " issues tokens)"})
 	} else {
-		add(Check{Name: names[2], Status: OK, Detail: "2 (the server is its own authorization server: codes and refreshes go to " + res.Provider.TokenEndpoint + ")"})
+		add(Check{Name: names[3], Status: OK, Detail: "2 (the server is its own authorization server: codes and refreshes go to " + res.Provider.TokenEndpoint + ")"})
 	}
-	add(Check{Name: names[3], Status: OK, Detail: fmt.Sprintf("issuer %s, token endpoint %s", res.Provider.Issuer, res.Provider.TokenEndpoint)})
+	add(Check{Name: names[4], Status: OK, Detail: fmt.Sprintf("issuer %s, token endpoint %s", res.Provider.Issuer, res.Provider.TokenEndpoint)})
 	p := res.Provider
 	if p.SupportsS256() {
-		add(Check{Name: names[4], Status: OK, Detail: "S256 advertised"})
+		add(Check{Name: names[5], Status: OK, Detail: "S256 advertised"})
 	} else {
-		add(Check{Name: names[4], Status: Warn, Detail: "code_challenge_methods_supported does not list S256", Hint: "the server requires S256 from ncmcp; an IdP that does not support it may still work in generation 1, where the challenge is not forwarded"})
+		add(Check{Name: names[5], Status: Warn, Detail: "code_challenge_methods_supported does not list S256", Hint: "the server requires S256 from ncmcp; an IdP that does not support it may still work in generation 1, where the challenge is not forwarded"})
 	}
 	if p.RegistrationEndpoint != "" {
-		add(Check{Name: names[5], Status: OK, Detail: p.RegistrationEndpoint})
+		add(Check{Name: names[6], Status: OK, Detail: p.RegistrationEndpoint})
 	} else {
-		add(Check{Name: names[5], Status: Warn, Detail: "none advertised", Hint: "use a pre-registered client id (--client-id)"})
+		add(Check{Name: names[6], Status: Warn, Detail: "none advertised", Hint: "use a pre-registered client id (--client-id)"})
 	}
 	if p.RevocationEndpoint != "" {
-		add(Check{Name: names[6], Status: OK, Detail: p.RevocationEndpoint})
+		add(Check{Name: names[7], Status: OK, Detail: p.RevocationEndpoint})
 	} else {
-		add(Check{Name: names[6], Status: Warn, Detail: "none advertised", Hint: "logout can only forget tokens locally; they stay valid at the IdP until they expire"})
+		add(Check{Name: names[7], Status: Warn, Detail: "none advertised", Hint: "logout can only forget tokens locally; they stay valid at the IdP until they expire"})
 	}
 	scopes := append(slices.Clone(res.Resource.ScopesSupported), p.ScopesSupported...)
 	if slices.Contains(scopes, "offline_access") {
-		add(Check{Name: names[7], Status: OK, Detail: "offered: refresh tokens are possible"})
+		add(Check{Name: names[8], Status: OK, Detail: "offered: refresh tokens are possible (scopes_supported: " + strings.Join(uniq(scopes), " ") + ")"})
 	} else {
-		add(Check{Name: names[7], Status: Warn, Detail: "not in scopes_supported", Hint: "without offline_access there are no refresh tokens: 'ncmcp token' stops working when the access token expires"})
+		add(Check{Name: names[8], Status: Warn, Detail: "not in scopes_supported", Hint: "without offline_access there are no refresh tokens: 'ncmcp token' stops working when the access token expires"})
 	}
 	add(toolsCheck(ctx, in))
 	return out
 }
 
-// flow2Tools are the tool names that provisioning uses, per generation.
-var flow2Tools = []string{"provision_nextcloud_access", "check_provisioning_status", "nc_auth_provision_access", "nc_auth_check_status"}
+// uniq returns the strings in order, without repeats.
+func uniq(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// versionCheck reports the server's version and auth mode from its status
+// endpoint (servers v0.65 on).
+func versionCheck(ctx context.Context, in Inputs) Check {
+	name := "server version"
+	info, err := serverinfo.Get(ctx, in.HTTP, in.ServerURL)
+	switch {
+	case errors.Is(err, serverinfo.ErrNotOffered):
+		return Check{Name: name, Status: Warn, Detail: "no /api/v1/status: a server before v0.65, or not a Nextcloud MCP server", Hint: "current servers (v0.65 on) are generation 2 and provision with Login Flow v2; ask the admin to upgrade"}
+	case err != nil:
+		return Check{Name: name, Status: Warn, Detail: err.Error(), Hint: "the server's status endpoint did not answer; the checks below still tell whether login works"}
+	case info.AuthMode != "oauth":
+		return Check{Name: name, Status: Warn, Detail: fmt.Sprintf("%s, auth mode %s", info.Version, info.AuthMode), Hint: "ncmcp logs in with OAuth; in auth mode " + info.AuthMode + " the server does not use OAuth tokens"}
+	}
+	return Check{Name: name, Status: OK, Detail: fmt.Sprintf("%s, auth mode %s", info.Version, info.AuthMode)}
+}
 
 func toolsCheck(ctx context.Context, in Inputs) Check {
-	name := "MCP tools for Flow 2"
+	name := "provisioning tools"
 	if in.Tools == nil {
 		return Check{Name: name, Status: Skip, Detail: "not logged in to this server", Hint: "run 'ncmcp login' first to let doctor list the server's tools"}
 	}
@@ -168,16 +197,12 @@ func toolsCheck(ctx context.Context, in Inputs) Check {
 	if err != nil {
 		return Check{Name: name, Status: Fail, Detail: err.Error(), Hint: "the MCP endpoint must accept the stored token; 'ncmcp login' again if it was refused"}
 	}
-	var found []string
-	for _, t := range flow2Tools {
-		if slices.Contains(tools, t) {
-			found = append(found, t)
-		}
-	}
-	if len(found) == 0 {
+	ts, err := provision.Detect(tools)
+	if err != nil {
 		return Check{Name: name, Status: Warn, Detail: fmt.Sprintf("%d tools, none for provisioning", len(tools)), Hint: "the server runs without offline access: 'ncmcp provision' cannot work there"}
 	}
-	return Check{Name: name, Status: OK, Detail: strings.Join(found, ", ")}
+	m, _ := ts.Choose(provision.MethodAuto)
+	return Check{Name: name, Status: OK, Detail: fmt.Sprintf("%s ('ncmcp provision' uses %s)", strings.Join(ts.Names(), ", "), m)}
 }
 
 func keyringCheck(st *store.Store) Check {

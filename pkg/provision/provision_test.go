@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -25,72 +24,89 @@ func TestCheckURL(t *testing.T) {
 	}
 }
 
-func TestCheckLoginFlowURL(t *testing.T) {
+func TestCheckPage(t *testing.T) {
 	const server = "https://mcp.example.com"
 	cases := []struct {
-		url   string
-		place Placement
-		ok    bool
+		url  string
+		open bool
+		ok   bool
 	}{
-		{"https://mcp.example.com/login/v2/flow/x", OpenIt, true},
-		{"https://cloud.example.com/login/v2/flow/x", ShowIt, true},
-		{"http://cloud.example.com/login/v2/flow/x", 0, false},
-		{"javascript:alert(1)", 0, false},
+		{"https://mcp.example.com/index.php/login/v2/flow/x", true, true},
+		{"https://cloud.example.com/index.php/login/v2/flow/x", false, true},
+		{"http://cloud.example.com/login/v2/flow/x", false, false},
+		{"https://user:pw@cloud.example.com/x", false, false},
+		{"javascript:alert(1)", false, false},
 	}
 	for _, c := range cases {
-		p, err := CheckLoginFlowURL(c.url, server)
-		if (err == nil) != c.ok || (c.ok && p != c.place) {
-			t.Errorf("CheckLoginFlowURL(%q) = %v, %v", c.url, p, err)
+		p, err := CheckPage(c.url, server, "login-flow")
+		if (err == nil) != c.ok || (c.ok && p.Open != c.open) {
+			t.Errorf("CheckPage(%q) = %+v, %v", c.url, p, err)
 		}
 	}
 }
 
-func TestDetectAndArguments(t *testing.T) {
+func TestFindURL(t *testing.T) {
+	msg := "Please log in to Nextcloud to grant access:\n\nhttps://cloud.example.com/index.php/login/v2/flow/abc\n\nOpen this URL in your browser."
+	if got := FindURL(msg); got != "https://cloud.example.com/index.php/login/v2/flow/abc" {
+		t.Errorf("FindURL = %q", got)
+	}
+	if got := FindURL("see (https://x.example/p)."); got != "https://x.example/p" {
+		t.Errorf("FindURL = %q", got)
+	}
+	if got := FindURL("no link here"); got != "" {
+		t.Errorf("FindURL = %q", got)
+	}
+}
+
+func TestDetectAndChoose(t *testing.T) {
 	seed := []mcpclient.Tool{{Name: ToolProvision, Args: []string{"user_id"}}, {Name: ToolCheck, Args: []string{"user_id"}}, {Name: ToolRevoke}}
 	ts, err := Detect(seed)
-	if err != nil || ts.LoginFlow || !ts.CanRevoke() || ts.PollInterval() != 2*time.Second {
+	if err != nil || !ts.CanRevoke() || ts.CanUpdateScopes() {
 		t.Fatalf("seed tools: %+v, %v", ts, err)
 	}
-	if a := args(ts.provision, "sub-1"); a["user_id"] != "sub-1" {
+	if m, err := ts.Choose(MethodAuto); err != nil || m != MethodFlow2 {
+		t.Fatalf("auto on a Flow 2 server = %v, %v", m, err)
+	}
+	if _, err := ts.Choose(MethodLoginFlow); err == nil {
+		t.Fatal("login-flow chosen on a server without its tools")
+	}
+	if a := userArgs(ts.provision, "sub-1"); a["user_id"] != "sub-1" {
 		t.Errorf("declared user_id not sent: %v", a)
 	}
-	if a := args(ts.revoke, "sub-1"); len(a) != 0 {
+	if a := userArgs(ts.revoke, "sub-1"); len(a) != 0 {
 		t.Errorf("undeclared user_id sent: %v", a)
 	}
-	newer := []mcpclient.Tool{{Name: "search"}, {Name: ToolNCAuthProvision}, {Name: ToolNCAuthCheck}}
-	if ts, err := Detect(newer); err != nil || !ts.LoginFlow || ts.CanRevoke() || ts.PollInterval() != 5*time.Second {
-		t.Fatalf("newer tools: %+v, %v", ts, err)
+	both := append(seed, mcpclient.Tool{Name: "search"}, mcpclient.Tool{Name: ToolNCAuthProvision}, mcpclient.Tool{Name: ToolNCAuthCheck}, mcpclient.Tool{Name: ToolNCAuthUpdate})
+	ts, err = Detect(both)
+	if err != nil || !ts.CanUpdateScopes() {
+		t.Fatalf("both toolsets: %+v, %v", ts, err)
 	}
-	if _, err := Detect([]mcpclient.Tool{{Name: ToolProvision}, {Name: "search"}}); !errors.Is(err, ErrNoTools) {
-		t.Fatalf("half a toolset: %v", err)
+	if m, _ := ts.Choose(MethodAuto); m != MethodLoginFlow {
+		t.Fatalf("auto with both toolsets = %v, want Login Flow v2", m)
+	}
+	if m, _ := ts.Choose(MethodFlow2); m != MethodFlow2 {
+		t.Fatalf("an explicit flow2 = %v", m)
+	}
+	if _, err := Detect([]mcpclient.Tool{{Name: ToolProvision}, {Name: ToolNCAuthCheck}, {Name: "search"}}); !errors.Is(err, ErrNoTools) {
+		t.Fatalf("half toolsets: %v", err)
+	}
+	if PollInterval(MethodLoginFlow) != 5*time.Second || PollInterval(MethodFlow2) != 2*time.Second {
+		t.Fatal("poll intervals changed")
 	}
 }
 
-// fakeCaller answers tool calls with fixed JSON results; the MCP transport
-// itself is exercised by the e2e tests against the dev server.
-type fakeCaller map[string]string
-
-func (f fakeCaller) Call(_ context.Context, tool string, _ map[string]any, out any) error {
-	return jsonInto(f[tool], out)
-}
-
-func TestLoginFlowStates(t *testing.T) {
-	ts, _ := Detect([]mcpclient.Tool{{Name: ToolNCAuthProvision}, {Name: ToolNCAuthCheck}})
-	c := fakeCaller{
-		ToolNCAuthProvision: `{"status":"login_required","login_url":"https://cloud.example.com/login/v2/flow/t"}`,
-		ToolNCAuthCheck:     `{"status":"provisioned","credential_type":"app_password"}`,
+func TestKindOf(t *testing.T) {
+	cases := map[[2]string]string{
+		{"app_password", "login_flow_v2"}: KindLoginFlow,
+		{"refresh_token", "flow2"}:        KindFlow2,
+		{"", "flow2"}:                     KindFlow2,
+		{"", ""}:                          KindFlow2,
+		{"", "something_new"}:             "something_new",
 	}
-	s, err := ts.Start(context.Background(), c, "u")
-	if err != nil || s.AlreadyProvisioned || s.URL() != "https://cloud.example.com/login/v2/flow/t" {
-		t.Fatalf("Start = %+v, %v", s, err)
-	}
-	st, err := ts.Status(context.Background(), c, "u")
-	if err != nil || !st.IsProvisioned || st.FlowType != "app_password" {
-		t.Fatalf("Status = %+v, %v", st, err)
-	}
-	c[ToolNCAuthProvision] = `{"status":"error","message":"Nextcloud unreachable"}`
-	if _, err := ts.Start(context.Background(), c, "u"); err == nil {
-		t.Fatal("a start without URL or provisioned state was accepted")
+	for in, want := range cases {
+		if got := kindOf(in[0], in[1]); got != want {
+			t.Errorf("kindOf(%q, %q) = %q, want %q", in[0], in[1], got, want)
+		}
 	}
 }
 
@@ -101,9 +117,9 @@ func TestWaitRetriesFailedPolls(t *testing.T) {
 		if n < 3 {
 			return nil, errors.New("connection reset")
 		}
-		return &Status{IsProvisioned: true}, nil
+		return &Status{Provisioned: true}, nil
 	}, nil)
-	if err != nil || !s.IsProvisioned || n != 3 {
+	if err != nil || !s.Provisioned || n != 3 {
 		t.Fatalf("Wait = %+v, %v after %d polls", s, err, n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -113,13 +129,10 @@ func TestWaitRetriesFailedPolls(t *testing.T) {
 	if !errors.As(err, &we) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait on a vanished server = %v", err)
 	}
-	_, err = Wait(context.Background(), time.Millisecond, func(context.Context) (*Status, error) {
-		return nil, &mcpclient.UnauthorizedError{}
-	}, nil)
-	var ue *mcpclient.UnauthorizedError
-	if !errors.As(err, &ue) {
-		t.Fatalf("a refused token must end the wait: %v", err)
+	for _, final := range []error{&mcpclient.UnauthorizedError{}, &mcpclient.ToolError{Tool: "t", Message: "m"}, &RefusedError{Tool: "t", State: "not_initiated"}} {
+		_, err = Wait(context.Background(), time.Millisecond, func(context.Context) (*Status, error) { return nil, final }, nil)
+		if !errors.Is(err, final) {
+			t.Fatalf("%T must end the wait: %v", final, err)
+		}
 	}
 }
-
-func jsonInto(s string, out any) error { return json.Unmarshal([]byte(s), out) }

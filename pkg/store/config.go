@@ -38,7 +38,9 @@ type Server struct {
 	Clients            []Client            `json:"clients,omitempty"`
 }
 
-// Account is one logged-in identity on a server, keyed by its subject.
+// Account is one logged-in identity on a server, keyed by its subject (or,
+// when the server's tokens do not say who logged in, by UnknownSubject of
+// its client).
 type Account struct {
 	Subject  string   `json:"sub"`
 	Username string   `json:"username,omitempty"`
@@ -52,10 +54,36 @@ type Account struct {
 	// Storage names the backend holding this account's secrets: "keyring" or "file".
 	Storage    string    `json:"storage"`
 	LoggedInAt time.Time `json:"logged_in_at,omitzero"`
+	// Identity says how the subject was established: verified_id_token,
+	// userinfo, token_response or unknown (see oauth.IdentitySource); empty
+	// in configs written before ncmcp recorded it.
+	Identity string `json:"identity,omitempty"`
+	// IdentityOverTLS is set when the identity was read from an answer
+	// that came over https.
+	IdentityOverTLS bool `json:"identity_over_tls,omitempty"`
+
 	// Seed is the SHA-256 (hex) of the refresh token this account was
 	// started from with NCMCP_REFRESH_TOKEN, so that later runs with the same
 	// variable use the stored, possibly rotated, tokens instead.
 	Seed string `json:"refresh_token_seed,omitempty"`
+}
+
+// UnknownSubject is the account key of a login whose identity is unknown:
+// one such account per server and client.
+func UnknownSubject(clientID string) string { return "client:" + clientID }
+
+// DisplayName returns the user name, else the e-mail address, else the
+// subject, else a description of an unknown identity.
+func (a *Account) DisplayName() string {
+	for _, s := range []string{a.Username, a.Email, a.Name} {
+		if s != "" {
+			return s
+		}
+	}
+	if a.Identity == "unknown" {
+		return "unknown user (client " + a.ClientID + ")"
+	}
+	return a.Subject
 }
 
 // Client is an OAuth client ncmcp uses with a server.
@@ -162,7 +190,16 @@ func (c *Config) ServerURLs() []string {
 func ConfigPath(dir string) string { return filepath.Join(dir, "config.json") }
 
 // LoadConfig reads the config file in dir. A missing file is an empty config.
+//
+// The directory and the file must be the current user's and writable by no
+// one else, and the file no symbolic link (see UnsafePathError).
 func LoadConfig(dir string) (*Config, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	if _, err := checkFile(ConfigPath(dir)); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(ConfigPath(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{Version: ConfigVersion, Servers: map[string]*Server{}}, nil
@@ -200,6 +237,9 @@ func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := checkDir(dir); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
