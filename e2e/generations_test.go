@@ -12,18 +12,20 @@ import (
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/devserver"
+	"github.com/ncmcp/ncmcp/pkg/store"
 )
 
 // TestBothGenerations runs the main path against a generation-1 server
 // (pass-through to the IdP) and a generation-2 one (the server is its own
 // authorization server): login, token, status, refresh with rotation,
-// logout.
+// logout. The IdP rotates on every refresh here, as Nextcloud's oidc app
+// does (Dex's reuse interval is TestRefreshReuseInterval's).
 func TestBothGenerations(t *testing.T) {
 	t.Parallel()
 	for _, gen := range []int{1, 2} {
 		t.Run(fmt.Sprintf("generation %d", gen), func(t *testing.T) {
 			t.Parallel()
-			dev := startDev(t, devserver.Options{AutoApprove: true, Generation: gen})
+			dev := startDev(t, devserver.Options{AutoApprove: true, Generation: gen, RefreshReuseInterval: -1})
 			e := newEnv(t).set("NCMCP_STORAGE", "file")
 			r := e.mustRun(loginArgs(dev)...)
 			if !strings.Contains(r.Stderr, "as alice") || !strings.Contains(r.Stderr, "Refresh token: yes") {
@@ -109,26 +111,58 @@ func TestGeneration2BurnedCode(t *testing.T) {
 	assertNothingStored(t, e, nil)
 }
 
-// TestGeneration2Restart: the server forgets dynamic registrations when it
-// restarts; the next refresh registers a new client and says to log in
-// again, which then works.
+// TestGeneration2Restart: today's servers map registrations to a static
+// client and keep what they provisioned in a database, so a restart costs
+// the login nothing: the next refresh and MCP request work.
 func TestGeneration2Restart(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
 	e := newEnv(t).set("NCMCP_STORAGE", "file")
 	e.mustRun("login", "--server", dev.URL())
-	before := clientsList(t, e)
-	if len(before) != 1 || before[0].Source != "registered" {
-		t.Fatalf("clients: %+v", before)
+	if rows := clientsList(t, e); len(rows) != 1 || rows[0].ClientID != devserver.PublicClientID || rows[0].Source != "registered" {
+		t.Fatalf("clients: %+v (a registration maps to the static client)", rows)
 	}
 	dev.RestartServer()
-	r := e.expectCode(4, "forgot client "+before[0].ClientID, "token", "--min-ttl", "2h")
+	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
+		t.Fatal("token after the restart")
+	}
+	if ss := serverSide(t, e); ss.State != "not_provisioned" {
+		t.Fatalf("status after the restart: %+v", ss)
+	}
+}
+
+// TestForgottenClient: an authorization server that forgets a client ncmcp
+// registered (older generation-2 servers kept registrations in memory) is
+// met by registering a new client and asking to log in again, which then
+// works; the registration is deleted here out of band, at the IdP.
+func TestForgottenClient(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.mustRun("clients", "register", "--server", dev.URL())
+	e.mustRun("login", "--server", dev.URL())
+	before := clientsList(t, e)
+	if len(before) != 1 || before[0].RegistrationURI == "" {
+		t.Fatalf("clients: %+v", before)
+	}
+	var secrets map[string]string
+	b, _ := os.ReadFile(store.SecretsPath(e.configDir()))
+	_ = json.Unmarshal(b, &secrets)
+	req, _ := http.NewRequest(http.MethodDelete, before[0].RegistrationURI, nil)
+	req.Header.Set("Authorization", "Bearer "+secrets[store.RegistrationTokenKey(dev.URL(), before[0].ClientID)])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("deleting the registration: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	r := e.expectCode(4, "no longer knows client "+before[0].ClientID, "token", "--min-ttl", "2h")
 	if !strings.Contains(r.Stderr, "log in again") {
 		t.Errorf("no hint:\n%s", r.Stderr)
 	}
 	after := clientsList(t, e)
 	if len(after) != 1 || after[0].ClientID == before[0].ClientID {
-		t.Fatalf("clients after the restart: %+v", after)
+		t.Fatalf("clients after: %+v", after)
 	}
 	e.mustRun("login", "--server", dev.URL())
 	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
@@ -150,4 +184,64 @@ func TestGeneration2RateLimitedRegistration(t *testing.T) {
 	if rows := clientsList(t, e); len(rows) != 1 {
 		t.Fatalf("%d clients stored, want 1", len(rows))
 	}
+}
+
+// TestRefreshAfterNewerLogin: a generation-2 server logs every user in
+// through its one client at the IdP, and the IdP (Dex) keeps one refresh
+// token per user and client: another login of the same user through the
+// server (here Flow 2 in a browser) ends ncmcp's. The refusal says so and
+// what to run.
+func TestRefreshAfterNewerLogin(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := loggedIn(t, dev)
+	if code := followRedirects(dev.Flow2URL()); code != 0 {
+		t.Fatalf("the other login through the server failed: %d", code)
+	}
+	r := e.expectCode(4, "refused the refresh token", "token", "--min-ttl", "2h")
+	for _, want := range []string{"Token refresh failed", "one refresh token per user", "a later login of alice through the server", "ncmcp login --server " + dev.URL()} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.Stderr)
+		}
+	}
+	e.mustRun("login", "--server", dev.URL(), "--client-id", devserver.PublicClientID)
+	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
+		t.Fatal("token after logging in again")
+	}
+}
+
+// TestMCPRefusals: the MCP endpoint's refusals are exit 4 with what to do:
+// a 401 (the token is no longer valid) means logging in again; a 403
+// insufficient_scope names the scope to log in with.
+func TestMCPRefusals(t *testing.T) {
+	t.Parallel()
+	t.Run("insufficient scope", func(t *testing.T) {
+		t.Parallel()
+		dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, RequiredScope: "notes.read"})
+		e := loggedIn(t, dev)
+		r := e.expectCode(4, "HTTP 403 insufficient_scope", "provision")
+		if !strings.Contains(r.Stderr, "ncmcp login --server "+dev.URL()+" --scopes notes.read") {
+			t.Errorf("no hint naming the scope:\n%s", r.Stderr)
+		}
+	})
+	t.Run("token revoked at the IdP", func(t *testing.T) {
+		t.Parallel()
+		dev := startDev(t, devserver.Options{AutoApprove: true})
+		e := loggedIn(t, dev)
+		tok := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+		for _, v := range []string{tok.AccessToken, tok.RefreshToken} {
+			resp, err := http.PostForm(dev.IssuerURL()+"/token/revoke", url.Values{"token": {v}, "client_id": {devserver.PublicClientID}})
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("revoke: %v %v", resp, err)
+			}
+			resp.Body.Close()
+		}
+		r := e.expectCode(4, "refused the access token (HTTP 401)", "provision")
+		if !strings.Contains(r.Stderr, "log in again") {
+			t.Errorf("stderr:\n%s", r.Stderr)
+		}
+		if !strings.Contains(e.mustRun("status").Stderr, "server-side:   unknown: ") {
+			t.Error("status does not say the server could not be asked")
+		}
+	})
 }

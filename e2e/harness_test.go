@@ -60,7 +60,8 @@ func TestMain(m *testing.M) {
 //   - NCMCP_E2E_BEFORE_CALLBACK: a URL to GET just before the callback hop;
 //   - NCMCP_E2E_STOP_BEFORE_CALLBACK: a file to write the callback URL to,
 //     instead of opening it;
-//   - NCMCP_E2E_LOGIN_AS=user:password: fill in the IdP's login form.
+//   - NCMCP_E2E_LOGIN_AS=user:password: fill in the IdP's login form;
+//   - NCMCP_E2E_STEAL_FIRST=1: someone else visits the URL first.
 func followRedirects(u string) int {
 	logf := func(format string, args ...any) {
 		if p := os.Getenv("NCMCP_E2E_BROWSER_LOG"); p != "" {
@@ -79,7 +80,9 @@ func followRedirects(u string) int {
 		if err != nil {
 			return 1
 		}
-		cb := au.Query().Get("redirect_uri") + "?code=forged-code&state=forged-state"
+		// The browser is given the listener's start page: its callback is
+		// on the same origin.
+		cb := au.Scheme + "://" + au.Host + "/callback?code=forged-code&state=forged-state"
 		resp, err := c.Get(cb)
 		if err != nil {
 			logf("forged callback: %v", err)
@@ -89,6 +92,14 @@ func followRedirects(u string) int {
 		logf("forged callback: %d", resp.StatusCode)
 		if os.Getenv("NCMCP_E2E_FORGE_ONLY") == "1" {
 			return 0
+		}
+	}
+	if os.Getenv("NCMCP_E2E_STEAL_FIRST") == "1" {
+		// Someone else uses the link before this browser does.
+		thief := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if resp, err := thief.Get(u); err == nil {
+			resp.Body.Close()
+			logf("stolen: %d", resp.StatusCode)
 		}
 	}
 	if keep := os.Getenv("NCMCP_E2E_STOP_BEFORE_CALLBACK"); keep != "" {
@@ -139,6 +150,36 @@ func followRedirects(u string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	logf("final: %d %s", resp.StatusCode, resp.Request.URL.Path)
 	return 0
+}
+
+// browserLog returns the log of the test browsers that logged to path,
+// once every one of them has finished: ncmcp starts the browser and does
+// not wait for it, so the browser may still run (or not have logged yet)
+// when ncmcp exits. Browsers are found by their environment, which holds
+// the log's path.
+func browserLog(t testing.TB, path string) string {
+	t.Helper()
+	marker := []byte("NCMCP_E2E_BROWSER_LOG=" + path + "\x00")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		running := false
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ")); err == nil && bytes.Contains(env, marker) {
+				running = true
+				break
+			}
+		}
+		if !running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a test browser logging to %s is still running after 60s", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
 
 // need skips t when a part is missing, or fails it when NCMCP_TEST_REQUIRE

@@ -112,12 +112,12 @@ func TestLoginTokenStatusInRealKeyring(t *testing.T) {
 	if r.Stdout != "" {
 		t.Fatalf("login wrote to stdout: %q", r.Stdout)
 	}
-	for _, want := range []string{"Logged in to " + dev.URL() + " as alice", "Refresh token: yes", "offline_access", "the OS keyring", dev.URL() + "/oauth/authorize?"} {
+	for _, want := range []string{"Logged in to " + dev.URL() + " as alice", "Identity: verified ID token", "Refresh token: yes", "the OS keyring", dev.URL() + "/oauth/authorize?"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("login stderr lacks %q", want)
 		}
 	}
-	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "final: 200 /callback") {
+	if b := browserLog(t, log); !strings.Contains(b, "final: 200 /callback") {
 		t.Fatalf("the browser did not end on the loopback success page: %s", b)
 	}
 
@@ -227,7 +227,8 @@ func TestLoginThroughHeadlessChromium(t *testing.T) {
 // no longer works there.
 func TestRefreshRotatesRefreshToken(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, devserver.Options{AutoApprove: true})
+	// Rotation on every refresh, as Nextcloud's oidc app does.
+	dev := startDev(t, devserver.Options{AutoApprove: true, RefreshReuseInterval: -1})
 	e := newEnv(t).set("NCMCP_STORAGE", "file")
 	e.mustRun(loginArgs(dev)...)
 	before := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
@@ -247,9 +248,28 @@ func TestRefreshRotatesRefreshToken(t *testing.T) {
 	if after.RefreshToken == "" || after.RefreshToken == before.RefreshToken {
 		t.Fatal("the rotated refresh token was not stored")
 	}
-	// The old refresh token is dead at the OP; the new one works.
-	if code := refreshAtOP(t, dev, before.RefreshToken); code != "invalid_grant" {
-		t.Fatalf("old refresh token at the OP: %q, want invalid_grant", code)
+	// The old refresh token is dead at the OP (refused as Dex does); the
+	// new one works.
+	if code := refreshAtOP(t, dev, before.RefreshToken); code != "invalid_request" {
+		t.Fatalf("old refresh token at the OP: %q, want invalid_request", code)
+	}
+	if code := refreshAtOP(t, dev, after.RefreshToken); code != "" {
+		t.Fatalf("stored refresh token at the OP: %q, want success", code)
+	}
+}
+
+// TestRefreshReuseInterval: Dex gives back the same refresh token for a
+// refresh within 3 s of its issue, and a new one later; ncmcp stores
+// whatever came back, and what it stores keeps working.
+func TestRefreshReuseInterval(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true})
+	e := loggedIn(t, dev)
+	before := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+	fresh := strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)
+	after := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+	if fresh == before.AccessToken || after.RefreshToken != before.RefreshToken || !mcpAccepts(t, dev, fresh) {
+		t.Fatal("a refresh within the reuse interval did not give a new access token with the same refresh token")
 	}
 	if code := refreshAtOP(t, dev, after.RefreshToken); code != "" {
 		t.Fatalf("stored refresh token at the OP: %q, want success", code)
@@ -261,7 +281,7 @@ func TestRefreshRotatesRefreshToken(t *testing.T) {
 func refreshAtOP(t *testing.T, dev *devserver.Server, rt string) string {
 	t.Helper()
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {devserver.PublicClientID}}
-	resp, err := http.PostForm(dev.IssuerURL()+"/oauth/token", form)
+	resp, err := http.PostForm(dev.IssuerURL()+"/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,11 +378,11 @@ func TestLoginFailures(t *testing.T) {
 		prepare func(t *testing.T, dev *devserver.Server, e *env)
 	}{
 		{
-			name: "unknown client is refused by the server before any browser opens",
+			name: "unknown client is refused by the server, and the terminal says so",
 			args: func(dev *devserver.Server) []string {
 				return []string{"login", "--server", dev.URL(), "--client-id", "unknown-client"}
 			},
-			code: 1, want: []string{"unauthorized_client", `client "unknown-client" is not allowed`},
+			code: 1, want: []string{"unauthorized_client", `client "unknown-client" is not allowed`}, opened: true,
 		},
 		{
 			name: "metadata that is not JSON",
@@ -376,7 +396,7 @@ func TestLoginFailures(t *testing.T) {
 			args: func(*devserver.Server) []string {
 				return []string{"login", "--server", "http://127.0.0.1:1", "--client-id", "x"}
 			},
-			code: 1, want: []string{"discover http://127.0.0.1:1", "connection refused"},
+			code: 1, want: []string{"discover http://127.0.0.1:1", "unreachable"},
 		},
 		{
 			name: "ID token for another audience",
@@ -396,7 +416,7 @@ func TestLoginFailures(t *testing.T) {
 		},
 		{
 			name: "OP down during the exchange",
-			code: 1, want: []string{"unreachable", "connection refused"}, opened: true,
+			code: 1, want: []string{"token endpoint", "unreachable"}, opened: true,
 			prepare: func(t *testing.T, dev *devserver.Server, e *env) {
 				hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { _ = dev.StopIdP() }))
 				t.Cleanup(hook.Close)
@@ -450,7 +470,7 @@ func TestLoginFailures(t *testing.T) {
 			if r.Stdout != "" {
 				t.Errorf("stdout: %q", r.Stdout)
 			}
-			if b, _ := os.ReadFile(log); !tt.opened && len(b) > 0 {
+			if b := browserLog(t, log); !tt.opened && len(b) > 0 {
 				t.Errorf("the browser was opened: %s", b)
 			}
 			assertNothingStored(t, e, nil)
@@ -466,8 +486,8 @@ func TestWrongStateThenRealCallback(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "browser.log")
 	e := newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_E2E_FORGE_FIRST", "1").set("NCMCP_E2E_BROWSER_LOG", log)
 	e.mustRun(loginArgs(dev)...)
-	b, _ := os.ReadFile(log)
-	if !strings.Contains(string(b), "forged callback: 400") || !strings.Contains(string(b), "final: 200 /callback") {
+	b := browserLog(t, log)
+	if !strings.Contains(b, "forged callback: 400") || !strings.Contains(b, "final: 200 /callback") {
 		t.Fatalf("browser log:\n%s", b)
 	}
 }
@@ -554,7 +574,7 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 	refresh := e.mustRun("token", "--debug", "--min-ttl", "2h")
 	second := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
 	trace := login.Stderr + refresh.Stderr
-	for _, want := range []string{"debug: > GET " + dev.URL() + "/.well-known/oauth-protected-resource/mcp", "debug: > POST " + dev.IssuerURL() + "/oauth/token", "debug: < 200"} {
+	for _, want := range []string{"debug: > GET " + dev.URL() + "/.well-known/oauth-protected-resource/mcp", "debug: > POST " + dev.IssuerURL() + "/token", "debug: < 200"} {
 		if !strings.Contains(trace, want) {
 			t.Errorf("trace lacks %q", want)
 		}
@@ -610,7 +630,7 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 // token is inside --min-ttl, token exits 4 with the hint to log in again.
 func TestNoRefreshToken(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, devserver.Options{AutoApprove: true, Scopes: "mcp-server:api"})
+	dev := startDev(t, devserver.Options{AutoApprove: true, Scopes: "audience:server:client_id:nextcloud-mcp-server"})
 	e := newEnv(t).set("NCMCP_STORAGE", "file")
 	r := e.mustRun(loginArgs(dev)...)
 	for _, want := range []string{"warning: the IdP issued no refresh token", "offline_access", "NEXTCLOUD_OIDC_SCOPES"} {

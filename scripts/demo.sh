@@ -2,12 +2,18 @@
 # The main job against the bundled dev server, with no display: build ncmcp
 # and ncmcp-devserver, start the dev server (auto-approving test login), log
 # in with curl as the "browser" (it follows the redirects to ncmcp's loopback
-# listener), provision the server's offline access, then show status and use
-# the token against the server's /mcp.
+# listener), give the server its own access to Nextcloud, then show status
+# and use the token against the server's /mcp.
+#
+#   bash scripts/demo.sh      # a generation-2 server, as every current one is
+#   bash scripts/demo.sh 1    # a generation-1 (pass-through) server
+#
 # Everything lives in a throw-away directory; the user's own config and
 # keyring are left alone unless NCMCP_DEMO_KEYRING=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+generation=${1:-2}
+case $generation in 1|2) ;; *) echo "usage: $0 [1|2]" >&2; exit 2 ;; esac
 work=$(mktemp -d)
 trap 'kill "${dev_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 
@@ -16,12 +22,12 @@ go build -o "$work/ncmcp" ./cmd/ncmcp
 go build -o "$work/ncmcp-devserver" ./cmd/ncmcp-devserver
 
 echo "== starting the dev server" >&2
-"$work/ncmcp-devserver" --addr 127.0.0.1:0 --idp-addr 127.0.0.1:0 --auto-approve >"$work/url" 2>"$work/devserver.log" &
+"$work/ncmcp-devserver" --generation "$generation" --addr 127.0.0.1:0 --idp-addr 127.0.0.1:0 --auto-approve >"$work/url" 2>"$work/devserver.log" &
 dev_pid=$!
 for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
 server=$(head -n1 "$work/url")
 [ -n "$server" ] || { cat "$work/devserver.log" >&2; echo "dev server did not start" >&2; exit 1; }
-echo "   $server" >&2
+echo "   $server (generation $generation)" >&2
 
 export NCMCP_CONFIG_DIR="$work/config"
 export NCMCP_BROWSER="curl -fsSL -o /dev/null"
@@ -31,7 +37,11 @@ ncmcp="$work/ncmcp"
 echo "== ncmcp login --server $server --client-id test-mcp-client" >&2
 "$ncmcp" login --server "$server" --client-id test-mcp-client
 
-echo "== ncmcp provision (Flow 2: the server gets its own offline token, confirmed)" >&2
+if [ "$generation" = 2 ]; then
+  echo "== ncmcp provision (Login Flow v2: the server gets its own app password, confirmed)" >&2
+else
+  echo "== ncmcp provision (Flow 2: the server gets its own offline token, confirmed)" >&2
+fi
 "$ncmcp" provision --interval 500ms
 
 echo "== ncmcp status" >&2
@@ -43,9 +53,9 @@ echo "${token:0:24}..." >&2
 
 echo "== curl -H \"Authorization: Bearer \$(ncmcp token)\" $server/mcp   (MCP initialize)" >&2
 curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}' \
   "$server/mcp" | head -c 300 >&2
 echo >&2
-echo "== ncmcp token --min-ttl 2h (forces a refresh at the IdP)" >&2
+echo "== ncmcp token --min-ttl 2h (forces a refresh)" >&2
 [ "$("$ncmcp" token --min-ttl 2h)" != "$token" ] && echo "   new access token issued and stored" >&2
 echo "== done" >&2
