@@ -343,6 +343,70 @@ func TestConfidentialClient(t *testing.T) {
 	}
 }
 
+// TestClientsAdd: a pre-registered confidential client recorded with
+// 'clients add --secret-stdin' (its fixed port too) is what login uses, with
+// the secret from storage; the secret never shows and lives only in the
+// secrets storage.
+func TestClientsAdd(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, AllowedClients: []string{devserver.ConfidentialClientID}})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	port := freeLoopbackPort(t)
+	r := e.runIn(strings.NewReader(devserver.ConfidentialClientSecret+"\n"), "clients", "add", devserver.ConfidentialClientID,
+		"--server", dev.URL(), "--secret-stdin", "--redirect-port", strconv.Itoa(port))
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Recorded confidential client "+devserver.ConfidentialClientID) {
+		t.Fatalf("clients add: exit %d\n%s", r.Code, r.Stderr)
+	}
+	rows := clientsList(t, e)
+	if len(rows) != 1 || rows[0].Type != "confidential" || rows[0].Source != "added" || rows[0].RedirectPort != port {
+		t.Fatalf("clients list: %+v", rows)
+	}
+	human := e.mustRun("clients", "list").Stdout
+	if !strings.Contains(human, devserver.ConfidentialClientID+"\tconfidential, added, port "+strconv.Itoa(port)) {
+		t.Errorf("clients list:\n%s", human)
+	}
+	login := e.mustRun("login", "--server", dev.URL())
+	if !strings.Contains(login.Stderr, "with client "+devserver.ConfidentialClientID) || !strings.Contains(login.Stderr, "127.0.0.1:"+strconv.Itoa(port)+"/callback") {
+		t.Fatalf("login did not use the recorded client on its port:\n%s", login.Stderr)
+	}
+	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
+		t.Fatal("refresh with the recorded secret failed")
+	}
+	cfg, _ := os.ReadFile(store.ConfigPath(e.configDir()))
+	if strings.Contains(string(cfg), devserver.ConfidentialClientSecret) || strings.Contains(login.Stderr+r.Stderr, devserver.ConfidentialClientSecret) {
+		t.Fatal("the client secret is in the config or was printed")
+	}
+	e.expectCode(2, "no secret on stdin", "clients", "add", "other", "--server", dev.URL(), "--secret-stdin")
+}
+
+// freeLoopbackPort returns a loopback port that was free a moment ago.
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestLoginScopes: --scopes reaches the authorization request: a
+// generation-2 server passes it on to its IdP, which refuses a scope it
+// does not know, and the hint is about --scopes; a generation-1 server
+// takes no scopes from the client.
+func TestLoginScopes(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	r := e.expectCode(1, `invalid_scope: Unrecognized scope(s) ["notes.read"]`, loginArgs(dev, "--scopes", "notes.read")...)
+	if !strings.Contains(r.Stderr, "a scope you asked for with --scopes is refused") {
+		t.Errorf("no hint about --scopes:\n%s", r.Stderr)
+	}
+	assertNothingStored(t, e, nil)
+	gen1 := startDev(t, devserver.Options{AutoApprove: true})
+	e.expectCode(2, "a generation-1 server does not take scopes from the client", loginArgs(gen1, "--scopes", "notes.read")...)
+}
+
 // TestNonceChecked: a server that forwards the nonce gets it checked; a
 // forged nonce is refused and nothing is stored.
 func TestNonceChecked(t *testing.T) {
