@@ -45,12 +45,18 @@ func newLoginCmd(g *globalOptions, runF func(context.Context, *LoginOptions) err
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Log in to an MCP server in the browser (OAuth Flow 1)",
-		Long: `Log in to a Nextcloud MCP server: ncmcp listens on 127.0.0.1, opens the
-browser at the server's /oauth/authorize with PKCE (S256), state and nonce,
-receives the code, exchanges it, verifies the ID token and stores the tokens
-(OS keyring, or an owner-only file: see --storage).
+		Long: `Log in to a Nextcloud MCP server: ncmcp listens on 127.0.0.1, has the
+browser make the authorization request (PKCE S256, state and nonce) through
+a one-time page of that listener, receives the code, exchanges it, and
+stores the tokens (OS keyring, or an owner-only file: see --storage).
 
-The URL is always printed on stderr, so it can be opened elsewhere.`,
+Who logged in is established as well as the server allows: an ID token
+issued by the authorization server itself as an OpenID Provider is verified
+(generation 1); the tokens a generation-2 server relays are read, not
+verified; 'ncmcp status' says which.
+
+The authorization URL is always printed on stderr, so it can be opened
+elsewhere.`,
 		Example: `  ncmcp login --server https://mcp.example.com --client-id test-mcp-client
   ncmcp login --no-browser --timeout 10m
   ncmcp login --paste            # browser on another machine: paste where it ends up
@@ -80,7 +86,7 @@ The URL is always printed on stderr, so it can be opened elsewhere.`,
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "loopback port for the redirect (default: random, or the port the client's registration fixes)")
 	cmd.Flags().BoolVar(&opts.Paste, "paste", false, "also accept the URL the browser ends on (or the code) pasted on stdin, for a browser on another machine")
 	cmd.Flags().BoolVar(&opts.WithRefreshToken, "with-refresh-token", false, "read a refresh token from stdin and store it, without a browser")
-	cmd.Flags().StringSliceVar(&opts.Scopes, "scopes", nil, "extra scopes to ask a generation-2 server for (spelled as its scopes_supported lists them); offline_access is always asked for")
+	cmd.Flags().StringSliceVar(&opts.Scopes, "scopes", nil, "extra scopes to ask a generation-2 server for (spelled as its scopes_supported lists them), besides openid, profile, email and offline_access where it lists those")
 	return cmd
 }
 
@@ -322,9 +328,10 @@ type loginResult struct {
 	id       *oauth.Identity
 	tok      *oauth2.Token
 	scopes   []string
-	backend  string
-	fellBack error
-	clientID string
+	backend    string
+	fellBack   error
+	clientID   string
+	generation int
 }
 
 // completeLogin exchanges the code, establishes the identity (a verified ID
@@ -359,7 +366,7 @@ func completeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *h
 // section 5.1).
 func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client oauth.Client, id *oauth.Identity, tok *oauth2.Token, seed string, requested []string) (*loginResult, error) {
 	tok.Expiry = oauth.Expiry(tok)
-	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), clientID: client.ID}
+	res := &loginResult{id: id, tok: tok, scopes: oauth.Scopes(tok), clientID: client.ID, generation: disc.Generation}
 	if res.scopes == nil && len(requested) > 0 {
 		res.scopes = slices.Clone(requested)
 	}
@@ -467,8 +474,13 @@ func printLoginSummary(w io.Writer, now time.Time, serverURL string, r *loginRes
 	}
 	fmt.Fprintf(w, "Tokens are in %s.\n", where)
 	msg := "warning: the IdP issued no refresh token: 'ncmcp token' stops working when the access token expires, and you will have to log in again."
-	if !slices.Contains(r.scopes, "offline_access") {
+	switch {
+	case r.generation == discovery.Generation1:
 		msg += " The server admin must add offline_access to the scopes the server requests (NEXTCLOUD_OIDC_SCOPES) and allow it for client " + r.clientID + " at the IdP."
+	case !slices.Contains(r.scopes, "offline_access"):
+		msg += " The server does not offer offline_access; its admin must allow it (for the server's own client at the IdP)."
+	default:
+		msg += " The server's IdP did not grant offline_access; its admin must allow it for the server's client."
 	}
 	fmt.Fprintln(w, msg)
 }

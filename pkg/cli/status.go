@@ -29,11 +29,12 @@ func newStatusCmd(g *globalOptions, runF func(context.Context, *StatusOptions) e
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the servers and accounts ncmcp is logged in to",
-		Long: `Show, per server and account: user, client, scopes, access-token expiry,
-whether a refresh token is stored, and where; and, asking each server
-(unless --offline), whether it holds its own offline token for the account
-(Flow 2): "unknown" when it cannot be asked. Exits 4 when not logged in.
-With --server, only that server.`,
+		Long: `Show, per server and account: user and how that identity was established,
+client, scopes, access-token expiry, whether a refresh token is stored, and
+where; and, asking each server (unless --offline), its version and auth mode,
+and whether it holds its own access for the account (an app password from
+Login Flow v2, or a refresh token from Flow 2): "unknown" when it cannot be
+asked. Exits 4 when not logged in. With --server, only that server.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -43,7 +44,7 @@ With --server, only that server.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON on stdout")
-	cmd.Flags().BoolVar(&opts.Offline, "offline", false, "do not ask the servers whether they hold offline access (Flow 2)")
+	cmd.Flags().BoolVar(&opts.Offline, "offline", false, "do not ask the servers anything (version, their own access for the account)")
 	return cmd
 }
 
@@ -84,7 +85,7 @@ type AccountStatus struct {
 	AccessTokenExpired bool       `json:"access_token_expired"`
 	HasRefreshToken    bool       `json:"has_refresh_token"`
 	Storage            string     `json:"storage"`
-	// ServerSide is the server's own (Flow 2) token for this account.
+	// ServerSide is the server's own access for this account.
 	ServerSide ServerSideStatus `json:"server_side"`
 }
 

@@ -54,9 +54,11 @@ func newTokensListCmd(g *globalOptions, runF func(context.Context, *TokensListOp
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every stored token (never the secret itself)",
-		Long: `One row per token: the Flow 1 tokens of each account, and the server-side
-Flow 2 token of each account when its server can be asked (not with
---offline). --server and --account narrow the list.`,
+		Long: `One row per token: the tokens of each account's login (kind flow1), and
+what each server holds for the account when it can be asked (not with
+--offline): an app password from Login Flow v2 (login-flow-v2) or a refresh
+token from Flow 2 (flow2-server-side). --server and --account narrow the
+list.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -156,8 +158,8 @@ func newTokensRevokeCmd(g *globalOptions, runF func(context.Context, *TokensRevo
 		Long: `Revoke the selected account's tokens (--server, --account; --all for every
 account, on --server only if given): the refresh and access tokens at the
 IdP's revocation endpoint where it has one, then removal from storage. With
---server-side, the server's own Flow 2 token for the account is revoked too
-(MCP tool revoke_nextcloud_access). One line per token says what was done
+--server-side, the server's own access for the account (an app password or a
+Flow 2 refresh token) is revoked too (MCP tool revoke_nextcloud_access). One line per token says what was done
 where. A token that could not be revoked because the IdP was unreachable
 stays stored, so that revoking can be tried again.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -169,7 +171,7 @@ stays stored, so that revoking can be tried again.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.All, "all", false, "every account (on --server, if given)")
-	cmd.Flags().BoolVar(&opts.ServerSide, "server-side", false, "also revoke the server's own (Flow 2) token for each account")
+	cmd.Flags().BoolVar(&opts.ServerSide, "server-side", false, "also revoke the server's own access (app password or Flow 2 token) for each account")
 	return cmd
 }
 
