@@ -325,9 +325,9 @@ func authErrorHint(e *loopback.AuthError) string {
 
 // loginResult is what a completed login stored.
 type loginResult struct {
-	id       *oauth.Identity
-	tok      *oauth2.Token
-	scopes   []string
+	id         *oauth.Identity
+	tok        *oauth2.Token
+	scopes     []string
 	backend    string
 	fellBack   error
 	clientID   string
