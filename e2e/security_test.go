@@ -32,7 +32,7 @@ type hostile struct {
 func newHostile(t *testing.T, dev *devserver.Server, override func(w http.ResponseWriter, r *http.Request) bool) *hostile {
 	t.Helper()
 	h := &hostile{dev: dev}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if override != nil && override(w, r) {
 			return
 		}
@@ -62,6 +62,7 @@ func newHostile(t *testing.T, dev *devserver.Server, override func(w http.Respon
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(b)
 	}))
+	h.Start()
 	t.Cleanup(h.Close)
 	return h
 }
@@ -84,13 +85,14 @@ type catcher struct {
 
 func newCatcher(t *testing.T) *catcher {
 	c := &catcher{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		c.mu.Lock()
 		c.seen = append(c.seen, fmt.Sprintf("%s %s auth=%q body=%q", r.Method, r.URL, r.Header.Get("Authorization"), b))
 		c.mu.Unlock()
 		http.Error(w, "caught", http.StatusTeapot)
 	}))
+	c.Start()
 	t.Cleanup(c.Close)
 	return c
 }
