@@ -146,11 +146,12 @@ type TokenOut struct {
 
 // TestTokenJSON: token --json has the token, its type and expiry, and the
 // scopes: a token response without a scope parameter grants what was asked
-// for (RFC 6749 section 5.1), which a generation-2 login names; a
+// for (RFC 6749 section 5.1): a generation-2 login asks for the scopes the
+// server's metadata lists, in its order; a
 // generation-1 login asks for none (the server decides), so they are unknown.
 func TestTokenJSON(t *testing.T) {
 	t.Parallel()
-	for gen, want := range map[int]string{1: "", 2: "openid profile email offline_access"} {
+	for gen, want := range map[int]string{1: "", 2: "email offline_access openid profile"} {
 		dev := startDev(t, devserver.Options{AutoApprove: true, Generation: gen})
 		e := loggedIn(t, dev)
 		var out TokenOut

@@ -219,29 +219,50 @@ func TestMCPRefusals(t *testing.T) {
 		t.Parallel()
 		dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, RequiredScope: "notes.read"})
 		e := loggedIn(t, dev)
-		r := e.expectCode(4, "HTTP 403 insufficient_scope", "provision")
+		// Without logging in again: the hint names the scope.
+		r := e.expectCode(4, "HTTP 403 insufficient_scope", "provision", "--no-login")
 		if !strings.Contains(r.Stderr, "ncmcp login --server "+dev.URL()+" --scopes notes.read") {
 			t.Errorf("no hint naming the scope:\n%s", r.Stderr)
+		}
+		if n := dev.TokenRequests("authorization_code"); n != 1 {
+			t.Fatalf("--no-login logged in: %d code exchanges", n)
+		}
+		// With it: one new authorization asking for the granted scopes and
+		// notes.read, which this IdP refuses; the server's refusal stands.
+		r = e.expectCode(4, "HTTP 403 insufficient_scope", "provision")
+		if !strings.Contains(r.Stderr, "logging in again to get them") || strings.Count(r.Stderr, "scope=email+offline_access+openid+profile+notes.read&") != 1 ||
+			!strings.Contains(r.Stderr, "logging in again for notes.read failed") || !strings.Contains(r.Stderr, "invalid_scope") {
+			t.Errorf("stderr:\n%s", r.Stderr)
 		}
 	})
 	t.Run("token revoked at the IdP", func(t *testing.T) {
 		t.Parallel()
 		dev := startDev(t, devserver.Options{AutoApprove: true})
 		e := loggedIn(t, dev)
-		tok := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
-		for _, v := range []string{tok.AccessToken, tok.RefreshToken} {
-			resp, err := http.PostForm(dev.IssuerURL()+"/token/revoke", url.Values{"token": {v}, "client_id": {devserver.PublicClientID}})
-			if err != nil || resp.StatusCode != http.StatusOK {
-				t.Fatalf("revoke: %v %v", resp, err)
+		revoke := func() {
+			tok := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
+			for _, v := range []string{tok.AccessToken, tok.RefreshToken} {
+				resp, err := http.PostForm(dev.IssuerURL()+"/token/revoke", url.Values{"token": {v}, "client_id": {devserver.PublicClientID}})
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("revoke: %v %v", resp, err)
+				}
+				resp.Body.Close()
 			}
-			resp.Body.Close()
 		}
-		r := e.expectCode(4, "refused the access token (HTTP 401)", "provision")
+		revoke()
+		perLogin := dev.TokenRequests("authorization_code")
+		r := e.expectCode(4, "the IdP refused the refresh token", "provision", "--no-login")
 		if !strings.Contains(r.Stderr, "log in again") {
 			t.Errorf("stderr:\n%s", r.Stderr)
 		}
 		if !strings.Contains(e.mustRun("status").Stderr, "server-side:   unknown: ") {
 			t.Error("status does not say the server could not be asked")
+		}
+		// Without --no-login the refused refresh leads to a new login in
+		// the browser, and provisioning goes on.
+		e.mustRun("provision")
+		if n := dev.TokenRequests("authorization_code"); n != 2*perLogin {
+			t.Fatalf("%d code exchanges, want those of the login and one more (%d each)", n, perLogin)
 		}
 	})
 }

@@ -638,7 +638,7 @@ func TestDebugTraceHidesSecrets(t *testing.T) {
 	refresh := e.mustRun("token", "--debug", "--min-ttl", "2h")
 	second := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
 	trace := login.Stderr + refresh.Stderr
-	for _, want := range []string{"debug: > GET " + dev.URL() + "/.well-known/oauth-protected-resource/mcp", "debug: > POST " + dev.IssuerURL() + "/token", "debug: < 200"} {
+	for _, want := range []string{"debug: > POST " + dev.URL() + "/mcp", "debug: > GET " + dev.URL() + "/.well-known/oauth-protected-resource", "debug: > POST " + dev.IssuerURL() + "/token", "debug: < 200"} {
 		if !strings.Contains(trace, want) {
 			t.Errorf("trace lacks %q", want)
 		}

@@ -45,11 +45,12 @@ func newHostile(t *testing.T, dev *devserver.Server, override func(w http.Respon
 			return
 		}
 		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		if loc := resp.Header.Get("Location"); loc != "" {
-			w.Header().Set("Location", strings.ReplaceAll(loc, dev.URL(), h.URL))
+		// It passes itself off as the server: its own URL replaces the
+		// server's in headers (Location, WWW-Authenticate) and bodies.
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				w.Header().Add(k, strings.ReplaceAll(v, dev.URL(), h.URL))
+			}
 		}
 		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			w.WriteHeader(resp.StatusCode)

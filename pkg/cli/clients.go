@@ -148,7 +148,8 @@ func registerClient(ctx context.Context, g *globalOptions, st *store.Store, disc
 		return nil, failure(err, "nothing was stored; try again when the endpoint answers properly")
 	}
 
-	c := store.Client{ID: resp.ClientID, RedirectPort: port, Registered: true, RegistrationURI: resp.RegistrationClientURI, SecretExpiresAt: resp.SecretExpiry()}
+	c := store.Client{ID: resp.ClientID, RedirectPort: port, Registered: true, RegistrationURI: resp.RegistrationClientURI, SecretExpiresAt: resp.SecretExpiry(),
+		AuthMethod: resp.TokenEndpointAuthMethod}
 	err = st.Update(ctx, func(cfg *store.Config) error {
 		var stored []string
 		undo := func() {
@@ -192,25 +193,6 @@ func registerClient(ctx context.Context, g *globalOptions, st *store.Store, disc
 		fmt.Fprintf(d.Stderr, "Its secret expires at %s; register again after that.\n", c.SecretExpiresAt.Local().Format(time.RFC3339))
 	}
 	return &c, nil
-}
-
-// serverEntry returns the config entry of the discovered server, created
-// or updated from discovery.
-func serverEntry(cfg *store.Config, disc *discovery.Result) *store.Server {
-	srv := cfg.Servers[disc.ServerURL]
-	if srv == nil {
-		srv = &store.Server{URL: disc.ServerURL}
-		cfg.Servers[disc.ServerURL] = srv
-	}
-	srv.Generation = disc.Generation
-	srv.Issuer = disc.Provider.Issuer
-	srv.TokenEndpoint = disc.Provider.TokenEndpoint
-	srv.TokenAuthMethods = disc.Provider.TokenEndpointAuthMethodsSupported
-	srv.RevocationEndpoint = disc.Provider.RevocationEndpoint
-	if cfg.DefaultServer == "" {
-		cfg.DefaultServer = disc.ServerURL
-	}
-	return srv
 }
 
 // ClientsAddOptions are the inputs of 'ncmcp clients add'.

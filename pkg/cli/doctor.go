@@ -60,13 +60,14 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 	}
 	hc := g.httpClient()
 	in := doctor.Inputs{ServerURL: serverURL, HTTP: hc, Store: st, Getenv: d.Getenv,
-		Discover: func(ctx context.Context, u string) (*discovery.Result, error) {
-			return discovery.DiscoverWith(ctx, hc, u, discovery.Options{Issuer: g.Issuer, PublicIssuer: g.PublicIssuer, Generation: g.Generation})
+		Discover: func(ctx context.Context, u string, o discovery.Options) (*discovery.Result, error) {
+			o.Issuer, o.PublicIssuer, o.Generation = g.Issuer, g.PublicIssuer, g.Generation
+			return discovery.DiscoverWith(ctx, hc, u, o)
 		}}
 	if srv := cfg.Servers[serverURL]; srv != nil {
 		if acct := srv.FindAccount(g.Account); acct != nil {
 			in.Tools = func(ctx context.Context) ([]mcpclient.Tool, error) {
-				sess, err := connectMCP(ctx, g, st, srv, acct, nil)
+				sess, err := connectMCP(ctx, g, st, srv, acct, loginPolicy{}, nil)
 				if err != nil {
 					return nil, err
 				}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/ncmcp/ncmcp/pkg/provision"
-	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
 )
@@ -23,6 +22,7 @@ type ProvisionOptions struct {
 	Force        bool
 	NoWait       bool
 	NoBrowser    bool
+	NoLogin      bool
 	JSON         bool
 	Timeout      time.Duration
 	Interval     time.Duration
@@ -50,7 +50,9 @@ shows and then waits for. --method picks one where a server offers both.
 Pages on the server's own origin are opened in the browser; an https page on
 another host (your Nextcloud) is printed, not opened. When the server asks
 for input while starting (MCP elicitation), ncmcp answers it the same way.
-Needs a login ('ncmcp login').`,
+Needs a login ('ncmcp login'). When the server refuses the token and a
+refresh does not help, or asks for more scopes, ncmcp logs in again in the
+browser (--no-login fails instead).`,
 		Example: `  ncmcp provision
   ncmcp provision --no-browser --timeout 10m
   ncmcp provision --scopes notes.read,files.read     # a restricted app password
@@ -82,6 +84,7 @@ Needs a login ('ncmcp login').`,
 	f.BoolVar(&opts.Force, "force", false, "provision again even when the server already has access, replacing it")
 	f.BoolVar(&opts.NoWait, "no-wait", false, "return after showing the page, without waiting for the server to confirm")
 	f.BoolVar(&opts.NoBrowser, "no-browser", false, "print the URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
+	f.BoolVar(&opts.NoLogin, "no-login", false, "fail instead of logging in again when the server refuses the token or asks for more scopes")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON on stdout")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the server to confirm")
 	f.DurationVar(&opts.Interval, "interval", 0, "how often to ask the server (default 5s for Login Flow v2, 2s for Flow 2)")
@@ -134,7 +137,7 @@ func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 		return timedOut(fmt.Errorf("the server did not confirm its access within %s: %w", opts.Timeout, err),
 			"finish in the browser and run 'ncmcp provision' again (a provisioning page works once); --timeout waits longer")
 	}
-	sess, err := connectMCP(ctx, g, st, srv, acct, p.OnElicit)
+	sess, err := connectMCP(ctx, g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser}, p.OnElicit)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 			return timedOutErr(err)
@@ -257,27 +260,6 @@ func (u *provisionUI) Waiting(elapsed time.Duration) {
 	u.tick(elapsed)
 }
 
-// connectMCP opens an MCP session with the account's access token,
-// refreshed first when it is about to expire. onElicit, if set, answers the
-// server's elicitation requests.
-func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, acct *store.Account, onElicit func(context.Context, mcpclient.Elicitation) (mcpclient.ElicitAction, map[string]any)) (*mcpclient.Session, error) {
-	tok, err := readTokens(st, srv, acct)
-	if err != nil {
-		return nil, err
-	}
-	const minTTL = time.Minute
-	if !validFor(tok, g.deps.Now(), minTTL) {
-		if tok, _, err = refreshLocked(ctx, g, st, srv.URL, acct.Subject, minTTL); err != nil {
-			return nil, handleClientGone(ctx, g, st, err)
-		}
-	}
-	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.URL+"/mcp", tok.AccessToken, mcpclient.Options{Version: g.deps.Version, OnElicit: onElicit})
-	if err != nil {
-		return nil, toolFailure(err, srv.URL)
-	}
-	return sess, nil
-}
-
 func provisioningTools(ctx context.Context, sess *mcpclient.Session) (*provision.Toolset, error) {
 	tools, err := sess.Tools(ctx)
 	if err != nil {
@@ -293,6 +275,10 @@ func provisioningTools(ctx context.Context, sess *mcpclient.Session) (*provision
 // toolFailure maps MCP errors to exit codes: a refused token means log in
 // again, a tool error is the server's answer.
 func toolFailure(err error, serverURL string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err // the credentials' own error, with its code and hint
+	}
 	var ue *mcpclient.UnauthorizedError
 	if errors.As(err, &ue) {
 		return authNeeded(err, "log in again: 'ncmcp login --server "+serverURL+"'")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,8 +82,11 @@ type globalOptions struct {
 	Server   string
 	Account  string
 	ClientID string
-	Storage  string
-	Debug    bool
+	// ClientMetadataURL is the https URL of ncmcp's client ID metadata
+	// document, used as client id where the authorization server takes one.
+	ClientMetadataURL string
+	Storage           string
+	Debug             bool
 
 	// CACert names extra trusted CA certificates (PEM).
 	CACert string
@@ -138,6 +142,7 @@ func newRootCmd(deps *Deps) *cobra.Command {
 		newStatusCmd(g, nil),
 		newLogoutCmd(g, nil),
 		newProvisionCmd(g, nil),
+		newToolsCmd(g, nil, nil),
 		newClientsCmd(g),
 		newTokensCmd(g),
 		newConfigCmd(g),
@@ -171,6 +176,7 @@ token for scripts:
 	pf.StringVar(&g.Server, "server", "", "MCP server base URL (env NCMCP_SERVER)")
 	pf.StringVar(&g.Account, "account", "", "account on that server, by subject or username (env NCMCP_ACCOUNT)")
 	pf.StringVar(&g.ClientID, "client-id", "", "OAuth client id; NCMCP_CLIENT_SECRET holds a confidential client's secret (env NCMCP_CLIENT_ID)")
+	pf.StringVar(&g.ClientMetadataURL, "client-metadata-url", "", "https URL of a client ID metadata document to use as client id where the authorization server takes one (env NCMCP_CLIENT_METADATA_URL)")
 	pf.StringVar(&g.Storage, "storage", "", "where secrets go: auto, keyring or file (env NCMCP_STORAGE; default auto)")
 	pf.BoolVar(&g.Debug, "debug", false, "trace HTTP requests on stderr, secrets redacted (env NCMCP_DEBUG=1)")
 	pf.StringVar(&g.CACert, "cacert", "", "PEM file of CA certificates to trust besides the system's, for servers with a private CA (env NCMCP_CACERT; SSL_CERT_FILE replaces the system's)")
@@ -196,6 +202,7 @@ func (g *globalOptions) resolveEnv(cmd *cobra.Command) error {
 	fill("server", &g.Server, "NCMCP_SERVER")
 	fill("account", &g.Account, "NCMCP_ACCOUNT")
 	fill("client-id", &g.ClientID, "NCMCP_CLIENT_ID")
+	fill("client-metadata-url", &g.ClientMetadataURL, "NCMCP_CLIENT_METADATA_URL")
 	fill("storage", &g.Storage, "NCMCP_STORAGE")
 	fill("issuer", &g.Issuer, "NCMCP_ISSUER")
 	fill("cacert", &g.CACert, "NCMCP_CACERT")
@@ -213,6 +220,11 @@ func (g *globalOptions) resolveEnv(cmd *cobra.Command) error {
 		var err error
 		if g.hc, err = httpclient.New(g.httpOptions()); err != nil {
 			return usageErrorf("pass a readable PEM file of CA certificates", "--cacert: %v", err)
+		}
+	}
+	if g.ClientMetadataURL != "" {
+		if u, err := url.Parse(g.ClientMetadataURL); err != nil || u.Scheme != "https" || u.Host == "" || u.Path == "" || u.Path == "/" || u.Fragment != "" {
+			return usageErrorf("pass the https URL, with a path, where your client ID metadata document is published", "invalid --client-metadata-url %q", g.ClientMetadataURL)
 		}
 	}
 	if g.Generation != 0 && g.Generation != 1 && g.Generation != 2 {

@@ -226,7 +226,7 @@ func serverSideStatus(ctx context.Context, g *globalOptions, st *store.Store, sr
 	unknown := func(err error) ServerSideStatus {
 		return ServerSideStatus{State: "unknown", Reason: oneLine(err.Error())}
 	}
-	sess, err := connectMCP(ctx, g, st, srv, a, nil)
+	sess, err := connectMCP(ctx, g, st, srv, a, loginPolicy{}, nil)
 	if err != nil {
 		return unknown(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
 )
 
 // TokenOptions are the inputs of 'ncmcp token'.
@@ -89,7 +90,7 @@ func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, 
 	}
 	scopes := acct.Scopes
 	if !validFor(tok, opts.g.deps.Now(), opts.MinTTL) {
-		if tok, scopes, err = refreshLocked(ctx, opts.g, st, srv.URL, acct.Subject, opts.MinTTL); err != nil {
+		if tok, scopes, err = refreshLocked(ctx, opts.g, st, srv.URL, acct.Subject, opts.MinTTL, ""); err != nil {
 			return handleClientGone(ctx, opts.g, st, err)
 		}
 	}
@@ -155,8 +156,8 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	if err != nil {
 		return err
 	}
-	client := oauth.Client{ID: g.ClientID, Secret: d.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported}
-	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt)
+	client := oauth.Client{ID: g.ClientID, Secret: d.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
+	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt, resourceIndicator(disc))
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) && te.Refused() {
@@ -169,7 +170,9 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 		if err != nil {
 			return failure(fmt.Errorf("keep the rotated refresh token: %w", err), "")
 		}
-		if _, err := saveLogin(ctx, g, st, disc, client, id, tok, seed, nil); err != nil {
+		rec := newLoginRecord(client, id, tok, nil)
+		rec.seed = seed
+		if _, err := saveLogin(ctx, g, st, disc, rec); err != nil {
 			return err
 		}
 		fmt.Fprintf(d.Stderr, "Stored the tokens of %s in %s; later runs with the same NCMCP_REFRESH_TOKEN use them.\n", id.Display(), store.SecretsPath(st.Dir))
@@ -197,8 +200,10 @@ func readTokens(st *store.Store, srv *store.Server, acct *store.Account) (*store
 
 // refreshLocked refreshes an account's tokens under the store lock. It
 // re-reads config and tokens after taking the lock, so that of several
-// processes only the first refreshes and the others use its result.
-func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serverURL, subject string, minTTL time.Duration) (*store.Tokens, []string, error) {
+// processes only the first refreshes and the others use its result. A
+// stored access token equal to refused (one the server refused) counts as
+// expired.
+func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serverURL, subject string, minTTL time.Duration, refused string) (*store.Tokens, []string, error) {
 	lctx, cancel := context.WithTimeout(ctx, lockWait)
 	defer cancel()
 	unlock, err := st.Lock(lctx)
@@ -224,27 +229,31 @@ func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serve
 		return nil, nil, err
 	}
 	now := g.deps.Now()
-	if validFor(tok, now, minTTL) {
+	if validFor(tok, now, minTTL) && (refused == "" || tok.AccessToken != refused) {
 		return tok, acct.Scopes, nil // another process refreshed while we waited
 	}
-	if tok.RefreshToken == "" {
+	client, err := storedClient(g, st, srv, acct.ClientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var fresh *oauth2.Token
+	switch {
+	case tok.RefreshToken != "":
+		fresh, err = oauth.Refresh(ctx, g.httpClient(), srv.TokenEndpoint, client, tok.RefreshToken, srv.Resource)
+	case acct.Grant == store.GrantClientCredentials:
+		fresh, err = oauth.ClientCredentials(ctx, g.httpClient(), srv.TokenEndpoint, client, acct.Scopes, srv.Resource)
+	default:
 		return nil, nil, authNeeded(fmt.Errorf("the access token of %s expires at %s and there is no refresh token", acct.Subject, tok.Expiry.Local().Format(time.RFC3339)),
 			"log in again with 'ncmcp login'; for tokens that renew, the server admin must allow offline_access")
 	}
-	client := oauth.Client{ID: acct.ClientID, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: srv.TokenAuthMethods}
-	if client.Secret == "" {
-		if c := srv.Client(acct.ClientID); c != nil && c.Confidential {
-			if client.Secret, err = readClientSecret(st, srv.URL, c); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	fresh, err := oauth.Refresh(ctx, g.httpClient(), srv.TokenEndpoint, client, tok.RefreshToken)
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) && te.Refused() {
 			if registration.UnknownClient(te.Code, te.Description) {
 				return nil, nil, &clientGoneError{server: srv.URL, clientID: acct.ClientID, err: err}
+			}
+			if acct.Grant == store.GrantClientCredentials {
+				return nil, nil, authNeeded(fmt.Errorf("the authorization server refused the client's credentials: %w", err), "the client's secret or key may have changed: log in again with 'ncmcp login --client-credentials'")
 			}
 			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), refreshRefusedHint(srv, acct))
 		}
@@ -328,4 +337,31 @@ func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, er
 	}
 	return authNeeded(fmt.Errorf("%s no longer knows client %s (servers that keep registrations in memory forget them when they restart); registered client %s in its place", cg.server, cg.clientID, reg.ID),
 		"log in again: 'ncmcp login --server "+cg.server+"'")
+}
+
+// storedClient returns the OAuth client of an account as stored: its
+// secret from NCMCP_CLIENT_SECRET or storage, its private key from its key
+// file.
+func storedClient(g *globalOptions, st *store.Store, srv *store.Server, id string) (oauth.Client, error) {
+	c := oauth.Client{ID: id, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: srv.TokenAuthMethods, Issuer: srv.Issuer}
+	sc := srv.Client(id)
+	if sc == nil {
+		return c, nil
+	}
+	c.AuthMethod = sc.AuthMethod
+	if sc.KeyFile != "" {
+		k, err := readKeyFile(sc.KeyFile)
+		if err != nil {
+			return c, err
+		}
+		c.Key = k
+	}
+	if c.Secret == "" && sc.Confidential {
+		s, err := readClientSecret(st, srv.URL, sc)
+		if err != nil {
+			return c, err
+		}
+		c.Secret = s
+	}
+	return c, nil
 }

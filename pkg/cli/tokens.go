@@ -239,13 +239,10 @@ func revokeAccount(ctx context.Context, g *globalOptions, st *store.Store, cfg *
 		fmt.Fprintf(w, "%s: tokens could not be read: %s\n", name, oneLine(err.Error()))
 		return false
 	}
-	client := oauth.Client{ID: acct.ClientID, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: srv.TokenAuthMethods}
-	if client.Secret == "" {
-		if c := srv.Client(acct.ClientID); c != nil && c.Confidential {
-			if s, err := readClientSecret(st, srv.URL, c); err == nil {
-				client.Secret = s
-			}
-		}
+	client, err := storedClient(g, st, srv, acct.ClientID)
+	if err != nil {
+		fmt.Fprintf(w, "%s: the client's credentials could not be read (%s); revoking as a public client\n", name, oneLine(err.Error()))
+		client = oauth.Client{ID: acct.ClientID}
 	}
 	hc := g.httpClient()
 	remote := true
@@ -295,7 +292,7 @@ func revokeAccount(ctx context.Context, g *globalOptions, st *store.Store, cfg *
 
 // revokeServerSide asks the server to delete its own token for the account.
 func revokeServerSide(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, a *store.Account) (string, error) {
-	sess, err := connectMCP(ctx, g, st, srv, a, nil)
+	sess, err := connectMCP(ctx, g, st, srv, a, loginPolicy{}, nil)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,22 +37,26 @@ type fuzzMetadata struct {
 	noMCPPath bool   // 404 at .../oauth-protected-resource/mcp
 	mount     string // the server's base path: its metadata is under it
 	other     int    // the status of every other path
+	// passThrough makes /oauth/authorize answer as a generation-1 server's
+	// pass-through route does to a request without parameters.
+	passThrough bool
 }
 
 // fuzzFlags decodes the flags argument of FuzzDiscoverMetadata: bits 0-1
 // the forced generation, 2 no metadata at .../mcp, 3-5 and 6-8 the status
 // of the two documents, 9-10 the mount path, 11-12 what other paths answer
-// (as the MCP endpoint's own subtree may).
+// (as the MCP endpoint's own subtree may), 13 the pass-through route.
 func fuzzFlags(flags uint16, prm, asm []byte) (gen int, m fuzzMetadata) {
 	mounts := []string{"", "", "/mcp", "/apps/mcp"}
 	others := []int{http.StatusNotFound, http.StatusUnauthorized, http.StatusNotAcceptable, http.StatusOK}
 	return int(flags&3) % 3, fuzzMetadata{
 		prm: prm, asm: asm,
-		prmStatus: fuzzStatuses[int(flags>>3&7)%len(fuzzStatuses)],
-		asmStatus: fuzzStatuses[int(flags>>6&7)%len(fuzzStatuses)],
-		noMCPPath: flags&4 != 0,
-		mount:     mounts[flags>>9&3],
-		other:     others[flags>>11&3],
+		prmStatus:   fuzzStatuses[int(flags>>3&7)%len(fuzzStatuses)],
+		asmStatus:   fuzzStatuses[int(flags>>6&7)%len(fuzzStatuses)],
+		noMCPPath:   flags&4 != 0,
+		mount:       mounts[flags>>9&3],
+		other:       others[flags>>11&3],
+		passThrough: flags&(1<<13) != 0,
 	}
 }
 
@@ -91,12 +96,16 @@ func (s *fuzzMetadataServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, mounted := strings.CutPrefix(r.URL.Path, m.mount)
 	switch p := r.URL.Path; {
+	case r.Method == http.MethodPost && p == m.mount+"/mcp":
+		status, body = http.StatusUnauthorized, nil
 	case mounted && rest == "/.well-known/oauth-protected-resource/mcp" && m.noMCPPath:
 		status, body = http.StatusNotFound, nil
 	case mounted && strings.HasPrefix(rest, "/.well-known/oauth-protected-resource"):
 		body, status = m.prm, m.prmStatus
-	case strings.HasSuffix(p, "/.well-known/openid-configuration"), strings.HasSuffix(p, "/.well-known/oauth-authorization-server"):
+	case strings.Contains(p, "/.well-known/openid-configuration"), strings.Contains(p, "/.well-known/oauth-authorization-server"):
 		body, status = m.asm, m.asmStatus
+	case strings.HasSuffix(p, "/oauth/authorize") && m.passThrough:
+		body, status = []byte(`{"error":"invalid_request","error_description":"missing client_id"}`), http.StatusBadRequest
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -131,7 +140,7 @@ func FuzzDiscoverMetadata(f *testing.F) {
 	for _, s := range []seed{
 		{"{{self}}/mcp", "", "", fuzzGen2PRM, fuzzGen2ASM, 0},
 		{"{{self}}/", "", "", fuzzGen2PRM, fuzzGen2ASM, 1 << 2}, // only the path without /mcp answers
-		{"{{self}}", "", "", fuzzGen1PRM, fuzzGen1ASM, 0},
+		{"{{self}}", "", "", fuzzGen1PRM, fuzzGen1ASM, 1 << 13},
 		{"{{self}}", "", "", fuzzGen1PRM, strings.Replace(fuzzGen1ASM, `"issuer":"{{self}}/index.php/apps/oidc"`, `"issuer":"{{self}}/index.php/apps/oidc/"`, 1), 0},
 		{"{{self}}", "", "", fuzzGen1PRM, strings.Replace(fuzzGen1ASM, `"token_endpoint":"{{self}}`, `"token_endpoint":"javascript:`, 1), 0},
 		{"{{self}}", "", "", fuzzGen1PRM, strings.Replace(fuzzGen1ASM, `"{{self}}/index.php/apps/oidc/authorize"`, `"/authorize"`, 1), 0},
@@ -189,31 +198,38 @@ func FuzzDiscoverMetadata(f *testing.F) {
 		if res == nil {
 			t.Fatal("DiscoverWith returned neither result nor error")
 		}
-		// The URL given is the base, or the MCP endpoint {base}/mcp.
+		// The URL given is the MCP endpoint, or a base URL below which
+		// the endpoint is /mcp; the server's key is the endpoint without /mcp.
 		given, nerr := NormalizeServerURL(serverURL)
 		base := res.ServerURL
-		if parent, ok := strings.CutSuffix(given, "/mcp"); nerr != nil || (base != given && (!ok || base != parent)) {
-			t.Fatalf("ServerURL %q for %q (normalised %q, %v)", base, serverURL, given, nerr)
+		if nerr != nil || (res.Endpoint != given && res.Endpoint != given+"/mcp") || base != ServerKey(res.Endpoint) {
+			t.Fatalf("endpoint %q, ServerURL %q for %q (normalised %q, %v)", res.Endpoint, base, serverURL, given, nerr)
 		}
 		if n, err := NormalizeServerURL(base); err != nil || n != base {
 			t.Fatalf("ServerURL %q is not normal (%q, %v)", base, n, err)
 		}
-		if res.ResourceURL != base+"/.well-known/oauth-protected-resource/mcp" && res.ResourceURL != base+"/.well-known/oauth-protected-resource" {
-			t.Fatalf("ResourceURL %q for server %q", res.ResourceURL, base)
+		if res.Legacy != (res.ResourceURL == "") {
+			t.Fatalf("Legacy %v with ResourceURL %q", res.Legacy, res.ResourceURL)
+		}
+		if !res.Legacy && !slices.Contains(resourceMetadataURLs(res.Endpoint, base), res.ResourceURL) {
+			t.Fatalf("ResourceURL %q for the endpoint %q", res.ResourceURL, res.Endpoint)
+		}
+		if !res.Legacy && !resourceMatches(res.Resource.Resource, res.Endpoint) {
+			t.Fatalf("went on with metadata for the resource %q at %q", res.Resource.Resource, res.Endpoint)
 		}
 		if res.Issuer == "" {
 			t.Fatalf("success with an empty Issuer: %+v", res)
 		}
-		if res.Generation != Generation1 && res.Generation != Generation2 {
+		if res.Generation != GenerationOther && res.Generation != Generation1 && res.Generation != Generation2 {
 			t.Fatalf("Generation %d", res.Generation)
 		}
-		if o.Generation == 0 && res.Generation != DetectGeneration(base, res.Issuer) {
-			t.Fatalf("Generation %d, detected %d", res.Generation, DetectGeneration(base, res.Issuer))
+		if o.Generation == 0 && sameURL(res.Issuer, base) && res.Generation != Generation2 {
+			t.Fatalf("Generation %d for a server that is its own authorization server", res.Generation)
 		}
 		if o.Generation != 0 && res.Generation != o.Generation {
 			t.Fatalf("Generation %d, forced %d", res.Generation, o.Generation)
 		}
-		if strings.TrimRight(res.Provider.Issuer, "/") != strings.TrimRight(res.Issuer, "/") {
+		if !res.Legacy && strings.TrimRight(res.Provider.Issuer, "/") != strings.TrimRight(res.Issuer, "/") {
 			t.Fatalf("provider issuer %q, expected %q", res.Provider.Issuer, res.Issuer)
 		}
 		for name, v := range map[string]string{"authorization_endpoint": res.Provider.AuthorizationEndpoint, "token_endpoint": res.Provider.TokenEndpoint} {
@@ -242,10 +258,10 @@ func FuzzDiscoverMetadata(f *testing.F) {
 		}
 		// "--server may name either" the base or the MCP endpoint: a server
 		// discovered at its base is discovered at {base}/mcp too.
-		if base != given {
+		if res.Endpoint != given+"/mcp" {
 			return
 		}
-		res2, err := DiscoverWith(ctx, ms.hc, base+"/mcp", o)
+		res2, err := DiscoverWith(ctx, ms.hc, res.Endpoint, o)
 		if err != nil || res2.ServerURL != base || res2.ResourceURL != res.ResourceURL {
 			t.Fatalf("discovered at %s (%s) but not from %s/mcp: %+v, %v", base, res.ResourceURL, base, res2, err)
 		}
@@ -259,8 +275,9 @@ func TestFuzzMetadataServer(t *testing.T) {
 	for _, tt := range []struct {
 		prm, asm string
 		gen      int
-	}{{fuzzGen1PRM, fuzzGen1ASM, Generation1}, {fuzzGen2PRM, fuzzGen2ASM, Generation2}} {
-		ms.set(fuzzMetadata{prm: []byte(tt.prm), asm: []byte(tt.asm), prmStatus: http.StatusOK, asmStatus: http.StatusOK, other: http.StatusNotFound})
+		pass     bool
+	}{{fuzzGen1PRM, fuzzGen1ASM, Generation1, true}, {fuzzGen1PRM, fuzzGen1ASM, GenerationOther, false}, {fuzzGen2PRM, fuzzGen2ASM, Generation2, false}} {
+		ms.set(fuzzMetadata{prm: []byte(tt.prm), asm: []byte(tt.asm), prmStatus: http.StatusOK, asmStatus: http.StatusOK, other: http.StatusNotFound, passThrough: tt.pass})
 		res, err := Discover(context.Background(), ms.hc, ms.srv.URL+"/mcp")
 		if err != nil || res.Generation != tt.gen {
 			t.Fatalf("generation %d: %+v, %v", tt.gen, res, err)
@@ -315,8 +332,8 @@ func FuzzNormalizeServerURL(f *testing.F) {
 			// again to "...".
 			t.Fatalf("not idempotent or not normal: NormalizeServerURL(%q) = %q, NormalizeServerURL(%q) = %q", raw, n, n, n2)
 		}
-		if DetectGeneration(raw, n) != Generation2 {
-			t.Fatalf("DetectGeneration(%q, %q) is not 2", raw, n)
+		if !sameURL(raw, n) {
+			t.Fatalf("sameURL(%q, %q) is false", raw, n)
 		}
 	})
 }

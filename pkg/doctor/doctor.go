@@ -51,9 +51,9 @@ type Inputs struct {
 	Store *store.Store
 	// Getenv reads the environment (browser settings, display).
 	Getenv func(string) string
-	// Discover runs discovery with the user's overrides (discovery.Discover
-	// when nil).
-	Discover func(ctx context.Context, serverURL string) (*discovery.Result, error)
+	// Discover runs discovery with the user's overrides added to o
+	// (discovery.DiscoverWith when nil).
+	Discover func(ctx context.Context, serverURL string, o discovery.Options) (*discovery.Result, error)
 	// Tools lists the MCP tools the server offers to the stored login; nil
 	// when that cannot be asked (no login): the check is then skipped.
 	Tools func(ctx context.Context) ([]mcpclient.Tool, error)
@@ -72,8 +72,15 @@ func Failed(checks []Check) bool {
 	return slices.ContainsFunc(checks, func(c Check) bool { return c.Status == Fail })
 }
 
+// serverCheckNames are the server checks, in order.
+var serverCheckNames = []string{"server reachable", "server version", "protected-resource metadata", "authorization server metadata", "server generation", "PKCE S256", "client registration", "revocation endpoint", "offline_access", "provisioning tools"}
+
+// serverChecks discover the server as 'ncmcp login' does and report each
+// step: the MCP endpoint's challenge, the protected-resource metadata, the
+// authorization server's metadata (with every URL tried), then what login
+// and refresh need of them.
 func serverChecks(ctx context.Context, in Inputs) []Check {
-	names := []string{"server reachable", "server version", "protected-resource metadata", "server generation", "authorization server metadata", "PKCE S256", "registration endpoint", "revocation endpoint", "offline_access", "provisioning tools"}
+	names := serverCheckNames
 	if in.ServerURL == "" {
 		var out []Check
 		for _, n := range names {
@@ -81,6 +88,15 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 		}
 		return out
 	}
+	var steps []discovery.Step
+	trace := func(s discovery.Step) { steps = append(steps, s) }
+	discover := in.Discover
+	if discover == nil {
+		discover = func(ctx context.Context, u string, o discovery.Options) (*discovery.Result, error) {
+			return discovery.DiscoverWith(ctx, in.HTTP, u, o)
+		}
+	}
+	res, derr := discover(ctx, in.ServerURL, discovery.Options{Trace: trace})
 	var out []Check
 	add := func(c Check) { out = append(out, c) }
 	skipRest := func(from int, why string) []Check {
@@ -89,62 +105,70 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 		}
 		return out
 	}
-
-	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.ServerURL+"/mcp", nil)
-	if err != nil {
-		add(Check{Name: names[0], Status: Fail, Detail: err.Error()})
-		return skipRest(1, "server not reachable")
-	}
-	resp, err := in.HTTP.Do(req)
-	if err != nil {
-		add(Check{Name: names[0], Status: Fail, Detail: err.Error(), Hint: "check the URL, the network and any proxy (HTTPS_PROXY)"})
-		return skipRest(1, "server not reachable")
-	}
-	resp.Body.Close()
-	d := time.Since(start).Round(time.Millisecond)
-	if resp.StatusCode == http.StatusUnauthorized && strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata") {
-		add(Check{Name: names[0], Status: OK, Detail: fmt.Sprintf("%s/mcp asks for a token (HTTP 401 with resource_metadata, %s)", in.ServerURL, d)})
-	} else {
-		add(Check{Name: names[0], Status: Warn, Detail: fmt.Sprintf("%s/mcp answered HTTP %d without a resource_metadata challenge (%s)", in.ServerURL, resp.StatusCode, d), Hint: "is this the MCP server's base URL, with OAuth enabled?"})
+	// failedAt is the step discovery stopped at.
+	failedAt := ""
+	if derr != nil && len(steps) > 0 {
+		failedAt = steps[len(steps)-1].What
 	}
 
+	ep := stepsOf(steps, discovery.StepEndpoint)
+	switch {
+	case derr != nil && failedAt == discovery.StepEndpoint:
+		add(Check{Name: names[0], Status: Fail, Detail: derr.Error(), Hint: "check the URL, the network and any proxy (HTTPS_PROXY)"})
+		return skipRest(1, "server not reachable")
+	case derr != nil && len(steps) == 0:
+		add(Check{Name: names[0], Status: Fail, Detail: derr.Error(), Hint: "pass the MCP server's URL"})
+		return skipRest(1, "server not reachable")
+	case used(ep) != nil:
+		add(Check{Name: names[0], Status: OK, Detail: describe(ep)})
+	default:
+		add(Check{Name: names[0], Status: Warn, Detail: describe(ep), Hint: "is this the MCP server's URL (its base URL, or the endpoint itself)?"})
+	}
 	add(versionCheck(ctx, in))
 
-	discover := in.Discover
-	if discover == nil {
-		discover = func(ctx context.Context, u string) (*discovery.Result, error) {
-			return discovery.Discover(ctx, in.HTTP, u)
-		}
-	}
-	res, err := discover(ctx, in.ServerURL)
-	if err != nil {
-		if strings.HasPrefix(err.Error(), "authorization server metadata") {
-			add(Check{Name: names[2], Status: OK, Detail: "found"})
-			add(Check{Name: names[3], Status: Skip, Detail: "authorization server metadata unusable"})
-			add(Check{Name: names[4], Status: Fail, Detail: err.Error(), Hint: "the IdP named by the server must serve its metadata; a server behind a proxy may name an internal host"})
-			return skipRest(5, "no authorization server metadata")
-		}
-		add(Check{Name: names[2], Status: Fail, Detail: err.Error(), Hint: "the server must serve /.well-known/oauth-protected-resource (RFC 9728)"})
+	prm := stepsOf(steps, discovery.StepResource)
+	switch {
+	case derr != nil && failedAt == discovery.StepResource:
+		add(Check{Name: names[2], Status: Fail, Detail: derr.Error() + "; " + describe(prm), Hint: "the server must serve protected-resource metadata (RFC 9728) that names it"})
 		return skipRest(3, "no protected-resource metadata")
+	case used(prm) != nil:
+		add(Check{Name: names[2], Status: OK, Detail: describe(prm)})
+	default:
+		add(Check{Name: names[2], Status: Warn, Detail: "none: " + describe(prm) + "; the server's own origin is taken as its authorization server (MCP 2025-03-26)",
+			Hint: "current MCP servers publish protected-resource metadata; this one follows an older revision"})
 	}
-	add(Check{Name: names[2], Status: OK, Detail: fmt.Sprintf("%s names %s", res.ResourceURL, res.Issuer)})
-	if res.Generation == discovery.Generation1 {
-		add(Check{Name: names[3], Status: OK, Detail: "1 (pass-through: the IdP " + res.Issuer + " issues tokens)"})
-	} else {
-		add(Check{Name: names[3], Status: OK, Detail: "2 (the server is its own authorization server: codes and refreshes go to " + res.Provider.TokenEndpoint + ")"})
+
+	asm := stepsOf(steps, discovery.StepAuthorization)
+	if derr != nil {
+		add(Check{Name: names[3], Status: Fail, Detail: derr.Error() + "; " + describe(asm), Hint: "the authorization server must serve its metadata (RFC 8414 or OpenID Connect Discovery); a server behind a proxy may name an internal host (--issuer, --public-issuer)"})
+		return skipRest(4, "no authorization server metadata")
 	}
-	add(Check{Name: names[4], Status: OK, Detail: fmt.Sprintf("issuer %s, token endpoint %s", res.Provider.Issuer, res.Provider.TokenEndpoint)})
 	p := res.Provider
-	if p.SupportsS256() {
-		add(Check{Name: names[5], Status: OK, Detail: "S256 advertised"})
-	} else {
-		add(Check{Name: names[5], Status: Warn, Detail: "code_challenge_methods_supported does not list S256", Hint: "the server requires S256 from ncmcp; an IdP that does not support it may still work in generation 1, where the challenge is not forwarded"})
+	add(Check{Name: names[3], Status: OK, Detail: fmt.Sprintf("issuer %s, authorization endpoint %s, token endpoint %s; %s", p.Issuer, p.AuthorizationEndpoint, p.TokenEndpoint, describe(asm))})
+
+	switch res.Generation {
+	case discovery.Generation1:
+		add(Check{Name: names[4], Status: OK, Detail: "Nextcloud MCP server generation 1 (its /oauth/authorize passes the login through to " + res.Issuer + ", which issues the tokens)"})
+	case discovery.Generation2:
+		add(Check{Name: names[4], Status: OK, Detail: "Nextcloud MCP server generation 2 (its own authorization server: codes and refreshes go to " + p.TokenEndpoint + ")"})
+	default:
+		add(Check{Name: names[4], Status: OK, Detail: "an MCP server with the authorization server " + res.Issuer + " (not a Nextcloud MCP server's own)"})
 	}
-	if p.RegistrationEndpoint != "" {
-		add(Check{Name: names[6], Status: OK, Detail: p.RegistrationEndpoint})
-	} else {
-		add(Check{Name: names[6], Status: Warn, Detail: "none advertised", Hint: "use a pre-registered client id (--client-id)"})
+	switch {
+	case p.SupportsS256():
+		add(Check{Name: names[5], Status: OK, Detail: "S256 advertised"})
+	case res.Generation == discovery.Generation1:
+		add(Check{Name: names[5], Status: Warn, Detail: "the IdP's code_challenge_methods_supported does not list S256", Hint: "generation 1 does not pass the challenge on, so login still works"})
+	default:
+		add(Check{Name: names[5], Status: Fail, Detail: "code_challenge_methods_supported does not list S256", Hint: "MCP requires PKCE with S256 and ncmcp will not log in without it: the authorization server's admin must enable it"})
+	}
+	switch {
+	case p.RegistrationEndpoint != "":
+		add(Check{Name: names[6], Status: OK, Detail: "dynamic registration at " + p.RegistrationEndpoint})
+	case p.ClientIDMetadataDocumentSupported:
+		add(Check{Name: names[6], Status: OK, Detail: "client ID metadata documents (a URL as client id: --client-metadata-url)"})
+	default:
+		add(Check{Name: names[6], Status: Warn, Detail: "no registration endpoint, no client ID metadata documents", Hint: "use a pre-registered client id (--client-id)"})
 	}
 	if p.RevocationEndpoint != "" {
 		add(Check{Name: names[7], Status: OK, Detail: p.RevocationEndpoint})
@@ -157,8 +181,54 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	} else {
 		add(Check{Name: names[8], Status: Warn, Detail: "not in scopes_supported", Hint: "without offline_access there are no refresh tokens: 'ncmcp token' stops working when the access token expires"})
 	}
-	add(toolsCheck(ctx, in))
+	if res.Generation == discovery.GenerationOther {
+		add(Check{Name: names[9], Status: Skip, Detail: "not a Nextcloud MCP server"})
+	} else {
+		add(toolsCheck(ctx, in))
+	}
 	return out
+}
+
+// stepsOf returns the steps about what.
+func stepsOf(steps []discovery.Step, what string) []discovery.Step {
+	var out []discovery.Step
+	for _, s := range steps {
+		if s.What == what {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// used returns the step discovery went on with, or nil.
+func used(steps []discovery.Step) *discovery.Step {
+	for i := range steps {
+		if steps[i].Used {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
+// describe lists the steps as "URL: outcome", the one used first.
+func describe(steps []discovery.Step) string {
+	if len(steps) == 0 {
+		return "nothing tried"
+	}
+	var parts []string
+	if u := used(steps); u != nil {
+		parts = append(parts, u.URL+": "+u.Outcome)
+	}
+	var tried []string
+	for _, s := range steps {
+		if !s.Used {
+			tried = append(tried, s.URL+": "+s.Outcome)
+		}
+	}
+	if len(tried) > 0 {
+		parts = append(parts, "tried "+strings.Join(tried, "; "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // uniq returns the strings in order, without repeats.

@@ -67,7 +67,7 @@ func newFuzzToolServer(tb testing.TB, overHTTP bool) *fuzzToolServer {
 		h.ServeHTTP(w, r)
 	}))
 	tb.Cleanup(srv.Close)
-	sess, err := Connect(ctx, &http.Client{Timeout: 30 * time.Second}, srv.URL+"/mcp", "dummy-token", Options{Version: "fuzz"})
+	sess, err := Connect(ctx, &http.Client{Timeout: 30 * time.Second}, srv.URL+"/mcp", StaticToken("dummy-token"), Options{Version: "fuzz"})
 	if err != nil {
 		tb.Fatalf("connect to the fuzz MCP server: %v", err)
 	}

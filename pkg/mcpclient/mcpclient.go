@@ -62,7 +62,9 @@ func (e *ToolError) Error() string {
 
 // Tool is a tool the server offers.
 type Tool struct {
-	Name string
+	Name        string
+	Title       string
+	Description string
 	// Args are the argument names its input schema declares.
 	Args []string
 }
@@ -92,41 +94,143 @@ func (s *Session) bounded(ctx context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// bearer adds the token to the requests for the endpoint's origin, and
-// remembers a 401 or a 403 insufficient_scope.
+// Credentials give a session its bearer token, and a new one when the
+// server refuses it.
+type Credentials interface {
+	// Token returns the token to send; empty sends none.
+	Token(ctx context.Context) (string, error)
+	// Renew is called when the server refused token (empty: none was sent)
+	// with a 401, or a 403 insufficient_scope. It returns the token to send
+	// the request once more with, or the error to give up with. Calls are
+	// serialized.
+	Renew(ctx context.Context, token string, r Refusal) (string, error)
+}
+
+// Refusal is the server's refusal of a token.
+type Refusal struct {
+	// Status is 401 or 403.
+	Status int
+	// Challenge is the WWW-Authenticate Bearer challenge, if any.
+	Challenge wwwauth.Challenge
+	// Header is the WWW-Authenticate header as sent.
+	Header string
+}
+
+// Err returns the error of the refusal: *UnauthorizedError or
+// *InsufficientScopeError.
+func (r Refusal) Err() error {
+	if r.Status == http.StatusForbidden {
+		return &InsufficientScopeError{Scopes: r.Challenge.Scopes(), Description: r.Challenge.ErrorDescription}
+	}
+	return &UnauthorizedError{Challenge: r.Header}
+}
+
+// StaticToken is Credentials of one token that is never renewed.
+type StaticToken string
+
+// Token returns the token.
+func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
+
+// Renew gives up with the refusal's error.
+func (t StaticToken) Renew(_ context.Context, _ string, r Refusal) (string, error) {
+	return "", r.Err()
+}
+
+// bearer adds the token to the requests for the endpoint's origin; when the
+// server refuses it (401, 403 insufficient_scope) it asks the credentials
+// for another and sends the request again, at most maxRenewals times. It
+// remembers the last refusal it gave up on.
 type bearer struct {
 	next  http.RoundTripper
-	token string
+	creds Credentials
 	// origin is the endpoint's scheme://host[:port]: the token goes only
 	// there, never to where a redirect points.
 	origin string
 
-	mu     sync.Mutex
-	denied error // *UnauthorizedError or *InsufficientScopeError
+	renewMu sync.Mutex
+	mu      sync.Mutex
+	denied  error // the refusal's error, or Renew's
 }
 
 func originOf(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
 
 func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	if originOf(r.URL) == b.origin {
-		r.Header.Set("Authorization", "Bearer "+b.token)
-	} else {
+	if originOf(req.URL) != b.origin {
+		r := req.Clone(req.Context())
 		r.Header.Del("Authorization")
+		return b.next.RoundTrip(r)
 	}
-	resp, err := b.next.RoundTrip(r)
+	tok, err := b.creds.Token(req.Context())
+	if err != nil {
+		b.setDenied(err)
+		return nil, err
+	}
+	resp, err := b.send(req, tok)
 	if err != nil {
 		return resp, err
 	}
-	switch resp.StatusCode {
-	case http.StatusUnauthorized:
-		b.setDenied(&UnauthorizedError{Challenge: resp.Header.Get("WWW-Authenticate")})
-	case http.StatusForbidden:
-		if c, ok := wwwauth.ParseBearer(resp.Header.Values("WWW-Authenticate")); ok && c.Error == "insufficient_scope" {
-			b.setDenied(&InsufficientScopeError{Scopes: c.Scopes(), Description: c.ErrorDescription})
+	for range maxRenewals {
+		refusal, refused := refusalOf(resp)
+		if !refused {
+			return resp, nil
+		}
+		if req.Body != nil && req.GetBody == nil {
+			b.setDenied(refusal.Err()) // cannot send it again
+			return resp, nil
+		}
+		b.renewMu.Lock()
+		next, rerr := b.creds.Renew(req.Context(), tok, refusal)
+		b.renewMu.Unlock()
+		if rerr != nil {
+			b.setDenied(rerr)
+			return resp, nil
+		}
+		resp.Body.Close()
+		r := req.Clone(req.Context())
+		if req.GetBody != nil {
+			if r.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		tok = next
+		if resp, err = b.send(r, tok); err != nil {
+			return resp, err
 		}
 	}
-	return resp, err
+	if refusal, refused := refusalOf(resp); refused {
+		b.setDenied(refusal.Err())
+	}
+	return resp, nil
+}
+
+// maxRenewals bounds the renewals for one request: a refresh or login
+// after a 401, then a step-up after a 403 insufficient_scope.
+const maxRenewals = 2
+
+// send sends the request with the token, if any.
+func (b *bearer) send(req *http.Request, tok string) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	} else {
+		r.Header.Del("Authorization")
+	}
+	return b.next.RoundTrip(r)
+}
+
+// refusalOf recognises a refused token: a 401, or a 403 with an
+// insufficient_scope challenge (RFC 6750 section 3.1).
+func refusalOf(resp *http.Response) (Refusal, bool) {
+	h := resp.Header.Values("WWW-Authenticate")
+	ch, _ := wwwauth.ParseBearer(h)
+	r := Refusal{Status: resp.StatusCode, Challenge: ch, Header: strings.Join(h, ", ")}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return r, true
+	case resp.StatusCode == http.StatusForbidden && ch.Error == "insufficient_scope":
+		return r, true
+	}
+	return r, false
 }
 
 func (b *bearer) setDenied(err error) {
@@ -135,7 +239,7 @@ func (b *bearer) setDenied(err error) {
 	b.mu.Unlock()
 }
 
-// wrap turns an SDK error after a 401 or 403 into the refusal's error.
+// wrap turns an SDK error after a refusal into the refusal's error.
 func (b *bearer) wrap(err error) error {
 	if err == nil {
 		return nil
@@ -187,13 +291,16 @@ type Options struct {
 	RequestTimeout time.Duration
 }
 
+// ProtocolVersion is the MCP protocol version ncmcp asks for.
+const ProtocolVersion = "2025-11-25"
+
 // DefaultRequestTimeout is the default of Options.RequestTimeout.
 const DefaultRequestTimeout = 60 * time.Second
 
 // Connect opens an MCP session at endpoint ({server}/mcp) authenticated with
-// token. hc supplies timeouts, proxy and tracing; its transport is reused.
-// The token is sent to the endpoint's origin only.
-func Connect(ctx context.Context, hc *http.Client, endpoint, token string, o Options) (*Session, error) {
+// the credentials' tokens. hc supplies timeouts, proxy and tracing; its
+// transport is reused. Tokens are sent to the endpoint's origin only.
+func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Credentials, o Options) (*Session, error) {
 	next := hc.Transport
 	if next == nil {
 		next = http.DefaultTransport
@@ -202,7 +309,10 @@ func Connect(ctx context.Context, hc *http.Client, endpoint, token string, o Opt
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
-	b := &bearer{next: next, token: token, origin: originOf(eu)}
+	if creds == nil {
+		creds = StaticToken("")
+	}
+	b := &bearer{next: next, creds: creds, origin: originOf(eu)}
 	timeout := o.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
@@ -239,7 +349,10 @@ func Connect(ctx context.Context, hc *http.Client, endpoint, token string, o Opt
 		}
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "ncmcp", Version: o.Version}, copts)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &c, MaxRetries: -1, DisableStandaloneSSE: true}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &c, MaxRetries: -1, DisableStandaloneSSE: true},
+		// The handshake of the protocol the servers speak, without the
+		// newer server/discover probe.
+		&mcp.ClientSessionOptions{ProtocolVersion: ProtocolVersion})
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, b.wrap(err))
 	}
@@ -292,7 +405,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			return nil, fmt.Errorf("list the server's tools: %w", s.auth.wrap(err))
 		}
 		for _, t := range res.Tools {
-			out = append(out, Tool{Name: t.Name, Args: schemaProperties(t.InputSchema)})
+			out = append(out, Tool{Name: t.Name, Title: t.Title, Description: t.Description, Args: schemaProperties(t.InputSchema)})
 		}
 		if res.NextCursor == "" {
 			return out, nil
@@ -367,4 +480,34 @@ func (s *Session) Call(ctx context.Context, tool string, args map[string]any, ou
 		return fmt.Errorf("call %s: the result is not the expected JSON: %w", tool, err)
 	}
 	return nil
+}
+
+// Result is a tool's result as the server sent it.
+type Result struct {
+	// Text is the text of its text contents, in order.
+	Text []string
+	// Structured is its structured content, if any.
+	Structured any
+	// IsError is set when the tool reports an error.
+	IsError bool
+}
+
+// CallRaw calls a tool and returns its result as it is.
+func (s *Session) CallRaw(ctx context.Context, tool string, args map[string]any) (*Result, error) {
+	if args == nil {
+		args = map[string]any{}
+	}
+	rctx, cancel := s.bounded(ctx)
+	defer cancel()
+	res, err := s.cs.CallTool(rctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return nil, fmt.Errorf("call %s: %w", tool, s.auth.wrap(err))
+	}
+	out := &Result{Structured: res.StructuredContent, IsError: res.IsError}
+	for _, c := range res.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			out.Text = append(out.Text, t.Text)
+		}
+	}
+	return out, nil
 }

@@ -232,7 +232,7 @@ func FuzzTokenResponse(f *testing.F) {
 		}
 
 		ep.set(status, ct, body, truncate)
-		tok, err = Refresh(ctx, hc, ep.srv.URL+"/token", c, "the-old-refresh-token")
+		tok, err = Refresh(ctx, hc, ep.srv.URL+"/token", c, "the-old-refresh-token", "")
 		if err != nil {
 			fuzzCheckTokenError(t, "refresh", err, status, ct, body, truncate)
 			return

@@ -1,7 +1,9 @@
 // Package oauth runs the client side of OAuth 2.0 / OpenID Connect for
 // ncmcp on golang.org/x/oauth2: the authorization request with PKCE
-// (RFC 7636), the code exchange, ID token verification, refresh and
-// revocation (RFC 7009).
+// (RFC 7636) and resource indicators (RFC 8707), the code exchange, client
+// authentication (secrets, private_key_jwt), the client credentials, token
+// exchange (RFC 8693) and JWT bearer (RFC 7523) grants, ID token
+// verification, refresh and revocation (RFC 7009).
 package oauth
 
 import (
@@ -17,41 +19,83 @@ import (
 	"sync"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
-// Client is an OAuth client as the IdP knows it.
+// Client is an OAuth client as the authorization server knows it.
 type Client struct {
 	ID string
 	// Secret is empty for a public client.
 	Secret string
-	// AuthMethods is the IdP's token_endpoint_auth_methods_supported; it
-	// decides how a confidential client authenticates.
+	// AuthMethod is how the client authenticates at the token endpoint,
+	// as its registration says (token_endpoint_auth_method): none,
+	// client_secret_basic, client_secret_post or private_key_jwt; empty to
+	// pick one from AuthMethods.
+	AuthMethod string
+	// AuthMethods is the authorization server's
+	// token_endpoint_auth_methods_supported.
 	AuthMethods []string
+	// Key signs the client assertions of private_key_jwt (RFC 7523
+	// section 2.2) for the authorization server Issuer, their audience.
+	Key    *SigningKey
+	Issuer string
 }
 
-// authStyle picks how x/oauth2 sends the client credentials: in the form for
-// a public client (there is no secret to put in a header), HTTP Basic for a
-// confidential one unless the IdP only lists client_secret_post.
+// method returns the token endpoint authentication method the client uses:
+// the registered one, else private_key_jwt with a key, none without a
+// secret, else client_secret_basic or client_secret_post as the
+// authorization server lists them (basic first, the default of RFC 8414).
+// An authorization server that lists only none gets no secret, even from a
+// client that has one. Empty means unknown: try basic, then post.
+func (c Client) method() string {
+	switch {
+	case c.AuthMethod != "":
+		return c.AuthMethod
+	case c.Key != nil:
+		return "private_key_jwt"
+	case c.Secret == "":
+		return "none"
+	case slices.Contains(c.AuthMethods, "client_secret_basic"):
+		return "client_secret_basic"
+	case slices.Contains(c.AuthMethods, "client_secret_post"):
+		return "client_secret_post"
+	case slices.Contains(c.AuthMethods, "none"):
+		return "none"
+	}
+	return ""
+}
+
+// authStyle picks how x/oauth2 sends the client credentials: in the form
+// for a public client, a client assertion or client_secret_post, HTTP Basic
+// for client_secret_basic, and both in turn when the method is unknown.
 func (c Client) authStyle() oauth2.AuthStyle {
-	if c.Secret == "" {
-		return oauth2.AuthStyleInParams
-	}
-	if slices.Contains(c.AuthMethods, "client_secret_post") && !slices.Contains(c.AuthMethods, "client_secret_basic") {
-		return oauth2.AuthStyleInParams
-	}
-	if slices.Contains(c.AuthMethods, "client_secret_basic") {
+	switch c.method() {
+	case "client_secret_basic":
 		return oauth2.AuthStyleInHeader
+	case "":
+		return oauth2.AuthStyleAutoDetect
 	}
-	return oauth2.AuthStyleAutoDetect
+	return oauth2.AuthStyleInParams
 }
 
-func (c Client) config(authURL, tokenURL, redirectURI string) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     c.ID,
-		ClientSecret: c.Secret,
-		RedirectURL:  redirectURI,
-		Endpoint:     oauth2.Endpoint{AuthURL: authURL, TokenURL: tokenURL, AuthStyle: c.authStyle()},
+// credentials returns the secret to send (none for public clients and
+// client assertions) and the parameters that authenticate the client with
+// a fresh assertion.
+func (c Client) credentials() (secret string, params url.Values, err error) {
+	switch c.method() {
+	case "none":
+		return "", nil, nil
+	case "private_key_jwt":
+		if c.Key == nil {
+			return "", nil, fmt.Errorf("client %s authenticates with private_key_jwt and no key was given", c.ID)
+		}
+		a, err := c.Key.assertion(c.ID, c.Issuer)
+		if err != nil {
+			return "", nil, err
+		}
+		return "", url.Values{"client_assertion_type": {ClientAssertionType}, "client_assertion": {a}}, nil
 	}
+	return c.Secret, nil, nil
 }
 
 // randomString returns a URL-safe random string with 128 bits or more of entropy.
@@ -69,6 +113,9 @@ type Login struct {
 	RedirectURI string
 	// Scopes are sent as the scope parameter when not empty.
 	Scopes []string
+	// Resource is the resource indicator (RFC 8707) of the authorization
+	// and token requests; empty for none.
+	Resource string
 
 	State    string
 	Nonce    string
@@ -95,34 +142,32 @@ func NewLogin(authorizeURL, tokenURL string, c Client, redirectURI string) *Logi
 
 // URL returns the authorization request URL: response_type=code, client_id,
 // redirect_uri, state, code_challenge (S256), code_challenge_method, nonce,
-// and scope when set.
+// and scope and resource when set.
 func (l *Login) URL() string {
-	cfg := l.Client.config(l.AuthorizeURL, l.TokenURL, l.RedirectURI)
-	cfg.Scopes = l.Scopes
-	return cfg.AuthCodeURL(l.State, oauth2.S256ChallengeOption(l.Verifier), oauth2.SetAuthURLParam("nonce", l.Nonce))
+	cfg := &oauth2.Config{ClientID: l.Client.ID, RedirectURL: l.RedirectURI, Scopes: l.Scopes, Endpoint: oauth2.Endpoint{AuthURL: l.AuthorizeURL}}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(l.Verifier), oauth2.SetAuthURLParam("nonce", l.Nonce)}
+	if l.Resource != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", l.Resource))
+	}
+	return cfg.AuthCodeURL(l.State, opts...)
 }
 
 // Exchange trades the code for tokens at TokenURL, sending the PKCE
-// verifier. A generation-1 server does not pass the challenge on to the
-// IdP, and strict IdPs then refuse a verifier; on that refusal (and only
-// that one) the exchange is made once more without it.
+// verifier (and the resource indicator). A generation-1 server does not
+// pass the challenge on to the IdP, and strict IdPs then refuse a verifier;
+// on that refusal (and only that one) the exchange is made once more
+// without it.
 func (l *Login) Exchange(ctx context.Context, hc *http.Client, code string) (*oauth2.Token, error) {
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
-	cfg := l.Client.config(l.AuthorizeURL, l.TokenURL, l.RedirectURI)
-	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(l.Verifier))
+	p := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {l.RedirectURI}, "code_verifier": {l.Verifier}}
+	if l.Resource != "" {
+		p.Set("resource", l.Resource)
+	}
+	tok, err := l.Client.request(ctx, hc, l.TokenURL, p)
 	if err != nil && !l.NoVerifierFallback && isVerifierRejected(err) {
-		tok, err = cfg.Exchange(ctx, code)
+		p.Del("code_verifier")
+		tok, err = l.Client.request(ctx, hc, l.TokenURL, p)
 	}
-	if err != nil {
-		return nil, tokenError("exchange the code", l.TokenURL, err)
-	}
-	if tok.AccessToken == "" {
-		return nil, fmt.Errorf("exchange the code at %s: the answer has no access_token", l.TokenURL)
-	}
-	if !printable(tok.AccessToken) || !printable(tok.RefreshToken) {
-		return nil, &TokenError{Op: "exchange the code", URL: l.TokenURL, Unusable: true}
-	}
-	return tok, nil
+	return checked("exchange the code", l.TokenURL, tok, err)
 }
 
 // printable reports whether a token is made of printable ASCII, as RFC 6749
@@ -157,25 +202,49 @@ func isVerifierRejected(err error) bool {
 	return strings.Contains(d, "pkce") || strings.Contains(d, "code_verifier") || strings.Contains(d, "code verifier") || strings.Contains(d, "challenge")
 }
 
-// Refresh uses a refresh token at tokenURL (RFC 6749 section 6). When the
-// answer carries no new refresh token the old one stays valid and is
-// returned in the token.
+// Refresh uses a refresh token at tokenURL (RFC 6749 section 6), for the
+// resource indicator resource when not empty. When the answer carries no
+// new refresh token the old one stays valid and is returned in the token.
 //
 // Cancelling ctx stops the refresh only until the request has been sent:
 // after that an IdP that rotates refresh tokens may have spent the old one,
 // and losing its answer would lose the login. The request then runs to the
 // HTTP client's own timeout, so that the caller can store what comes back.
-func Refresh(ctx context.Context, hc *http.Client, tokenURL string, c Client, refreshToken string) (*oauth2.Token, error) {
+func Refresh(ctx context.Context, hc *http.Client, tokenURL string, c Client, refreshToken, resource string) (*oauth2.Token, error) {
 	ctx, done := committed(ctx)
 	defer done()
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
-	cfg := c.config("", tokenURL, "")
-	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
-	if err != nil {
-		return nil, tokenError("refresh the token", tokenURL, err)
+	p := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	if resource != "" {
+		p.Set("resource", resource)
 	}
-	if !printable(tok.AccessToken) || !printable(tok.RefreshToken) {
-		return nil, &TokenError{Op: "refresh the token", URL: tokenURL, Unusable: true}
+	tok, err := c.request(ctx, hc, tokenURL, p)
+	return checked("refresh the token", tokenURL, tok, err)
+}
+
+// request makes a token request with the client's authentication. It
+// builds on x/oauth2's client-credentials token source, which takes any
+// grant_type in its parameters.
+func (c Client) request(ctx context.Context, hc *http.Client, tokenURL string, params url.Values) (*oauth2.Token, error) {
+	secret, auth, err := c.credentials()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range auth {
+		params[k] = v
+	}
+	cfg := &clientcredentials.Config{ClientID: c.ID, ClientSecret: secret, TokenURL: tokenURL, EndpointParams: params, AuthStyle: c.authStyle()}
+	return cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
+}
+
+// checked turns a token request's outcome into a usable token or a
+// *TokenError: an answer without an access token, or with a token that is
+// not printable ASCII, is refused.
+func checked(op, tokenURL string, tok *oauth2.Token, err error) (*oauth2.Token, error) {
+	if err != nil {
+		return nil, tokenError(op, tokenURL, err)
+	}
+	if tok.AccessToken == "" || !printable(tok.AccessToken) || !printable(tok.RefreshToken) {
+		return nil, &TokenError{Op: op, URL: tokenURL, Unusable: true}
 	}
 	return tok, nil
 }

@@ -144,7 +144,7 @@ func TestRefreshOutlivesCancellation(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		tok, err := Refresh(ctx, srv.Client(), srv.URL, Client{ID: "c"}, "old")
+		tok, err := Refresh(ctx, srv.Client(), srv.URL, Client{ID: "c"}, "old", "")
 		done <- result{tok, err}
 	}()
 	<-arrived
@@ -157,7 +157,7 @@ func TestRefreshOutlivesCancellation(t *testing.T) {
 
 	pre, precancel := context.WithCancel(context.Background())
 	precancel()
-	if _, err := Refresh(pre, srv.Client(), srv.URL, Client{ID: "c"}, "old"); err == nil {
+	if _, err := Refresh(pre, srv.Client(), srv.URL, Client{ID: "c"}, "old", ""); err == nil {
 		t.Fatal("a refresh cancelled before it was sent went ahead")
 	}
 }

@@ -46,12 +46,19 @@ func Revoke(ctx context.Context, hc *http.Client, endpoint string, c Client, tok
 	if hint != "" {
 		form.Set("token_type_hint", hint)
 	}
-	basic := c.Secret != "" && c.authStyle() != oauth2.AuthStyleInParams
+	secret, assertion, err := c.credentials()
+	if err != nil {
+		return err
+	}
+	basic := secret != "" && c.authStyle() != oauth2.AuthStyleInParams
 	if !basic {
 		form.Set("client_id", c.ID)
-		if c.Secret != "" {
-			form.Set("client_secret", c.Secret)
+		if secret != "" {
+			form.Set("client_secret", secret)
 		}
+	}
+	for k, v := range assertion {
+		form[k] = v
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -59,7 +66,7 @@ func Revoke(ctx context.Context, hc *http.Client, endpoint string, c Client, tok
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic {
-		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(secret))
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -29,6 +29,12 @@ type Server struct {
 	Generation    int    `json:"generation"`
 	Issuer        string `json:"issuer"`
 	TokenEndpoint string `json:"token_endpoint"`
+	// Endpoint is the MCP endpoint; empty in configs written before ncmcp
+	// recorded it, which means URL + "/mcp" (see MCPEndpoint).
+	Endpoint string `json:"endpoint,omitempty"`
+	// Resource is the resource indicator (RFC 8707) of the server's token
+	// requests; empty for none.
+	Resource string `json:"resource,omitempty"`
 	// TokenAuthMethods lists the IdP's token_endpoint_auth_methods_supported,
 	// used to pick how a confidential client authenticates on refresh.
 	TokenAuthMethods   []string            `json:"token_endpoint_auth_methods,omitempty"`
@@ -37,6 +43,24 @@ type Server struct {
 	Accounts           map[string]*Account `json:"accounts,omitempty"`
 	Clients            []Client            `json:"clients,omitempty"`
 }
+
+// MCPEndpoint returns the server's MCP endpoint.
+func (s *Server) MCPEndpoint() string {
+	if s.Endpoint != "" {
+		return s.Endpoint
+	}
+	return s.URL + "/mcp"
+}
+
+// Grants an account's tokens come from, when not the authorization code's.
+const (
+	// GrantClientCredentials tokens are the client's own; they are renewed
+	// with the client's credentials (RFC 6749 section 4.4).
+	GrantClientCredentials = "client_credentials"
+	// GrantJWTBearer tokens were given for an identity assertion (RFC 7523),
+	// which ncmcp does not keep: they end with their refresh token.
+	GrantJWTBearer = "jwt_bearer"
+)
 
 // Account is one logged-in identity on a server, keyed by its subject (or,
 // when the server's tokens do not say who logged in, by UnknownSubject of
@@ -61,6 +85,11 @@ type Account struct {
 	// IdentityOverTLS is set when the identity was read from an answer
 	// that came over https.
 	IdentityOverTLS bool `json:"identity_over_tls,omitempty"`
+
+	// Grant is how the tokens were obtained: empty for the authorization
+	// code grant (and a refresh token given), else GrantClientCredentials
+	// or GrantJWTBearer.
+	Grant string `json:"grant,omitempty"`
 
 	// Seed is the SHA-256 (hex) of the refresh token this account was
 	// started from with NCMCP_REFRESH_TOKEN, so that later runs with the same
@@ -103,6 +132,15 @@ type Client struct {
 	RegistrationTokenStorage string `json:"registration_token_storage,omitempty"`
 	// SecretExpiresAt is when the client secret expires; zero means never.
 	SecretExpiresAt time.Time `json:"client_secret_expires_at,omitzero"`
+	// AuthMethod is the token_endpoint_auth_method the registration
+	// named, if any.
+	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// KeyFile is the private key of a client that authenticates with
+	// private_key_jwt: the path of a PEM file, read when a token is needed.
+	KeyFile string `json:"private_key_file,omitempty"`
+	// MetadataDocument is set for a client whose id is the URL of its
+	// client ID metadata document.
+	MetadataDocument bool `json:"client_id_metadata_document,omitempty"`
 }
 
 // Client returns the stored client with the given id, or nil.
