@@ -56,6 +56,9 @@ curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' 
   -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}' \
   "$server/mcp" | head -c 300 >&2
 echo >&2
+echo "== ncmcp tools list, then ncmcp tools call nc_auth_check_status (MCP as the user)" >&2
+"$ncmcp" tools list >&2
+"$ncmcp" tools call nc_auth_check_status >&2
 echo "== ncmcp token --min-ttl 2h (forces a refresh)" >&2
 [ "$("$ncmcp" token --min-ttl 2h)" != "$token" ] && echo "   new access token issued and stored" >&2
 echo "== done" >&2
