@@ -170,6 +170,41 @@ func TestForgottenClient(t *testing.T) {
 	}
 }
 
+// TestReadOnlyCommandsNeverRegister: when the server forgot the stored
+// client, status, doctor and tokens list report it and change nothing:
+// only commands meant to change state register a replacement.
+func TestReadOnlyCommandsNeverRegister(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.mustRun("clients", "register", "--server", dev.URL())
+	e.mustRun("login", "--server", dev.URL())
+	before := clientsList(t, e)
+	var secrets map[string]string
+	b, _ := os.ReadFile(store.SecretsPath(e.configDir()))
+	_ = json.Unmarshal(b, &secrets)
+	req, _ := http.NewRequest(http.MethodDelete, before[0].RegistrationURI, nil)
+	req.Header.Set("Authorization", "Bearer "+secrets[store.RegistrationTokenKey(dev.URL(), before[0].ClientID)])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("deleting the registration: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// The access token has expired: every command must refresh, and the
+	// refresh is refused for the unknown client.
+	expireStoredToken(t, e, nil, dev.URL())
+	refreshes := dev.TokenRequests("refresh_token")
+	for _, args := range [][]string{{"status"}, {"doctor"}, {"tokens", "list"}} {
+		r := e.run(args...)
+		if after := clientsList(t, e); len(after) != 1 || after[0].ClientID != before[0].ClientID {
+			t.Fatalf("ncmcp %v registered a client: %+v\n%s", args, after, r.Stderr)
+		}
+	}
+	if dev.TokenRequests("refresh_token") == refreshes {
+		t.Fatal("no command tried to refresh: the test proves nothing")
+	}
+}
+
 // TestGeneration2RateLimitedRegistration: past the server's limit, a 429
 // with a long Retry-After is reported with when to try again.
 func TestGeneration2RateLimitedRegistration(t *testing.T) {
