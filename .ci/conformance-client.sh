@@ -38,10 +38,15 @@ auth/pre-registration)
 	;;
 auth/client-credentials-basic)
 	ctx client_secret | "$ncmcp" login --client-credentials --client-id "$(ctx client_id)" --secret-stdin
+	# A renewal, as 'ncmcp token' makes when the token expires: with the
+	# stored secret, checked again by the authorization server.
+	"$ncmcp" token --min-ttl 2h >/dev/null
 	;;
 auth/client-credentials-jwt)
 	(umask 077 && ctx private_key_pem >"$state/key.pem")
 	"$ncmcp" login --client-credentials --client-id "$(ctx client_id)" --private-key "$state/key.pem"
+	# A renewal with a fresh assertion signed with the recorded key file.
+	"$ncmcp" token --min-ttl 2h >/dev/null
 	;;
 auth/cross-app-access-complete-flow)
 	ctx idp_id_token | NCMCP_CLIENT_SECRET=$(ctx client_secret) "$ncmcp" login --id-token-stdin \
