@@ -13,7 +13,16 @@ set -eu
 for url; do :; done
 ncmcp=${NCMCP_BIN:-ncmcp}
 state=$(mktemp -d)
-trap 'rm -rf "$state"' EXIT
+# The suite judges a scenario by its checks alone; NCMCP_CONFORMANCE_EXITS
+# collects how the client ended, for .ci/run to hold ncmcp to that too.
+finish() {
+	rc=$?
+	rm -rf "$state"
+	if [ -n "${NCMCP_CONFORMANCE_EXITS:-}" ]; then
+		echo "${MCP_CONFORMANCE_SCENARIO:-?} $rc" >>"$NCMCP_CONFORMANCE_EXITS"
+	fi
+}
+trap finish EXIT
 export NCMCP_CONFIG_DIR="$state" NCMCP_STORAGE=file
 export NCMCP_BROWSER="curl -s -L -o /dev/null"
 export NCMCP_CLIENT_METADATA_URL=https://conformance-test.local/client-metadata.json
@@ -27,10 +36,12 @@ ctx() {
 
 case "${MCP_CONFORMANCE_SCENARIO:-}" in
 initialize)
-	exec "$ncmcp" tools list
+	"$ncmcp" tools list
+	exit
 	;;
 tools_call)
-	exec "$ncmcp" tools call add_numbers '{"a": 5, "b": 3}'
+	"$ncmcp" tools call add_numbers '{"a": 5, "b": 3}'
+	exit
 	;;
 auth/pre-registration)
 	NCMCP_CLIENT_ID=$(ctx client_id) NCMCP_CLIENT_SECRET=$(ctx client_secret)
@@ -54,4 +65,4 @@ auth/cross-app-access-complete-flow)
 	;;
 esac
 "$ncmcp" tools list >/dev/null
-exec "$ncmcp" tools call test-tool
+"$ncmcp" tools call test-tool

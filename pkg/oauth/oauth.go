@@ -227,7 +227,7 @@ func Refresh(ctx context.Context, hc *http.Client, tokenURL string, c Client, re
 func (c Client) request(ctx context.Context, hc *http.Client, tokenURL string, params url.Values) (*oauth2.Token, error) {
 	secret, auth, err := c.credentials()
 	if err != nil {
-		return nil, err
+		return nil, &CredentialsError{ClientID: c.ID, Err: err}
 	}
 	for k, v := range auth {
 		params[k] = v
@@ -240,6 +240,10 @@ func (c Client) request(ctx context.Context, hc *http.Client, tokenURL string, p
 // *TokenError: an answer without an access token, or with a token that is
 // not printable ASCII, is refused.
 func checked(op, tokenURL string, tok *oauth2.Token, err error) (*oauth2.Token, error) {
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return nil, err // nothing was sent
+	}
 	if err != nil {
 		return nil, tokenError(op, tokenURL, err)
 	}
@@ -269,6 +273,19 @@ func committed(parent context.Context) (context.Context, context.CancelFunc) {
 	})
 	return ctx, func() { stop(); cancel() }
 }
+
+// CredentialsError reports a client whose credentials could not be used
+// (a private_key_jwt client without its key): no request was sent.
+type CredentialsError struct {
+	ClientID string
+	Err      error
+}
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("authenticate client %s: %v", e.ClientID, e.Err)
+}
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
 
 // TokenError is a refusal or failure at a token endpoint. It never carries
 // the response body, which may hold secrets.
