@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -72,13 +73,6 @@ func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *
 }
 
 func readClientSecret(st *store.Store, serverURL string, c *store.Client) (string, error) {
-	b, err := st.Backend(c.SecretStorage)
-	if err != nil {
-		return "", failure(err, "")
-	}
-	s, err := b.Get(store.ClientSecretKey(serverURL, c.ID))
-	if err != nil {
-		return "", failure(fmt.Errorf("read the secret of client %s: %w", c.ID, err), "set NCMCP_CLIENT_SECRET, or unlock the keyring")
-	}
-	return s, nil
+	s, err := credential.ClientSecret(st, serverURL, c)
+	return s, credentialError(err)
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/registration"
@@ -64,23 +64,15 @@ func ccClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, string,
 	return c, "", nil
 }
 
-// readKeyFile reads a private_key_jwt key, which must be the user's and
-// readable by no one else.
+// readKeyFile reads the key of --private-key.
 func readKeyFile(path string) (*oauth.SigningKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, usageErrorf("pass the PEM file of the client's private key", "--private-key: %v", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, usageErrorf("chmod 600 "+path, "the private key %s is readable by other users", path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, failure(err, "")
-	}
-	k, err := oauth.ParseSigningKey(b, "")
-	if err != nil {
-		return nil, usageErrorf("pass a PEM private key (PKCS #8, EC or RSA)", "%s: %v", path, err)
+	k, err := credential.ReadKeyFile(path)
+	var kf *credential.KeyFileError
+	switch {
+	case errors.As(err, &kf) && kf.Exposed:
+		return nil, usageErrorf("chmod 600 "+path, "%v", err)
+	case err != nil:
+		return nil, usageErrorf("pass the PEM file of the client's private key (PKCS #8, EC or RSA)", "--private-key %v", err)
 	}
 	return k, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/loopback"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
@@ -63,27 +64,9 @@ func (c *mcpCredentials) Token(ctx context.Context) (string, error) {
 	if c.token != "" || c.subject == "" {
 		return c.token, nil
 	}
-	cfg, err := store.LoadConfig(c.st.Dir)
+	tok, err := c.g.source(c.st, c.server, c.subject).Token(ctx, time.Minute)
 	if err != nil {
-		return "", failure(err, "")
-	}
-	srv := cfg.Servers[c.server]
-	var acct *store.Account
-	if srv != nil {
-		acct = srv.Accounts[c.subject]
-	}
-	if acct == nil {
-		return "", authNeeded(fmt.Errorf("%s was logged out of %s", c.subject, c.server), "run 'ncmcp login --server "+c.server+"'")
-	}
-	tok, err := readTokens(c.st, srv, acct)
-	if err != nil {
-		return "", err
-	}
-	const minTTL = time.Minute
-	if !validFor(tok, c.g.deps.Now(), minTTL) {
-		if tok, _, err = refreshLocked(ctx, c.g, c.st, c.server, c.subject, minTTL, ""); err != nil {
-			return "", c.clientGone(ctx, err)
-		}
+		return "", c.clientGone(ctx, credentialError(err))
 	}
 	c.token = tok.AccessToken
 	return c.token, nil
@@ -92,11 +75,11 @@ func (c *mcpCredentials) Token(ctx context.Context) (string, error) {
 // clientGone reports a client the server forgot; only interactive
 // commands, which may change state, register a replacement.
 func (c *mcpCredentials) clientGone(ctx context.Context, err error) error {
-	var cg *clientGoneError
+	var cg *credential.ClientGoneError
 	if !errors.As(err, &cg) || c.interactive {
 		return handleClientGone(ctx, c.g, c.st, err)
 	}
-	return authNeeded(cg, "the server no longer knows client "+cg.clientID+": 'ncmcp login --server "+c.server+"' registers a new one")
+	return authNeeded(cg, "the server no longer knows client "+cg.ClientID+": 'ncmcp login --server "+c.server+"' registers a new one")
 }
 
 // Renew answers the server's refusal of token: a 401 with a refresh (or
@@ -107,11 +90,12 @@ func (c *mcpCredentials) Renew(ctx context.Context, token string, r mcpclient.Re
 		return c.stepUp(ctx, r)
 	}
 	if c.subject != "" && token != "" {
-		tok, _, err := refreshLocked(ctx, c.g, c.st, c.server, c.subject, time.Minute, token)
+		tok, err := c.g.source(c.st, c.server, c.subject).Refresh(ctx, time.Minute, token)
 		if err == nil {
 			c.token = tok.AccessToken
 			return c.token, nil
 		}
+		err = credentialError(err)
 		var e *Error
 		if !errors.As(err, &e) || e.Code != ExitAuth || !c.interactive {
 			return "", c.clientGone(ctx, err)

@@ -9,12 +9,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
-	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
-	"golang.org/x/oauth2"
 )
 
 // TokenOptions are the inputs of 'ncmcp token'.
@@ -24,9 +22,6 @@ type TokenOptions struct {
 	MinTTL time.Duration
 	JSON   bool
 }
-
-// lockWait bounds how long 'token' waits for another process's refresh.
-const lockWait = 60 * time.Second
 
 func newTokenCmd(g *globalOptions, runF func(context.Context, *TokenOptions) error) *cobra.Command {
 	opts := &TokenOptions{g: g}
@@ -59,12 +54,6 @@ the same NCMCP_REFRESH_TOKEN then use what was stored.`,
 	return cmd
 }
 
-// validFor reports whether t is still valid minTTL from now. An unknown
-// expiry counts as valid: the IdP did not say.
-func validFor(t *store.Tokens, now time.Time, minTTL time.Duration) bool {
-	return t.AccessToken != "" && (t.Expiry.IsZero() || t.Expiry.Sub(now) > minTTL)
-}
-
 func runToken(ctx context.Context, opts *TokenOptions) error {
 	g := opts.g
 	st, cfg, err := g.loadConfig()
@@ -84,15 +73,18 @@ func runToken(ctx context.Context, opts *TokenOptions) error {
 // printStoredToken prints an account's access token, refreshing it first when
 // it expires within --min-ttl.
 func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, srv *store.Server, acct *store.Account) error {
-	tok, err := readTokens(st, srv, acct)
+	src := opts.g.source(st, srv.URL, acct.Subject)
+	tok, err := src.Stored(srv, acct)
 	if err != nil {
-		return err
+		return credentialError(err)
 	}
 	scopes := acct.Scopes
-	if !validFor(tok, opts.g.deps.Now(), opts.MinTTL) {
-		if tok, scopes, err = refreshLocked(ctx, opts.g, st, srv.URL, acct.Subject, opts.MinTTL, ""); err != nil {
-			return handleClientGone(ctx, opts.g, st, err)
+	if !credential.Valid(tok, opts.g.deps.Now(), opts.MinTTL) {
+		fresh, err := src.Refresh(ctx, opts.MinTTL, "")
+		if err != nil {
+			return handleClientGone(ctx, opts.g, st, credentialError(err))
 		}
+		tok, scopes = &fresh.Tokens, fresh.Scopes
 	}
 	return printToken(opts, tok.AccessToken, tok.TokenType, tok.Expiry, scopes)
 }
@@ -182,133 +174,12 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	return printToken(opts, tok.AccessToken, tok.Type(), tok.Expiry, oauth.Scopes(tok))
 }
 
-func readTokens(st *store.Store, srv *store.Server, acct *store.Account) (*store.Tokens, error) {
-	tok, err := st.GetTokens(acct.Storage, srv.URL, acct.Subject)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, authNeeded(fmt.Errorf("the tokens of %s on %s are missing from the %s storage", acct.Subject, srv.URL, acct.Storage),
-			"log in again: 'ncmcp login --server "+srv.URL+"'")
-	}
-	var ke *store.KeyringError
-	if errors.As(err, &ke) {
-		return nil, failure(err, "unlock the OS keyring (or check that its Secret Service runs); 'ncmcp login --storage file' keeps tokens in an owner-only file instead")
-	}
-	if err != nil {
-		return nil, failure(err, "")
-	}
-	return tok, nil
-}
-
-// refreshLocked refreshes an account's tokens under the store lock. It
-// re-reads config and tokens after taking the lock, so that of several
-// processes only the first refreshes and the others use its result. A
-// stored access token equal to refused (one the server refused) counts as
-// expired.
-func refreshLocked(ctx context.Context, g *globalOptions, st *store.Store, serverURL, subject string, minTTL time.Duration, refused string) (*store.Tokens, []string, error) {
-	lctx, cancel := context.WithTimeout(ctx, lockWait)
-	defer cancel()
-	unlock, err := st.Lock(lctx)
-	if err != nil {
-		return nil, nil, failure(err, "")
-	}
-	defer unlock()
-
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return nil, nil, failure(err, "")
-	}
-	srv := cfg.Servers[serverURL]
-	var acct *store.Account
-	if srv != nil {
-		acct = srv.Accounts[subject]
-	}
-	if acct == nil {
-		return nil, nil, authNeeded(fmt.Errorf("%s was logged out of %s meanwhile", subject, serverURL), "run 'ncmcp login --server "+serverURL+"'")
-	}
-	tok, err := readTokens(st, srv, acct)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := g.deps.Now()
-	if validFor(tok, now, minTTL) && (refused == "" || tok.AccessToken != refused) {
-		return tok, acct.Scopes, nil // another process refreshed while we waited
-	}
-	client, err := storedClient(g, st, srv, acct.ClientID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var fresh *oauth2.Token
-	switch {
-	case tok.RefreshToken != "":
-		fresh, err = oauth.Refresh(ctx, g.httpClient(), srv.TokenEndpoint, client, tok.RefreshToken, srv.Resource)
-	case acct.Grant == store.GrantClientCredentials:
-		fresh, err = oauth.ClientCredentials(ctx, g.httpClient(), srv.TokenEndpoint, client, acct.Scopes, srv.Resource)
-	default:
-		return nil, nil, authNeeded(fmt.Errorf("the access token of %s expires at %s and there is no refresh token", acct.Subject, tok.Expiry.Local().Format(time.RFC3339)),
-			"log in again with 'ncmcp login'; for tokens that renew, the server admin must allow offline_access")
-	}
-	if err != nil {
-		var te *oauth.TokenError
-		if errors.As(err, &te) && te.Refused() {
-			if registration.UnknownClient(te.Code, te.Description) {
-				return nil, nil, &clientGoneError{server: srv.URL, clientID: acct.ClientID, err: err}
-			}
-			if acct.Grant == store.GrantClientCredentials {
-				return nil, nil, authNeeded(fmt.Errorf("the authorization server refused the client's credentials: %w", err), "the client's secret or key may have changed: log in again with 'ncmcp login --client-credentials'")
-			}
-			return nil, nil, authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), refreshRefusedHint(srv, acct))
-		}
-		return nil, nil, failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
-	}
-	next := &store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: oauth.Expiry(fresh)}
-	if next.RefreshToken == "" {
-		next.RefreshToken = tok.RefreshToken
-	}
-	if err := st.PutTokensIn(acct.Storage, srv.URL, acct.Subject, next); err != nil {
-		// The IdP may have rotated the refresh token: the new one is lost.
-		return nil, nil, failure(fmt.Errorf("store the refreshed tokens: %w", err), "if the IdP rotates refresh tokens, log in again once storage works")
-	}
-	acct.AccessTokenExpiry = next.Expiry
-	acct.HasRefreshToken = next.RefreshToken != ""
-	if s := oauth.Scopes(fresh); s != nil {
-		acct.Scopes = s
-	}
-	if err := store.SaveConfig(st.Dir, cfg); err != nil {
-		fmt.Fprintf(g.deps.Stderr, "warning: could not update the config after refreshing: %v\n", err)
-	}
-	return next, acct.Scopes, nil
-}
-
-// refreshRefusedHint explains a refused refresh. A generation-2 server
-// logs every user in through its one client at the IdP, and IdPs such as
-// Dex keep one refresh token per user and client: any later login of the
-// same user through the server ends the one ncmcp holds.
-func refreshRefusedHint(srv *store.Server, acct *store.Account) string {
-	login := "log in again: 'ncmcp login --server " + srv.URL + "'"
-	if srv.Generation != discovery.Generation2 {
-		return login
-	}
-	return "this server's IdP may keep one refresh token per user: a later login of " + acct.DisplayName() +
-		" through the server (another 'ncmcp login', an MCP client's login, a login left unfinished, or Flow 2 provisioning) ends the earlier one; otherwise it expired or was revoked. " + login
-}
-
-// clientGoneError is a refresh refused because the client is unknown
-// ("Unknown client_id", invalid_client): generation-2 servers forget
-// dynamic registrations when they restart.
-type clientGoneError struct {
-	server, clientID string
-	err              error
-}
-
-func (e *clientGoneError) Error() string {
-	return fmt.Sprintf("the refresh was refused because client %s is unknown: %v", e.clientID, e.err)
-}
-
-// handleClientGone turns a clientGoneError into the error to report,
+// handleClientGone turns a credential.ClientGoneError into the error to report,
 // registering a replacement client first when the lost one was registered
 // dynamically: the old tokens are bound to the old client, so the user must
 // log in again either way. Call it without holding the store lock.
 func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, err error) error {
-	var cg *clientGoneError
+	var cg *credential.ClientGoneError
 	if !errors.As(err, &cg) {
 		return err
 	}
@@ -316,17 +187,17 @@ func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, er
 	if lerr != nil {
 		return failure(lerr, "")
 	}
-	srv := cfg.Servers[cg.server]
-	c := srv.Client(cg.clientID)
+	srv := cfg.Servers[cg.Server]
+	c := srv.Client(cg.ClientID)
 	if c == nil || !c.Registered {
-		return authNeeded(cg, fmt.Sprintf("the server or IdP does not know client %s: check the client id with its admin, then log in again", cg.clientID))
+		return authNeeded(cg, fmt.Sprintf("the server or IdP does not know client %s: check the client id with its admin, then log in again", cg.ClientID))
 	}
-	disc, derr := g.discover(ctx, g.httpClient(), cg.server)
+	disc, derr := g.discover(ctx, g.httpClient(), cg.Server)
 	if derr != nil {
-		return authNeeded(cg, fmt.Sprintf("the registration of client %s is gone; register a new one ('ncmcp clients register') and log in again", cg.clientID))
+		return authNeeded(cg, fmt.Sprintf("the registration of client %s is gone; register a new one ('ncmcp clients register') and log in again", cg.ClientID))
 	}
 	if uerr := st.Update(ctx, func(cfg *store.Config) error {
-		cfg.Servers[cg.server].RemoveClient(cg.clientID)
+		cfg.Servers[cg.Server].RemoveClient(cg.ClientID)
 		return nil
 	}); uerr != nil {
 		return failure(uerr, "")
@@ -335,33 +206,6 @@ func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, er
 	if rerr != nil {
 		return rerr
 	}
-	return authNeeded(fmt.Errorf("%s no longer knows client %s (servers that keep registrations in memory forget them when they restart); registered client %s in its place", cg.server, cg.clientID, reg.ID),
-		"log in again: 'ncmcp login --server "+cg.server+"'")
-}
-
-// storedClient returns the OAuth client of an account as stored: its
-// secret from NCMCP_CLIENT_SECRET or storage, its private key from its key
-// file.
-func storedClient(g *globalOptions, st *store.Store, srv *store.Server, id string) (oauth.Client, error) {
-	c := oauth.Client{ID: id, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: srv.TokenAuthMethods, Issuer: srv.Issuer}
-	sc := srv.Client(id)
-	if sc == nil {
-		return c, nil
-	}
-	c.AuthMethod = sc.AuthMethod
-	if sc.KeyFile != "" {
-		k, err := readKeyFile(sc.KeyFile)
-		if err != nil {
-			return c, err
-		}
-		c.Key = k
-	}
-	if c.Secret == "" && sc.Confidential {
-		s, err := readClientSecret(st, srv.URL, sc)
-		if err != nil {
-			return c, err
-		}
-		c.Secret = s
-	}
-	return c, nil
+	return authNeeded(fmt.Errorf("%s no longer knows client %s (servers that keep registrations in memory forget them when they restart); registered client %s in its place", cg.Server, cg.ClientID, reg.ID),
+		"log in again: 'ncmcp login --server "+cg.Server+"'")
 }

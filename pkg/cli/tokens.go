@@ -234,12 +234,16 @@ func revokeAccount(ctx context.Context, g *globalOptions, st *store.Store, cfg *
 		}
 	}
 
-	tok, err := readTokens(st, srv, acct)
+	src := g.source(st, srv.URL, acct.Subject)
+	tok, err := src.Stored(srv, acct)
+	if err != nil {
+		err = credentialError(err)
+	}
 	if err != nil {
 		fmt.Fprintf(w, "%s: tokens could not be read: %s\n", name, oneLine(err.Error()))
 		return false
 	}
-	client, err := storedClient(g, st, srv, acct.ClientID)
+	client, err := src.Client(srv, acct.ClientID)
 	if err != nil {
 		fmt.Fprintf(w, "%s: the client's credentials could not be read (%s); revoking as a public client\n", name, oneLine(err.Error()))
 		client = oauth.Client{ID: acct.ClientID}
