@@ -147,15 +147,7 @@ func (s *Source) Stored(srv *store.Server, acct *store.Account) (*store.Tokens, 
 // Token returns a token valid for minTTL more: the stored one, else a new
 // one (see Refresh).
 func (s *Source) Token(ctx context.Context, minTTL time.Duration) (*Token, error) {
-	cfg, err := store.LoadConfig(s.Store.Dir)
-	if err != nil {
-		return nil, err
-	}
-	srv, acct, err := s.account(cfg)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := s.Stored(srv, acct)
+	_, _, acct, tok, err := s.load()
 	if err != nil {
 		return nil, err
 	}
@@ -165,16 +157,25 @@ func (s *Source) Token(ctx context.Context, minTTL time.Duration) (*Token, error
 	return s.Refresh(ctx, minTTL, "")
 }
 
-func (s *Source) account(cfg *store.Config) (*store.Server, *store.Account, error) {
+// load reads the config, the account and its stored tokens.
+func (s *Source) load() (*store.Config, *store.Server, *store.Account, *store.Tokens, error) {
+	cfg, err := store.LoadConfig(s.Store.Dir)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	srv := cfg.Servers[s.Server]
 	var acct *store.Account
 	if srv != nil {
 		acct = srv.Accounts[s.Subject]
 	}
 	if acct == nil {
-		return nil, nil, &LoginRequiredError{Reason: LoggedOut, Server: s.Server, Subject: s.Subject}
+		return nil, nil, nil, nil, &LoginRequiredError{Reason: LoggedOut, Server: s.Server, Subject: s.Subject}
 	}
-	return srv, acct, nil
+	tok, err := s.Stored(srv, acct)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return cfg, srv, acct, tok, nil
 }
 
 // Refresh gets the account a new token under the store lock. It re-reads
@@ -198,15 +199,7 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 	}
 	defer unlock()
 
-	cfg, err := store.LoadConfig(s.Store.Dir)
-	if err != nil {
-		return nil, err
-	}
-	srv, acct, err := s.account(cfg)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := s.Stored(srv, acct)
+	cfg, srv, acct, tok, err := s.load()
 	if err != nil {
 		return nil, err
 	}
