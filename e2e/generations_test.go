@@ -137,6 +137,27 @@ func TestGeneration2Restart(t *testing.T) {
 // works; the registration is deleted here out of band, at the IdP.
 func TestForgottenClient(t *testing.T) {
 	t.Parallel()
+	dev, e, before := forgottenClient(t)
+
+	r := e.expectCode(4, "no longer knows client "+before[0].ClientID, "token", "--min-ttl", "2h")
+	if !strings.Contains(r.Stderr, "log in again") {
+		t.Errorf("no hint:\n%s", r.Stderr)
+	}
+	after := clientsList(t, e)
+	if len(after) != 1 || after[0].ClientID == before[0].ClientID {
+		t.Fatalf("clients after: %+v", after)
+	}
+	e.mustRun("login", "--server", dev.URL())
+	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
+		t.Fatal("token after logging in again")
+	}
+}
+
+// forgottenClient logs in with a client registered dynamically, then
+// deletes its registration at the server (RFC 7592), as a server that
+// restarted forgets it; it returns the clients as they were.
+func forgottenClient(t *testing.T) (*devserver.Server, *env, []clientRow) {
+	t.Helper()
 	dev := startDev(t, devserver.Options{AutoApprove: true})
 	e := newEnv(t).set("NCMCP_STORAGE", "file")
 	e.mustRun("clients", "register", "--server", dev.URL())
@@ -155,19 +176,7 @@ func TestForgottenClient(t *testing.T) {
 		t.Fatalf("deleting the registration: %v %v", resp, err)
 	}
 	resp.Body.Close()
-
-	r := e.expectCode(4, "no longer knows client "+before[0].ClientID, "token", "--min-ttl", "2h")
-	if !strings.Contains(r.Stderr, "log in again") {
-		t.Errorf("no hint:\n%s", r.Stderr)
-	}
-	after := clientsList(t, e)
-	if len(after) != 1 || after[0].ClientID == before[0].ClientID {
-		t.Fatalf("clients after: %+v", after)
-	}
-	e.mustRun("login", "--server", dev.URL())
-	if !mcpAccepts(t, dev, strings.TrimSpace(e.mustRun("token", "--min-ttl", "2h").Stdout)) {
-		t.Fatal("token after logging in again")
-	}
+	return dev, e, before
 }
 
 // TestReadOnlyCommandsNeverRegister: when the server forgot the stored
@@ -175,21 +184,7 @@ func TestForgottenClient(t *testing.T) {
 // only commands meant to change state register a replacement.
 func TestReadOnlyCommandsNeverRegister(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, devserver.Options{AutoApprove: true})
-	e := newEnv(t).set("NCMCP_STORAGE", "file")
-	e.mustRun("clients", "register", "--server", dev.URL())
-	e.mustRun("login", "--server", dev.URL())
-	before := clientsList(t, e)
-	var secrets map[string]string
-	b, _ := os.ReadFile(store.SecretsPath(e.configDir()))
-	_ = json.Unmarshal(b, &secrets)
-	req, _ := http.NewRequest(http.MethodDelete, before[0].RegistrationURI, nil)
-	req.Header.Set("Authorization", "Bearer "+secrets[store.RegistrationTokenKey(dev.URL(), before[0].ClientID)])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("deleting the registration: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	dev, e, before := forgottenClient(t)
 	// The access token has expired: every command must refresh, and the
 	// refresh is refused for the unknown client.
 	expireStoredToken(t, e, nil, dev.URL())
