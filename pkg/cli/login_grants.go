@@ -94,18 +94,9 @@ func loginClientCredentials(ctx context.Context, opts *LoginOptions, st *store.S
 	if err != nil {
 		return tokenRefusal(err, "the authorization server refused the client's credentials: check --client-id and the secret or key, and that the client may use the client_credentials grant")
 	}
-	id, err := identifier(disc, c.ID).Identify(ctx, hc, tok, "")
-	if err != nil {
-		return failure(err, "")
-	}
-	rec := newLoginRecord(c, id, tok, scopes)
+	rec := newLoginRecord(c, nil, tok, scopes)
 	rec.grant, rec.keyFile = store.GrantClientCredentials, keyFile
-	res, err := saveLogin(ctx, g, st, disc, rec)
-	if err != nil {
-		return err
-	}
-	printLoginSummary(g.deps.Stderr, g.deps.Now(), disc.ServerURL, res)
-	return nil
+	return storeLogin(ctx, g, st, hc, disc, rec)
 }
 
 // loginWithIDToken trades the user's ID token of their identity provider
@@ -134,18 +125,9 @@ func loginWithIDToken(ctx context.Context, opts *LoginOptions, st *store.Store, 
 	if err != nil {
 		return tokenRefusal(err, "the authorization server refused the identity assertion: check --client-id and NCMCP_CLIENT_SECRET")
 	}
-	id, err := identifier(disc, c.ID).Identify(ctx, hc, tok, "")
-	if err != nil {
-		return failure(err, "")
-	}
-	rec := newLoginRecord(c, id, tok, opts.Scopes)
+	rec := newLoginRecord(c, nil, tok, opts.Scopes)
 	rec.grant = store.GrantJWTBearer
-	res, err := saveLogin(ctx, g, st, disc, rec)
-	if err != nil {
-		return err
-	}
-	printLoginSummary(g.deps.Stderr, g.deps.Now(), disc.ServerURL, res)
-	return nil
+	return storeLogin(ctx, g, st, hc, disc, rec)
 }
 
 // tokenRefusal maps a token endpoint's error: a refusal needs new
@@ -178,14 +160,22 @@ func loginWithRefreshToken(ctx context.Context, g *globalOptions, st *store.Stor
 		}
 		return failure(err, "")
 	}
-	id, err := identifier(disc, client.ID).Identify(ctx, hc, tok, "")
+	return storeLogin(ctx, g, st, hc, disc, newLoginRecord(client, nil, tok, nil))
+}
+
+// storeLogin establishes who the tokens of a login without a browser
+// belong to (there is no nonce to check), stores the login and prints its
+// summary.
+func storeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *http.Client, disc *discovery.Result, rec *loginRecord) error {
+	id, err := identifier(disc, rec.client.ID).Identify(ctx, hc, rec.tok, "")
 	if err != nil {
 		return failure(err, "")
 	}
-	res, err := saveLogin(ctx, g, st, disc, newLoginRecord(client, id, tok, nil))
+	rec.id = id
+	res, err := saveLogin(ctx, g, st, disc, rec)
 	if err != nil {
 		return err
 	}
-	printLoginSummary(d.Stderr, d.Now(), disc.ServerURL, res)
+	printLoginSummary(g.deps.Stderr, g.deps.Now(), disc.ServerURL, res)
 	return nil
 }
