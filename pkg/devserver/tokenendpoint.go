@@ -200,7 +200,10 @@ func (s *Server) dexTokens(body []byte, grantType, code string) ([]byte, error) 
 		{"token_type", "bearer"},
 	}
 	if !s.opts.OmitExpiresIn {
-		out = append(out, field{"expires_in", max(int64(at.expires.Sub(s.now())/time.Second), 0)})
+		// As Dex counts it at issuance: the lifetime less the fraction of
+		// a second already gone (3599 for an hour), whatever the time the
+		// answer takes to leave.
+		out = append(out, field{"expires_in", max(int64((at.expires.Sub(at.issued)-time.Second)/time.Second), 0)})
 	}
 	if resp.RefreshToken != "" && !(s.opts.NoRefreshRotation && grantType == string(oidc.GrantTypeRefreshToken)) {
 		out = append(out, field{"refresh_token", resp.RefreshToken})
