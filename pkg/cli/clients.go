@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
-	"github.com/ncmcp/ncmcp/pkg/loopback"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
@@ -89,110 +90,69 @@ func runClientsRegister(ctx context.Context, opts *ClientsRegisterOptions) error
 	return err
 }
 
-// freePort asks the OS for a free loopback port.
-func freePort() (int, error) {
-	s, err := loopback.Listen(0)
-	if err != nil {
-		return 0, err
+// clients returns the client manager, with notices on stderr.
+func (g *globalOptions) clients(st *store.Store) *clients.Manager {
+	return &clients.Manager{
+		Store: st, HTTP: g.httpClient(),
+		Notice: func(m string) { fmt.Fprintln(g.deps.Stderr, m) },
+		Discover: func(ctx context.Context, serverURL string) (*discovery.Result, error) {
+			return g.discover(ctx, g.httpClient(), serverURL)
+		},
 	}
-	defer s.Close()
-	return s.Port(), nil
 }
 
-// maxRetryWait is the longest Retry-After that registration waits out by
-// itself before retrying once.
-const maxRetryWait = 30 * time.Second
-
-// registerClient registers a native client for the server and stores it.
+// registerClient registers a native client for the server, stores it and
+// says so.
 func registerClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, port int) (*store.Client, error) {
-	d := g.deps
-	endpoint := disc.Provider.RegistrationEndpoint
-	if endpoint == "" {
-		return nil, failure(fmt.Errorf("%s does not offer dynamic client registration (no registration_endpoint)", disc.Provider.Issuer),
-			"record a client its admin registered: 'ncmcp clients add CLIENT_ID' (or pass --client-id)")
-	}
-	if port == 0 {
-		p, err := freePort()
-		if err != nil {
-			return nil, failure(err, "")
-		}
-		port = p
-	}
-	redirect := fmt.Sprintf("http://127.0.0.1:%d%s", port, loopback.CallbackPath)
-	hc := g.httpClient()
-	req := registration.NativeClient(redirect)
-	resp, err := registration.Register(ctx, hc, endpoint, req)
-	var re *registration.Error
-	if errors.As(err, &re) && re.Status == 429 && re.RetryAfter > 0 && re.RetryAfter <= maxRetryWait {
-		fmt.Fprintf(d.Stderr, "The registration endpoint is rate limited; retrying once in %s...\n", re.RetryAfter)
-		select {
-		case <-time.After(re.RetryAfter):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		resp, err = registration.Register(ctx, hc, endpoint, req)
-	}
+	reg, err := g.clients(st).Register(ctx, disc, port)
 	if err != nil {
-		switch {
-		case errors.As(err, &re) && re.Status == 429:
-			hint := "try again later"
-			if re.RetryAfter > 0 {
-				hint = fmt.Sprintf("try again in %s", re.RetryAfter.Round(time.Second))
-			}
-			return nil, failure(err, hint)
-		case errors.As(err, &re) && re.NotSupported():
-			return nil, failure(err, "this server does not register clients like ncmcp: record a pre-registered one with 'ncmcp clients add CLIENT_ID'")
-		case errors.As(err, &re):
-			return nil, failure(err, "the registration was refused; ask the admin for a pre-registered client ('ncmcp clients add CLIENT_ID')")
-		}
-		return nil, failure(err, "nothing was stored; try again when the endpoint answers properly")
+		return nil, registrationError(err, st)
 	}
+	printRegistered(g.deps.Stderr, reg)
+	return &reg.Client, nil
+}
 
-	c := store.Client{ID: resp.ClientID, RedirectPort: port, Registered: true, RegistrationURI: resp.RegistrationClientURI, SecretExpiresAt: resp.SecretExpiry(),
-		AuthMethod: resp.TokenEndpointAuthMethod}
-	err = st.Update(ctx, func(cfg *store.Config) error {
-		var stored []string
-		undo := func() {
-			for _, k := range stored {
-				for _, b := range []string{store.BackendKeyring, store.BackendFile} {
-					if be, err := st.Backend(b); err == nil {
-						_ = be.Delete(k)
-					}
-				}
-			}
-		}
-		if resp.ClientSecret != "" {
-			b, _, err := st.Put(store.ClientSecretKey(disc.ServerURL, c.ID), resp.ClientSecret)
-			if err != nil {
-				return failure(fmt.Errorf("store the client secret: %w", err), storageHint(st.Mode))
-			}
-			stored = append(stored, store.ClientSecretKey(disc.ServerURL, c.ID))
-			c.Confidential, c.SecretStorage = true, b
-		}
-		if resp.RegistrationAccessToken != "" {
-			b, _, err := st.Put(store.RegistrationTokenKey(disc.ServerURL, c.ID), resp.RegistrationAccessToken)
-			if err != nil {
-				undo()
-				return failure(fmt.Errorf("store the registration access token: %w", err), storageHint(st.Mode))
-			}
-			c.RegistrationTokenStorage = b
-		}
-		srv := serverEntry(cfg, disc)
-		srv.PutClient(c)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+func printRegistered(w io.Writer, reg *clients.Registered) {
+	c := reg.Client
+	if reg.FellBack != nil {
+		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); the client's secrets were stored in an owner-only file instead\n", oneLine(reg.FellBack.Error()))
 	}
 	kind := "public"
 	if c.Confidential {
 		kind = "confidential (the IdP issued a secret; it is stored)"
 	}
-	fmt.Fprintf(d.Stderr, "Registered client %s at %s: %s, redirect URI %s (the registration fixes port %d).\n", c.ID, endpoint, kind, redirect, port)
+	fmt.Fprintf(w, "Registered client %s at %s: %s, redirect URI %s (the registration fixes port %d).\n", c.ID, reg.Endpoint, kind, reg.Redirect, c.RedirectPort)
 	if !c.SecretExpiresAt.IsZero() {
-		fmt.Fprintf(d.Stderr, "Its secret expires at %s; register again after that.\n", c.SecretExpiresAt.Local().Format(time.RFC3339))
+		fmt.Fprintf(w, "Its secret expires at %s; register again after that.\n", c.SecretExpiresAt.Local().Format(time.RFC3339))
 	}
-	return &c, nil
+}
+
+// registrationError maps the errors of a registration to exit codes and hints.
+func registrationError(err error, st *store.Store) error {
+	var (
+		nr *clients.NoRegistrationError
+		re *registration.Error
+		se *store.SaveError
+	)
+	switch {
+	case errors.As(err, &nr):
+		return failure(err, "record a client its admin registered: 'ncmcp clients add CLIENT_ID' (or pass --client-id)")
+	case errors.As(err, &re) && re.Status == http.StatusTooManyRequests:
+		hint := "try again later"
+		if re.RetryAfter > 0 {
+			hint = fmt.Sprintf("try again in %s", re.RetryAfter.Round(time.Second))
+		}
+		return failure(err, hint)
+	case errors.As(err, &re) && re.NotSupported():
+		return failure(err, "this server does not register clients like ncmcp: record a pre-registered one with 'ncmcp clients add CLIENT_ID'")
+	case errors.As(err, &re):
+		return failure(err, "the registration was refused; ask the admin for a pre-registered client ('ncmcp clients add CLIENT_ID')")
+	case errors.As(err, &se):
+		return failure(err, storageHint(st.Mode))
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return failure(err, "nothing was stored; try again when the endpoint answers properly")
 }
 
 // ClientsAddOptions are the inputs of 'ncmcp clients add'.
@@ -250,34 +210,12 @@ func runClientsAdd(ctx context.Context, opts *ClientsAddOptions) error {
 			return usageErrorf("pipe the secret: printf %s \"$SECRET\" | ncmcp clients add ID --secret-stdin", "no secret on stdin")
 		}
 	}
-	c := store.Client{ID: opts.ClientID, RedirectPort: opts.RedirectPort}
-	err = st.Update(ctx, func(cfg *store.Config) error {
-		if secret != "" {
-			b, fellBack, err := st.Put(store.ClientSecretKey(serverURL, c.ID), secret)
-			if err != nil {
-				return failure(fmt.Errorf("store the client secret: %w", err), storageHint(st.Mode))
-			}
-			if fellBack != nil {
-				fmt.Fprintf(d.Stderr, "warning: the OS keyring is not usable (%s); the secret was stored in an owner-only file instead\n", oneLine(fellBack.Error()))
-			}
-			c.Confidential, c.SecretStorage = true, b
-		}
-		srv := cfg.Servers[serverURL]
-		if srv == nil {
-			srv = &store.Server{URL: serverURL}
-			cfg.Servers[serverURL] = srv
-			if cfg.DefaultServer == "" {
-				cfg.DefaultServer = serverURL
-			}
-		}
-		if old := srv.Client(c.ID); old != nil && old.Confidential && !c.Confidential {
-			c.Confidential, c.SecretStorage = old.Confidential, old.SecretStorage
-		}
-		srv.PutClient(c)
-		return nil
-	})
+	c, fellBack, err := g.clients(st).Add(ctx, serverURL, store.Client{ID: opts.ClientID, RedirectPort: opts.RedirectPort}, secret)
 	if err != nil {
-		return err
+		return registrationError(err, st)
+	}
+	if fellBack != nil {
+		fmt.Fprintf(d.Stderr, "warning: the OS keyring is not usable (%s); the secret was stored in an owner-only file instead\n", oneLine(fellBack.Error()))
 	}
 	kind := "public"
 	if c.Confidential {
@@ -413,57 +351,23 @@ func runClientsRemove(ctx context.Context, opts *ClientsRemoveOptions) error {
 	if err != nil {
 		return err
 	}
-	var c *store.Client
-	if srv := cfg.Servers[serverURL]; srv != nil {
-		c = srv.Client(opts.ClientID)
+	res, err := g.clients(st).Remove(ctx, serverURL, opts.ClientID, opts.LocalOnly)
+	var (
+		ns *clients.NotStoredError
+		de *clients.DeleteError
+		sk *store.SecretError
+	)
+	switch {
+	case errors.As(err, &ns):
+		return usageErrorf("'ncmcp clients list' shows the stored clients", "%v", err)
+	case errors.As(err, &de):
+		return failure(err, "try again when the server answers, or forget it here only with --local-only")
+	case errors.As(err, &sk):
+		return failure(err, "unlock the keyring, or use --local-only")
+	case err != nil:
+		return failure(err, "unlock the keyring and try again")
 	}
-	if c == nil {
-		return usageErrorf("'ncmcp clients list' shows the stored clients", "no client %q stored for %s", opts.ClientID, serverURL)
-	}
-	// The deletion at the server is a network call: it happens before the
-	// store lock is taken, so that token refreshes are not held up by it.
-	var deleted bool
-	if c.RegistrationURI != "" && c.RegistrationTokenStorage != "" && !opts.LocalOnly {
-		b, err := st.Backend(c.RegistrationTokenStorage)
-		if err != nil {
-			return failure(err, "")
-		}
-		tok, err := b.Get(store.RegistrationTokenKey(serverURL, c.ID))
-		if err != nil {
-			return failure(fmt.Errorf("read the registration access token: %w", err), "unlock the keyring, or use --local-only")
-		}
-		if err := registration.Delete(ctx, g.httpClient(), c.RegistrationURI, tok); err != nil {
-			return failure(fmt.Errorf("%w; the client is still stored", err), "try again when the server answers, or forget it here only with --local-only")
-		}
-		deleted = true
-	}
-	var users []string
-	err = st.Update(ctx, func(cfg *store.Config) error {
-		srv := cfg.Servers[serverURL]
-		if srv == nil || srv.Client(c.ID) == nil {
-			return nil // forgotten meanwhile by another process
-		}
-		for key, backend := range map[string]string{
-			store.ClientSecretKey(serverURL, c.ID):      c.SecretStorage,
-			store.RegistrationTokenKey(serverURL, c.ID): c.RegistrationTokenStorage,
-		} {
-			if b, err := st.Backend(backend); err == nil {
-				if err := b.Delete(key); err != nil {
-					return failure(fmt.Errorf("remove a secret of client %s: %w", c.ID, err), "unlock the keyring and try again")
-				}
-			}
-		}
-		for _, id := range srv.AccountIDs() {
-			if a := srv.Accounts[id]; a.ClientID == c.ID {
-				users = append(users, a.DisplayName())
-			}
-		}
-		srv.RemoveClient(c.ID)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	deleted, users := res.Deleted, res.Users
 	if deleted {
 		fmt.Fprintf(d.Stderr, "Deleted the registration of %s and forgot the client.\n", opts.ClientID)
 	} else {

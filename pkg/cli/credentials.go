@@ -29,7 +29,7 @@ func credentialError(err error) error {
 		cg *credential.ClientGoneError
 		se *credential.StoreError
 		ke *store.KeyringError
-		sk *credential.SecretError
+		sk *store.SecretError
 		kf *credential.KeyFileError
 		te *oauth.TokenError
 	)

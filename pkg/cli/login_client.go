@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -73,6 +72,6 @@ func loginClient(ctx context.Context, g *globalOptions, st *store.Store, known *
 }
 
 func readClientSecret(st *store.Store, serverURL string, c *store.Client) (string, error) {
-	s, err := credential.ClientSecret(st, serverURL, c)
+	s, err := st.ClientSecret(serverURL, c)
 	return s, credentialError(err)
 }

@@ -98,7 +98,7 @@ func saveLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *dis
 	srv.Accounts[subject] = &store.Account{
 		Subject: subject, Username: id.Username, Email: id.Email, Name: id.Name,
 		ClientID: client.ID, Scopes: res.scopes, AccessTokenExpiry: tok.Expiry,
-		HasRefreshToken: tok.RefreshToken != "", Storage: backend, LoggedInAt: g.deps.Now().UTC(), Seed: rec.seed,
+		HasRefreshToken: tok.RefreshToken != "", Storage: backend, LoggedInAt: g.deps.Now().UTC(), EnvRefreshTokenHash: rec.seed,
 		Identity: string(id.Source), IdentityOverTLS: id.OverTLS, Grant: rec.grant,
 	}
 	srv.ActiveAccount = subject

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -138,7 +139,7 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	seed := seedOf(rt)
 	if srv := cfg.Servers[g.Server]; srv != nil {
 		for _, id := range srv.AccountIDs() {
-			if a := srv.Accounts[id]; a.Seed == seed {
+			if a := srv.Accounts[id]; a.EnvRefreshTokenHash == seed {
 				return printStoredToken(ctx, opts, st, srv, a)
 			}
 		}
@@ -174,38 +175,29 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	return printToken(opts, tok.AccessToken, tok.Type(), tok.Expiry, oauth.Scopes(tok))
 }
 
-// handleClientGone turns a credential.ClientGoneError into the error to report,
-// registering a replacement client first when the lost one was registered
-// dynamically: the old tokens are bound to the old client, so the user must
-// log in again either way. Call it without holding the store lock.
+// handleClientGone turns a credential.ClientGoneError into the error to
+// report, after registering a replacement client when the lost one was
+// registered dynamically: the old tokens are bound to the old client, so
+// the user must log in again either way. Only commands meant to change
+// state call it. Call it without holding the store lock.
 func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, err error) error {
 	var cg *credential.ClientGoneError
 	if !errors.As(err, &cg) {
 		return err
 	}
-	cfg, lerr := store.LoadConfig(st.Dir)
-	if lerr != nil {
-		return failure(lerr, "")
-	}
-	srv := cfg.Servers[cg.Server]
-	c := srv.Client(cg.ClientID)
-	if c == nil || !c.Registered {
+	err = g.clients(st).Recover(ctx, cg)
+	var (
+		re *clients.ReplacedError
+		ue *clients.UnrecoveredError
+	)
+	switch {
+	case errors.As(err, &re):
+		printRegistered(g.deps.Stderr, re.Registered)
+		return authNeeded(err, "log in again: 'ncmcp login --server "+cg.Server+"'")
+	case errors.As(err, &ue):
+		return authNeeded(cg, fmt.Sprintf("the registration of client %s is gone; register a new one ('ncmcp clients register') and log in again", cg.ClientID))
+	case errors.Is(err, cg):
 		return authNeeded(cg, fmt.Sprintf("the server or IdP does not know client %s: check the client id with its admin, then log in again", cg.ClientID))
 	}
-	disc, derr := g.discover(ctx, g.httpClient(), cg.Server)
-	if derr != nil {
-		return authNeeded(cg, fmt.Sprintf("the registration of client %s is gone; register a new one ('ncmcp clients register') and log in again", cg.ClientID))
-	}
-	if uerr := st.Update(ctx, func(cfg *store.Config) error {
-		cfg.Servers[cg.Server].RemoveClient(cg.ClientID)
-		return nil
-	}); uerr != nil {
-		return failure(uerr, "")
-	}
-	reg, rerr := registerClient(ctx, g, st, disc, 0)
-	if rerr != nil {
-		return rerr
-	}
-	return authNeeded(fmt.Errorf("%s no longer knows client %s (servers that keep registrations in memory forget them when they restart); registered client %s in its place", cg.Server, cg.ClientID, reg.ID),
-		"log in again: 'ncmcp login --server "+cg.Server+"'")
+	return registrationError(err, st)
 }

@@ -268,7 +268,7 @@ func (s *Source) Client(srv *store.Server, id string) (oauth.Client, error) {
 		c.Key = k
 	}
 	if c.Secret == "" && sc.Confidential {
-		secret, err := ClientSecret(s.Store, srv.URL, sc)
+		secret, err := s.Store.ClientSecret(srv.URL, sc)
 		if err != nil {
 			return c, err
 		}
@@ -276,31 +276,6 @@ func (s *Source) Client(srv *store.Server, id string) (oauth.Client, error) {
 	}
 	return c, nil
 }
-
-// ClientSecret reads a stored client secret.
-func ClientSecret(st *store.Store, serverURL string, c *store.Client) (string, error) {
-	b, err := st.Backend(c.SecretStorage)
-	if err != nil {
-		return "", err
-	}
-	secret, err := b.Get(store.ClientSecretKey(serverURL, c.ID))
-	if err != nil {
-		return "", &SecretError{ClientID: c.ID, Err: err}
-	}
-	return secret, nil
-}
-
-// SecretError reports a client secret that could not be read.
-type SecretError struct {
-	ClientID string
-	Err      error
-}
-
-func (e *SecretError) Error() string {
-	return fmt.Sprintf("read the secret of client %s: %v", e.ClientID, e.Err)
-}
-
-func (e *SecretError) Unwrap() error { return e.Err }
 
 // KeyFileError reports a private_key_jwt key file that cannot be used.
 type KeyFileError struct {

@@ -91,10 +91,10 @@ type Account struct {
 	// or GrantJWTBearer.
 	Grant string `json:"grant,omitempty"`
 
-	// Seed is the SHA-256 (hex) of the refresh token this account was
+	// EnvRefreshTokenHash is the SHA-256 (hex) of the refresh token this account was
 	// started from with NCMCP_REFRESH_TOKEN, so that later runs with the same
 	// variable use the stored, possibly rotated, tokens instead.
-	Seed string `json:"refresh_token_seed,omitempty"`
+	EnvRefreshTokenHash string `json:"refresh_token_seed,omitempty"`
 }
 
 // UnknownSubject is the account key of a login whose identity is unknown:
