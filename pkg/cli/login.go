@@ -4,6 +4,10 @@ import (
 	"context"
 	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/login"
+	"github.com/ncmcp/ncmcp/pkg/store"
+
 	"github.com/spf13/cobra"
 )
 
@@ -163,36 +167,44 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	hc := g.httpClient()
-	disc, err := g.discover(ctx, hc, serverURL)
+	disc, err := g.discover(ctx, g.httpClient(), serverURL)
 	if err != nil {
 		return err
 	}
+	var res *login.Result
 	switch {
 	case opts.ClientCredentials:
-		return loginClientCredentials(ctx, opts, st, hc, disc)
+		res, err = loginClientCredentials(ctx, opts, st, disc)
 	case opts.IDTokenStdin:
-		return loginWithIDToken(ctx, opts, st, hc, disc)
+		res, err = loginWithIDToken(ctx, opts, st, disc)
+	default:
+		res, err = loginInBrowser(ctx, opts, st, disc)
 	}
-	client, fixedPort, err := loginClient(ctx, g, st, cfg.Servers[disc.ServerURL], disc)
 	if err != nil {
 		return err
 	}
+	printLoginSummary(g.deps.Stderr, g.deps.Now(), res)
+	return nil
+}
+
+// loginInBrowser logs in with the authorization code flow, or stores a
+// refresh token given for the same client.
+func loginInBrowser(ctx context.Context, opts *LoginOptions, st *store.Store, disc *discovery.Result) (*login.Result, error) {
+	g := opts.g
+	client, err := loginClient(ctx, g, st, disc)
+	if err != nil {
+		return nil, err
+	}
 	if opts.WithRefreshToken {
-		return loginWithRefreshToken(ctx, g, st, hc, disc, client)
+		return loginWithRefreshToken(ctx, g, st, disc, client)
 	}
 	port := opts.Port
 	if port == 0 {
-		port = fixedPort
+		port = client.Port
 	}
-	scopes, err := loginScopes(g, disc, nil, opts.Scopes)
+	scopes, err := loginScopes(g, st, disc, nil, opts.Scopes)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res, err := browserLogin(ctx, g, st, disc, client, browserOptions{port: port, scopes: scopes, noBrowser: opts.NoBrowser, paste: opts.Paste, timeout: opts.Timeout, extraScopes: len(opts.Scopes) > 0})
-	if err != nil {
-		return err
-	}
-	printLoginSummary(g.deps.Stderr, g.deps.Now(), disc.ServerURL, res)
-	return nil
+	return browserLogin(ctx, g, st, disc, client.Client, browserOptions{port: port, scopes: scopes, noBrowser: opts.NoBrowser, paste: opts.Paste, timeout: opts.Timeout, extraScopes: len(opts.Scopes) > 0})
 }

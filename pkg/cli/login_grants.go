@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -80,102 +80,77 @@ func readKeyFile(path string) (*oauth.SigningKey, error) {
 // loginClientCredentials logs the client itself in (RFC 6749 section 4.4)
 // and stores its tokens and credentials, so that 'ncmcp token' gets new
 // ones the same way.
-func loginClientCredentials(ctx context.Context, opts *LoginOptions, st *store.Store, hc *http.Client, disc *discovery.Result) error {
-	g := opts.g
+func loginClientCredentials(ctx context.Context, opts *LoginOptions, st *store.Store, disc *discovery.Result) (*login.Result, error) {
 	c, keyFile, err := ccClient(opts, disc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	scopes, err := loginScopes(g, disc, nil, opts.Scopes)
+	scopes, err := loginScopes(opts.g, st, disc, nil, opts.Scopes)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tok, err := oauth.ClientCredentials(ctx, hc, disc.Provider.TokenEndpoint, c, scopes, resourceIndicator(disc))
-	if err != nil {
-		return tokenRefusal(err, "the authorization server refused the client's credentials: check --client-id and the secret or key, and that the client may use the client_credentials grant")
-	}
-	rec := newLoginRecord(c, nil, tok, scopes)
-	rec.grant, rec.keyFile = store.GrantClientCredentials, keyFile
-	return storeLogin(ctx, g, st, hc, disc, rec)
+	res, err := opts.g.loginFlow(st).ClientCredentials(ctx, disc, c, scopes, keyFile)
+	return res, grantError(err, st, "the authorization server refused the client's credentials: check --client-id and the secret or key, and that the client may use the client_credentials grant")
 }
 
 // loginWithIDToken trades the user's ID token of their identity provider
-// for an identity assertion (RFC 8693 token exchange), for the discovered
-// authorization server and the MCP server, and redeems it there (RFC 7523)
-// as --client-id.
-func loginWithIDToken(ctx context.Context, opts *LoginOptions, st *store.Store, hc *http.Client, disc *discovery.Result) error {
+// for access as --client-id (enterprise-managed authorization).
+func loginWithIDToken(ctx context.Context, opts *LoginOptions, st *store.Store, disc *discovery.Result) (*login.Result, error) {
 	g := opts.g
 	if g.ClientID == "" {
-		return usageErrorf("pass --client-id (or set NCMCP_CLIENT_ID) with the client the authorization server knows", "--id-token-stdin needs a client id")
+		return nil, usageErrorf("pass --client-id (or set NCMCP_CLIENT_ID) with the client the authorization server knows", "--id-token-stdin needs a client id")
 	}
 	idToken, err := readStdinValue(g.deps.Stdin, "ID token", "ncmcp login --id-token-stdin --idp-token-endpoint URL < id_token")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c := oauth.Client{ID: g.ClientID, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
-	resource := resourceIndicator(disc)
-	if resource == "" {
-		resource = disc.Endpoint
+	res, err := g.loginFlow(st).IDToken(ctx, disc, c, idToken, opts.IdPTokenEndpoint, opts.IdPClientID, opts.Scopes)
+	var ge *login.GrantError
+	if errors.As(err, &ge) && ge.Party == login.IdentityProvider {
+		return nil, grantError(err, st, "your identity provider refused the ID token: it may have expired, or the provider does not allow access to this server")
 	}
-	jag, err := oauth.ExchangeIDToken(ctx, hc, opts.IdPTokenEndpoint, opts.IdPClientID, idToken, disc.Provider.Issuer, resource)
-	if err != nil {
-		return tokenRefusal(err, "your identity provider refused the ID token: it may have expired, or the provider does not allow access to this server")
-	}
-	tok, err := oauth.JWTBearer(ctx, hc, disc.Provider.TokenEndpoint, c, jag, opts.Scopes)
-	if err != nil {
-		return tokenRefusal(err, "the authorization server refused the identity assertion: check --client-id and NCMCP_CLIENT_SECRET")
-	}
-	rec := newLoginRecord(c, nil, tok, opts.Scopes)
-	rec.grant = store.GrantJWTBearer
-	return storeLogin(ctx, g, st, hc, disc, rec)
+	return res, grantError(err, st, "the authorization server refused the identity assertion: check --client-id and NCMCP_CLIENT_SECRET")
 }
 
-// tokenRefusal maps a token endpoint's error: a refusal needs new
-// credentials, anything else may pass.
-func tokenRefusal(err error, refusedHint string) error {
+// loginWithRefreshToken stores a refresh token read from stdin, which is
+// proven by using it once.
+func loginWithRefreshToken(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client *login.Client) (*login.Result, error) {
+	rt, err := readStdinValue(g.deps.Stdin, "refresh token", "ncmcp login --with-refresh-token < token.txt")
+	if err != nil {
+		return nil, err
+	}
+	res, err := g.loginFlow(st).RefreshToken(ctx, disc, client.Client, rt)
 	var te *oauth.TokenError
 	if errors.As(err, &te) && te.Refused() {
-		return authNeeded(err, refusedHint)
-	}
-	return failure(err, "try again when the authorization server answers properly")
-}
-
-// loginWithRefreshToken stores a refresh token read from stdin: it is used
-// once at the token endpoint, which proves it and yields an access token and
-// the identity (ID token, else userinfo).
-func loginWithRefreshToken(ctx context.Context, g *globalOptions, st *store.Store, hc *http.Client, disc *discovery.Result, client oauth.Client) error {
-	d := g.deps
-	rt, err := readStdinValue(d.Stdin, "refresh token", "ncmcp login --with-refresh-token < token.txt")
-	if err != nil {
-		return err
-	}
-	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt, resourceIndicator(disc))
-	if err != nil {
-		var te *oauth.TokenError
-		if errors.As(err, &te) && te.Refused() {
-			if registration.UnknownClient(te.Code, te.Description) {
-				return authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "the IdP does not know client "+client.ID+": pass the client the refresh token was issued to with --client-id")
-			}
-			return authNeeded(fmt.Errorf("the IdP refused the refresh token: %w", err), "get a new refresh token (ncmcp login on a machine with a browser, then copy it), and check --client-id: refresh tokens are bound to their client")
+		err = fmt.Errorf("the IdP refused the refresh token: %w", err)
+		if registration.UnknownClient(te.Code, te.Description) {
+			return nil, authNeeded(err, "the IdP does not know client "+client.ID+": pass the client the refresh token was issued to with --client-id")
 		}
-		return failure(err, "")
+		return nil, authNeeded(err, "get a new refresh token (ncmcp login on a machine with a browser, then copy it), and check --client-id: refresh tokens are bound to their client")
 	}
-	return storeLogin(ctx, g, st, hc, disc, newLoginRecord(client, nil, tok, nil))
+	return res, grantError(err, st, "")
 }
 
-// storeLogin establishes who the tokens of a login without a browser
-// belong to (there is no nonce to check), stores the login and prints its
-// summary.
-func storeLogin(ctx context.Context, g *globalOptions, st *store.Store, hc *http.Client, disc *discovery.Result, rec *loginRecord) error {
-	id, err := identifier(disc, rec.client.ID).Identify(ctx, hc, rec.tok, "")
-	if err != nil {
-		return failure(err, "")
+// grantError maps the errors of a login without a browser: a refusal
+// needs new credentials (refusedHint), anything else may pass.
+func grantError(err error, st *store.Store, refusedHint string) error {
+	var (
+		te *oauth.TokenError
+		ie *login.IdentityError
+		sv *store.SaveError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te) && te.Refused():
+		return authNeeded(err, refusedHint)
+	case errors.As(err, &te):
+		return failure(err, "try again when the authorization server answers properly")
+	case errors.As(err, &ie):
+		return failure(err, "the identity in the token response does not hold; nothing was stored")
+	case errors.As(err, &sv):
+		return failure(err, storageHint(st.Mode))
 	}
-	rec.id = id
-	res, err := saveLogin(ctx, g, st, disc, rec)
-	if err != nil {
-		return err
-	}
-	printLoginSummary(g.deps.Stderr, g.deps.Now(), disc.ServerURL, res)
-	return nil
+	return failure(err, "")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -40,42 +39,28 @@ does.`,
 
 func runLogout(ctx context.Context, opts *LogoutOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, err := g.store()
+	st, cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	srv, acct, err := g.selectAccount(cfg)
 	if err != nil {
 		return err
 	}
 	if opts.Revoke {
-		cfg, err := store.LoadConfig(st.Dir)
-		if err != nil {
-			return failure(err, "")
-		}
-		srv, acct, err := g.selectAccount(cfg)
-		if err != nil {
-			return err
-		}
 		if !revokeAccount(ctx, g, st, cfg, target{srv.URL, acct.Subject}, false) {
 			return failure(fmt.Errorf("%s was not logged out: the tokens could not be revoked", acct.DisplayName()), "run 'ncmcp logout --revoke' again when the IdP is reachable, or 'ncmcp logout' to only forget them here")
 		}
 		return nil
 	}
-	var gone *store.Account
-	var serverURL string
-	err = st.Update(ctx, func(cfg *store.Config) error {
-		srv, acct, err := g.selectAccount(cfg)
-		if err != nil {
-			return err
-		}
-		if err := deleteTokens(st, acct.Storage, srv.URL, acct.Subject); err != nil {
-			return failure(fmt.Errorf("remove the tokens of %s: %w", acct.Subject, err), "unlock the OS keyring and try again; nothing was changed")
-		}
-		srv.RemoveAccount(acct.Subject)
-		gone, serverURL = acct, srv.URL
-		return nil
-	})
+	gone, err := st.RemoveAccount(ctx, srv.URL, acct.Subject)
 	if err != nil {
-		return err
+		return failure(err, "unlock the OS keyring and try again; nothing was changed")
+	}
+	if gone == nil {
+		gone = acct // logged out meanwhile by another process
 	}
 	name := gone.DisplayName()
-	fmt.Fprintf(d.Stderr, "Logged out %s from %s; its tokens were removed from the %s storage (not revoked at the IdP).\n", name, serverURL, gone.Storage)
+	fmt.Fprintf(d.Stderr, "Logged out %s from %s; its tokens were removed from the %s storage (not revoked at the IdP).\n", name, srv.URL, gone.Storage)
 	return nil
 }

@@ -164,32 +164,28 @@ func (c *mcpCredentials) login(ctx context.Context, r mcpclient.Refusal, challen
 	}
 	c.authorizations++
 	g := c.g
-	cfg, err := store.LoadConfig(c.st.Dir)
-	if err != nil {
-		return "", failure(err, "")
-	}
 	disc, err := g.discover(ctx, g.httpClient(), c.endpoint)
 	if err != nil {
 		return "", err
 	}
-	client, port, err := loginClient(ctx, g, c.st, cfg.Servers[disc.ServerURL], disc)
+	client, err := loginClient(ctx, g, c.st, disc)
 	if err != nil {
 		return "", err
 	}
 	if challenged == nil {
 		challenged = r.Challenge.Scopes()
 	}
-	scopes, err := loginScopes(g, disc, challenged, nil)
+	scopes, err := loginScopes(g, c.st, disc, challenged, nil)
 	if err != nil {
 		return "", err
 	}
 	c.asked = append(c.asked, scopes...)
-	res, err := browserLogin(ctx, g, c.st, disc, client, browserOptions{port: port, scopes: scopes, noBrowser: c.noBrowser, timeout: 5 * time.Minute})
+	res, err := browserLogin(ctx, g, c.st, disc, client.Client, browserOptions{port: client.Port, scopes: scopes, noBrowser: c.noBrowser, timeout: 5 * time.Minute})
 	if err != nil {
 		return "", err
 	}
-	printLoginSummary(g.deps.Stderr, g.deps.Now(), disc.ServerURL, res)
-	c.server, c.subject, c.token = disc.ServerURL, res.subject, res.tok.AccessToken
+	printLoginSummary(g.deps.Stderr, g.deps.Now(), res)
+	c.server, c.subject, c.token = disc.ServerURL, res.Subject, res.Token.AccessToken
 	return c.token, nil
 }
 

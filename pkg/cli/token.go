@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/credential"
+	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
@@ -118,13 +117,6 @@ func printToken(opts *TokenOptions, access, typ string, expiry time.Time, scopes
 	return json.NewEncoder(out).Encode(j)
 }
 
-// seedOf identifies a refresh token given in the environment without
-// storing it.
-func seedOf(rt string) string {
-	sum := sha256.Sum256([]byte(rt))
-	return hex.EncodeToString(sum[:])
-}
-
 // tokenFromEnv serves NCMCP_REFRESH_TOKEN: from storage when an earlier run
 // with --storage file kept what this token turned into, else by a refresh
 // in memory.
@@ -136,39 +128,30 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	if g.ClientID == "" {
 		return usageErrorf("set NCMCP_CLIENT_ID (or --client-id) to the client the refresh token was issued to", "NCMCP_REFRESH_TOKEN needs a client id")
 	}
-	seed := seedOf(rt)
+	hash := login.EnvRefreshTokenHash(rt)
 	if srv := cfg.Servers[g.Server]; srv != nil {
 		for _, id := range srv.AccountIDs() {
-			if a := srv.Accounts[id]; a.EnvRefreshTokenHash == seed {
+			if a := srv.Accounts[id]; a.EnvRefreshTokenHash == hash {
 				return printStoredToken(ctx, opts, st, srv, a)
 			}
 		}
 	}
-	hc := g.httpClient()
-	disc, err := g.discover(ctx, hc, g.Server)
+	disc, err := g.discover(ctx, g.httpClient(), g.Server)
 	if err != nil {
 		return err
 	}
 	client := oauth.Client{ID: g.ClientID, Secret: d.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
-	tok, err := oauth.Refresh(ctx, hc, disc.Provider.TokenEndpoint, client, rt, resourceIndicator(disc))
-	if err != nil {
-		var te *oauth.TokenError
-		if errors.As(err, &te) && te.Refused() {
-			return authNeeded(fmt.Errorf("the IdP refused NCMCP_REFRESH_TOKEN: %w", err), "the token is expired, revoked or already used (IdPs that rotate refresh tokens accept each one once): put a fresh one in the CI secret, and use --storage file to keep rotated tokens between runs")
-		}
-		return failure(err, "")
+	keep := st.Mode == store.ModeFile
+	tok, res, err := g.loginFlow(st).EnvRefreshToken(ctx, disc, client, rt, keep)
+	var te *oauth.TokenError
+	if errors.As(err, &te) && te.Refused() {
+		return authNeeded(fmt.Errorf("the IdP refused NCMCP_REFRESH_TOKEN: %w", err), "the token is expired, revoked or already used (IdPs that rotate refresh tokens accept each one once): put a fresh one in the CI secret, and use --storage file to keep rotated tokens between runs")
 	}
-	if st.Mode == store.ModeFile {
-		id, err := identifier(disc, client.ID).Identify(ctx, hc, tok, "")
-		if err != nil {
-			return failure(fmt.Errorf("keep the rotated refresh token: %w", err), "")
-		}
-		rec := newLoginRecord(client, id, tok, nil)
-		rec.seed = seed
-		if _, err := saveLogin(ctx, g, st, disc, rec); err != nil {
-			return err
-		}
-		fmt.Fprintf(d.Stderr, "Stored the tokens of %s in %s; later runs with the same NCMCP_REFRESH_TOKEN use them.\n", id.Display(), store.SecretsPath(st.Dir))
+	if err != nil {
+		return grantError(fmt.Errorf("keep the rotated refresh token: %w", err), st, "")
+	}
+	if res != nil {
+		fmt.Fprintf(d.Stderr, "Stored the tokens of %s in %s; later runs with the same NCMCP_REFRESH_TOKEN use them.\n", res.Identity.Display(), store.SecretsPath(st.Dir))
 	} else if tok.RefreshToken != rt {
 		fmt.Fprintln(d.Stderr, "warning: the IdP rotated the refresh token and the new one was not stored, so NCMCP_REFRESH_TOKEN may not work again; use --storage file (NCMCP_STORAGE=file) to keep it")
 	}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/login"
+	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/store"
+)
+
+func storageHint(m store.Mode) string {
+	if m == store.ModeKeyring {
+		return "--storage keyring needs a working, unlocked OS keyring (Secret Service on Linux); unlock it, or use --storage auto or file"
+	}
+	return "check that the config directory is writable (NCMCP_CONFIG_DIR)"
+}
+
+// printLoginSummary says what a login stored.
+func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
+	serverURL := r.Server
+	if r.Saved.FellBack != nil {
+		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); secrets were stored in an owner-only file instead\n", oneLine(r.Saved.FellBack.Error()))
+	}
+	switch {
+	case r.Grant == store.GrantClientCredentials:
+		fmt.Fprintf(w, "Logged in to %s as client %s (client credentials).\n", serverURL, r.ClientID)
+	case r.Identity.Source == oauth.IdentityUnknown:
+		fmt.Fprintf(w, "Logged in to %s with client %s; the server's tokens do not say who you are.\n", serverURL, r.ClientID)
+	default:
+		fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.Identity.Display(), r.Identity.Subject, r.ClientID)
+		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
+	}
+	if len(r.Scopes) > 0 {
+		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.Scopes, " "))
+	} else {
+		fmt.Fprintln(w, "Scopes: not reported by the IdP")
+	}
+	if r.Token.Expiry.IsZero() {
+		fmt.Fprintln(w, "Access token: lifetime not reported by the IdP")
+	} else {
+		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.Token.Expiry.Sub(now).Round(time.Second), r.Token.Expiry.Local().Format(time.RFC3339))
+	}
+	where := "the OS keyring"
+	if r.Saved.Backend == store.BackendFile {
+		where = "an owner-only file"
+	}
+	switch {
+	case r.Token.RefreshToken != "":
+		fmt.Fprintf(w, "Refresh token: yes; 'ncmcp token' renews the access token. Tokens are in %s.\n", where)
+		return
+	case r.Grant == store.GrantClientCredentials:
+		fmt.Fprintf(w, "'ncmcp token' gets a new access token with the client's credentials when this one expires. Tokens are in %s.\n", where)
+		return
+	}
+	fmt.Fprintf(w, "Tokens are in %s.\n", where)
+	msg := "warning: the IdP issued no refresh token: 'ncmcp token' stops working when the access token expires, and you will have to log in again."
+	switch {
+	case r.Generation == discovery.Generation1:
+		msg += " The server admin must add offline_access to the scopes the server requests (NEXTCLOUD_OIDC_SCOPES) and allow it for client " + r.ClientID + " at the IdP."
+	case r.Generation == discovery.Generation2 && !slices.Contains(r.Scopes, "offline_access"):
+		msg += " The server does not offer offline_access; its admin must allow it (for the server's own client at the IdP)."
+	case r.Generation == discovery.Generation2:
+		msg += " The server's IdP did not grant offline_access; its admin must allow it for the server's client."
+	case !slices.Contains(r.Scopes, "offline_access"):
+		msg += " The authorization server does not offer offline_access."
+	}
+	fmt.Fprintln(w, msg)
+}

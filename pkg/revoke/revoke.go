@@ -1,0 +1,117 @@
+// Package revoke revokes an account's tokens at its authorization server
+// (RFC 7009), and the server's own access for it when asked, then forgets
+// the account, but only when everything attempted was revoked. It prints
+// nothing: each step is reported in a Report.
+package revoke
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/ncmcp/ncmcp/pkg/credential"
+	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/store"
+)
+
+// Revoker revokes the accounts of one store.
+type Revoker struct {
+	Store *store.Store
+	HTTP  *http.Client
+	// Source returns the credential source of an account, which reads its
+	// tokens and client.
+	Source func(serverURL, subject string) *credential.Source
+	// ServerSide asks the server to delete its own access for the account
+	// and returns its answer; needed only for Account's serverSide.
+	ServerSide func(ctx context.Context, srv *store.Server, acct *store.Account) (string, error)
+}
+
+// Step kinds of a Report.
+const (
+	StepServerSide   = "server-side"
+	StepRefreshToken = "refresh token"
+	StepAccessToken  = "access token"
+	// StepClient is reading the client's credentials; when that fails the
+	// tokens are revoked as a public client's.
+	StepClient = "client"
+	// StepRead is reading the tokens.
+	StepRead = "read"
+	// StepRemove is removing the account from storage.
+	StepRemove = "remove"
+)
+
+// Step is one thing Account did or tried.
+type Step struct {
+	Kind string
+	// Err is nil when the step succeeded.
+	Err error
+	// Answer is the server's answer to a server-side revocation.
+	Answer string
+	// Endpoint is where a token was revoked.
+	Endpoint string
+	// LocalOnly is set for tokens that were not revoked because the
+	// authorization server has no revocation endpoint.
+	LocalOnly bool
+}
+
+// Report is what Account did for one account.
+type Report struct {
+	Server  string
+	Account *store.Account
+	Steps   []Step
+	// Removed is set when the account was removed from storage.
+	Removed bool
+}
+
+// Account revokes one account's tokens (and with serverSide the server's
+// own access) and removes the account from storage only when every
+// revocation that was attempted succeeded, or there was nothing to revoke
+// at.
+func (r *Revoker) Account(ctx context.Context, srv *store.Server, acct *store.Account, serverSide bool) *Report {
+	rep := &Report{Server: srv.URL, Account: acct}
+	ok := true
+	if serverSide {
+		answer, err := r.ServerSide(ctx, srv, acct)
+		rep.Steps = append(rep.Steps, Step{Kind: StepServerSide, Err: err, Answer: answer})
+		ok = err == nil
+	}
+	src := r.Source(srv.URL, acct.Subject)
+	tok, err := src.Stored(srv, acct)
+	if err != nil {
+		rep.Steps = append(rep.Steps, Step{Kind: StepRead, Err: err})
+		return rep
+	}
+	client, err := src.Client(srv, acct.ClientID)
+	if err != nil {
+		rep.Steps = append(rep.Steps, Step{Kind: StepClient, Err: err})
+		client = oauth.Client{ID: acct.ClientID}
+	}
+	for _, part := range []struct{ kind, hint, value string }{
+		{StepRefreshToken, "refresh_token", tok.RefreshToken},
+		{StepAccessToken, "access_token", tok.AccessToken},
+	} {
+		if part.value == "" {
+			continue
+		}
+		err := oauth.Revoke(ctx, r.HTTP, srv.RevocationEndpoint, client, part.value, part.hint)
+		switch {
+		case errors.Is(err, oauth.ErrNoRevocation):
+			rep.Steps = append(rep.Steps, Step{Kind: part.kind, LocalOnly: true})
+		case err != nil:
+			rep.Steps = append(rep.Steps, Step{Kind: part.kind, Err: err})
+			ok = false
+		default:
+			rep.Steps = append(rep.Steps, Step{Kind: part.kind, Endpoint: srv.RevocationEndpoint})
+		}
+	}
+	if !ok {
+		return rep
+	}
+	if _, err := r.Store.RemoveAccount(ctx, srv.URL, acct.Subject); err != nil {
+		rep.Steps = append(rep.Steps, Step{Kind: StepRemove, Err: err})
+		return rep
+	}
+	rep.Steps = append(rep.Steps, Step{Kind: StepRemove})
+	rep.Removed = true
+	return rep
+}
