@@ -275,9 +275,8 @@ func provisioningTools(ctx context.Context, sess *mcpclient.Session) (*provision
 // toolFailure maps MCP errors to exit codes: a refused token means log in
 // again, a tool error is the server's answer.
 func toolFailure(err error, serverURL string) error {
-	var e *Error
-	if errors.As(err, &e) {
-		return err // the credentials' own error, with its code and hint
+	if isCredentialError(err) {
+		return sessionError(err, serverURL) // the credentials' own error
 	}
 	var ue *mcpclient.UnauthorizedError
 	if errors.As(err, &ue) {
