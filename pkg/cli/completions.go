@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -54,4 +56,63 @@ func NewRootCommand() *cobra.Command {
 	root := newRootCmd(&Deps{})
 	root.DisableAutoGenTag = true
 	return root
+}
+
+// completeServers completes --server with the configured servers.
+func (g *globalOptions) completeServers(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	cfg := g.configForCompletion()
+	if cfg == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, u := range cfg.ServerURLs() {
+		desc := fmt.Sprintf("%d account(s)", len(cfg.Servers[u].Accounts))
+		if u == cfg.DefaultServer {
+			desc += ", default"
+		}
+		out = append(out, cobra.CompletionWithDesc(u, desc))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeAccounts completes --account with the accounts of the selected
+// server (--server, else the default or only one).
+func (g *globalOptions) completeAccounts(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	cfg := g.configForCompletion()
+	if cfg == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	if s, err := cmd.Flags().GetString("server"); err == nil && s != "" {
+		if u, err := discovery.NormalizeServerURL(s); err == nil {
+			g.Server = u
+		}
+	}
+	_, srv, err := g.selectServer(cfg)
+	if err != nil || srv == nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, id := range srv.AccountIDs() {
+		a := srv.Accounts[id]
+		name := a.Subject
+		for _, n := range []string{a.Email, a.Username} {
+			if n != "" {
+				name = n
+			}
+		}
+		out = append(out, cobra.CompletionWithDesc(name, "sub "+a.Subject))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (g *globalOptions) configForCompletion() *store.Config {
+	dir, err := g.configDir()
+	if err != nil {
+		return nil
+	}
+	cfg, err := store.LoadConfig(dir)
+	if err != nil {
+		return nil
+	}
+	return cfg
 }

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
@@ -67,72 +65,6 @@ func sessionLogin(ctx context.Context, g *globalOptions, st *store.Store, endpoi
 	printLoginSummary(g.deps.Stderr, g.deps.Now(), res)
 	out.Server, out.Subject, out.Token = disc.ServerURL, res.Subject, res.Token.AccessToken
 	return out, nil
-}
-
-// sessionError maps the errors of an MCP session's credentials to exit
-// codes and hints.
-func sessionError(err error, serverURL string) error {
-	var (
-		e  *Error
-		cg *credential.ClientGoneError
-		ln *session.LoginNeededError
-		su *session.StepUpError
-		tm *session.TooManyLoginsError
-	)
-	// A step-up's own failure (with its hint) is inside a StepUpError:
-	// the session's errors come first.
-	switch {
-	case errors.As(err, &su):
-		return authNeeded(err, stepUpHint(su, serverURL))
-	case errors.As(err, &tm):
-		return authNeeded(err, "the server does not accept what its authorization server grants; its logs say more")
-	case errors.As(err, &ln):
-		return authNeeded(err, "log in: 'ncmcp login --server "+serverURL+"'")
-	case errors.As(err, &e):
-		return err
-	case errors.As(err, &cg):
-		return authNeeded(cg, "the server no longer knows client "+cg.ClientID+": 'ncmcp login --server "+serverURL+"' registers a new one")
-	}
-	return credentialError(err)
-}
-
-// isCredentialError tells the errors of the session's credentials from the
-// server's answers.
-func isCredentialError(err error) bool {
-	var (
-		e  *Error
-		cg *credential.ClientGoneError
-		lr *credential.LoginRequiredError
-		ln *session.LoginNeededError
-		su *session.StepUpError
-		tm *session.TooManyLoginsError
-		se *credential.StoreError
-		sk *store.SecretError
-		ke *store.KeyringError
-		kf *credential.KeyFileError
-	)
-	return errors.As(err, &e) || errors.As(err, &cg) || errors.As(err, &lr) || errors.As(err, &ln) || errors.As(err, &su) ||
-		errors.As(err, &tm) || errors.As(err, &se) || errors.As(err, &sk) || errors.As(err, &ke) || errors.As(err, &kf)
-}
-
-func stepUpHint(e *session.StepUpError, serverURL string) string {
-	switch e.Reason {
-	case session.NoScopeNamed:
-		return "the server wants a scope your token lacks and did not say which: its scopes_supported lists the candidates ('ncmcp doctor'); log in with 'ncmcp login --scopes SCOPE'"
-	case session.AskedAlready:
-		return "ncmcp logged in again asking for " + strings.Join(e.Challenged, " ") + " and the server still refuses: the authorization server did not grant it to you or to this client; its admin must allow it"
-	case session.AllGranted:
-		return "the token was granted every scope the server asks for (" + strings.Join(e.Challenged, " ") + "), so logging in again would not help: the server's admin must grant the access"
-	case session.ScopesFixed:
-		return "a generation-1 server's configuration decides the scopes: its admin must add " + strings.Join(e.Missing, " ")
-	case session.LoginRefused:
-		var ce *Error
-		if errors.As(e.Err, &ce) {
-			return ce.Hint
-		}
-		return ""
-	}
-	return "log in again asking for it: 'ncmcp login --server " + serverURL + " --scopes " + strings.Join(e.Missing, ",") + "'"
 }
 
 // connectMCP opens an MCP session as the account. Only interactive

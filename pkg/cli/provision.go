@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
@@ -190,76 +188,6 @@ func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 	return printJSON(d.Stdout, out)
 }
 
-// describeGrant says what kind of access the server holds, for a sentence.
-func describeGrant(s *provision.Status) string {
-	if s == nil || !s.Provisioned {
-		return ""
-	}
-	var parts []string
-	switch s.Kind {
-	case provision.KindLoginFlow:
-		parts = append(parts, "an app password (Login Flow v2)")
-		if s.Username != "" {
-			parts[0] += " of Nextcloud user " + termsafe.String(s.Username)
-		}
-	case provision.KindFlow2:
-		parts = append(parts, "a refresh token (Flow 2)")
-	default:
-		parts = append(parts, termsafe.String(s.Kind))
-	}
-	if s.ProvisionedAt != nil {
-		parts = append(parts, "since "+s.ProvisionedAt.Local().Format(time.RFC3339))
-	}
-	switch {
-	case len(s.Scopes) > 0:
-		parts = append(parts, "scopes "+termsafe.String(strings.Join(s.Scopes, " ")))
-	case s.Kind == provision.KindLoginFlow:
-		parts = append(parts, "no scope restriction beyond your token")
-	}
-	return ": " + strings.Join(parts, ", ")
-}
-
-// provisionUI shows provisioning pages and progress on the terminal.
-type provisionUI struct {
-	g            *globalOptions
-	noBrowser    bool
-	server, name string
-	limit        time.Duration
-	tick         func(time.Duration)
-}
-
-func (u *provisionUI) ShowPage(p provision.Page) {
-	w := u.g.deps.Stderr
-	switch p.Purpose {
-	case "settings":
-		fmt.Fprintf(w, "This server provisions its access on a Nextcloud settings page: open it, give the server access there (an app password, for example), and ncmcp waits for the server to confirm.\n\n  %s\n\n", termsafe.String(p.URL))
-	default:
-		fmt.Fprintf(w, "Open this URL in a browser to give %s access to Nextcloud for %s:\n\n  %s\n\n", u.server, u.name, termsafe.String(p.URL))
-	}
-	switch {
-	case !p.Open:
-		fmt.Fprintf(w, "The page is on %s, not on the MCP server, so ncmcp does not open it: open it yourself if that is your Nextcloud.\n", termsafe.String(p.Host))
-	case !u.noBrowser:
-		if err := u.g.openURL(p.URL); err != nil {
-			fmt.Fprintf(w, "warning: could not open a browser (%s): open the URL above yourself\n", oneLine(err.Error()))
-		}
-	}
-}
-
-func (u *provisionUI) Notice(msg string) {
-	fmt.Fprintln(u.g.deps.Stderr, termsafe.Lines(msg))
-}
-
-func (u *provisionUI) Waiting(elapsed time.Duration) {
-	if u.tick == nil {
-		if elapsed < 0 {
-			return
-		}
-		u.tick = waitIndicator(u.g.deps, u.limit)
-	}
-	u.tick(elapsed)
-}
-
 func provisioningTools(ctx context.Context, sess *mcpclient.Session) (*provision.Toolset, error) {
 	tools, err := sess.Tools(ctx)
 	if err != nil {
@@ -270,80 +198,4 @@ func provisioningTools(ctx context.Context, sess *mcpclient.Session) (*provision
 		return nil, failure(err, "the server's admin must enable offline access (background operations) for 'ncmcp provision' to work")
 	}
 	return ts, nil
-}
-
-// toolFailure maps MCP errors to exit codes: a refused token means log in
-// again, a tool error is the server's answer.
-func toolFailure(err error, serverURL string) error {
-	if isCredentialError(err) {
-		return sessionError(err, serverURL) // the credentials' own error
-	}
-	var ue *mcpclient.UnauthorizedError
-	if errors.As(err, &ue) {
-		return authNeeded(err, "log in again: 'ncmcp login --server "+serverURL+"'")
-	}
-	var se *mcpclient.InsufficientScopeError
-	if errors.As(err, &se) {
-		if len(se.Scopes) == 0 {
-			return authNeeded(err, "the server wants a scope your token lacks and did not say which: its scopes_supported lists the candidates ('ncmcp doctor'); log in with 'ncmcp login --scopes SCOPE'")
-		}
-		return authNeeded(err, "log in again asking for it: 'ncmcp login --server "+serverURL+" --scopes "+strings.Join(se.Scopes, ",")+"'")
-	}
-	var te *mcpclient.ToolError
-	if errors.As(err, &te) {
-		return failure(err, toolErrorHint(te.Message, serverURL))
-	}
-	var re *provision.RefusedError
-	if errors.As(err, &re) {
-		return failure(err, "this is the server's answer; its logs say more")
-	}
-	return failure(err, "check that the server is reachable; 'ncmcp doctor' checks each step")
-}
-
-// missingScopes reads the scope check of newer servers' tools: "Missing
-// required scopes: openid. Token has scopes: none."
-var missingScopes = regexp.MustCompile(`Missing required scopes: ([^.]*)\.(?:\s*Token has scopes: ([^.]*)\.)?`)
-
-// toolErrorHint explains a tool's error result, which is the server's
-// answer, not an ncmcp failure.
-func toolErrorHint(msg, serverURL string) string {
-	m := missingScopes.FindStringSubmatch(msg)
-	if m == nil {
-		return "this is the server's answer; its logs say more"
-	}
-	missing := strings.Join(strings.FieldsFunc(m[1], func(r rune) bool { return r == ',' || r == ' ' }), ",")
-	if has := strings.TrimSpace(m[2]); has == "none" || has == "" {
-		return "the server checks the scope claim of your access token, and this token has none: the IdP the server logs you in with issues tokens without scopes (Dex does; Nextcloud's OIDC app does not). Only the server's admin can fix this (an IdP that puts scopes in tokens, or the server's setting for tokens without them); logging in again does not help"
-	}
-	return "your token lacks the scope " + missing + ": log in again asking for it ('ncmcp login --server " + serverURL + " --scopes " + missing + "'); if the IdP does not grant it, its admin must allow it for the client"
-}
-
-// waitIndicator returns a function that shows waiting progress: a spinner
-// on a terminal (unless NO_COLOR), plain lines every 30 s otherwise. A
-// negative duration ends the display.
-func waitIndicator(d *Deps, limit time.Duration) func(time.Duration) {
-	w := d.Stderr
-	if d.StderrIsTerminal != nil && d.StderrIsTerminal() && d.Getenv("NO_COLOR") == "" && d.rawStderr != nil {
-		w = d.rawStderr
-		frames := []string{"|", "/", "-", "\\"}
-		i := 0
-		return func(elapsed time.Duration) {
-			if elapsed < 0 {
-				fmt.Fprint(w, "\r\033[K")
-				return
-			}
-			fmt.Fprintf(w, "\r%s waiting for the server to confirm (%s of %s)", frames[i%len(frames)], elapsed.Round(time.Second), limit)
-			i++
-		}
-	}
-	var next time.Duration
-	return func(elapsed time.Duration) {
-		if elapsed < 0 {
-			return
-		}
-		if elapsed >= next {
-			fmt.Fprintf(w, "Waiting for the server to confirm (%s of %s)...\n", elapsed.Round(time.Second), limit)
-			next += 30 * time.Second
-		}
-	}
 }

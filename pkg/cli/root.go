@@ -6,19 +6,16 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/httpclient"
-	"github.com/ncmcp/ncmcp/pkg/opener"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
@@ -254,159 +251,6 @@ func envBool(v string) bool {
 	return false
 }
 
-// configDir is NCMCP_CONFIG_DIR, else the OS config directory plus "ncmcp".
-func (g *globalOptions) configDir() (string, error) {
-	if d := g.deps.Getenv("NCMCP_CONFIG_DIR"); d != "" {
-		return d, nil
-	}
-	if x := g.deps.Getenv("XDG_CONFIG_HOME"); x != "" {
-		return filepath.Join(x, "ncmcp"), nil
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", failure(fmt.Errorf("find the config directory: %w", err), "set NCMCP_CONFIG_DIR")
-	}
-	return filepath.Join(d, "ncmcp"), nil
-}
-
-// store opens the store with the --storage policy and keyring timeout.
-func (g *globalOptions) store() (*store.Store, error) {
-	dir, err := g.configDir()
-	if err != nil {
-		return nil, err
-	}
-	mode, _ := store.ParseMode(g.Storage)
-	timeout := store.DefaultKeyringTimeout
-	if v := g.deps.Getenv("NCMCP_KEYRING_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, usageErrorf("set it to a duration such as 3s", "invalid NCMCP_KEYRING_TIMEOUT %q", v)
-		}
-		timeout = d
-	}
-	return store.New(dir, mode, g.deps.Keyring, timeout), nil
-}
-
-// discover runs discovery for serverURL with the global overrides and
-// prints its warnings.
-func (g *globalOptions) discover(ctx context.Context, hc *http.Client, serverURL string) (*discovery.Result, error) {
-	res, err := discovery.DiscoverWith(ctx, hc, serverURL, discovery.Options{Issuer: g.Issuer, PublicIssuer: g.PublicIssuer, Generation: g.Generation})
-	if err != nil {
-		return nil, failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable; 'ncmcp doctor' checks each step")
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintf(g.deps.Stderr, "warning: %s\n", w)
-	}
-	return res, nil
-}
-
-// loadConfig opens the store and reads the config.
-func (g *globalOptions) loadConfig() (*store.Store, *store.Config, error) {
-	st, err := g.store()
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, err := store.LoadConfig(st.Dir)
-	if err != nil {
-		return nil, nil, failure(err, "")
-	}
-	return st, cfg, nil
-}
-
-// httpClient returns the HTTP client, tracing when --debug is on.
-func (g *globalOptions) httpClient() *http.Client {
-	if g.hc == nil {
-		// Without a CA file New cannot fail; with one, resolveEnv built it.
-		g.hc, _ = httpclient.New(g.httpOptions())
-	}
-	return g.hc
-}
-
-func (g *globalOptions) httpOptions() httpclient.Options {
-	o := httpclient.Options{Transport: g.deps.Transport, CACertFile: g.CACert}
-	if g.Debug {
-		o.Debug = g.deps.Stderr
-	}
-	return o
-}
-
-// openURL opens a URL with the injected opener or the environment's browser.
-func (g *globalOptions) openURL(u string) error {
-	if g.deps.OpenURL != nil {
-		if err := opener.CheckURL(u); err != nil {
-			return err
-		}
-		return g.deps.OpenURL(u)
-	}
-	o := opener.Opener{Getenv: g.deps.Getenv}
-	if g.Debug {
-		o.Output = g.deps.Stderr
-	}
-	return o.Open(u)
-}
-
-// selectServer picks the server: --server, else the default, else the only
-// one configured. It returns the URL and its config (nil when not configured).
-func (g *globalOptions) selectServer(cfg *store.Config) (string, *store.Server, error) {
-	if g.Server != "" {
-		if cfg.Servers[g.Server] == nil {
-			// --server may name the MCP endpoint of a configured server.
-			if parent, ok := strings.CutSuffix(g.Server, "/mcp"); ok && cfg.Servers[parent] != nil {
-				g.Server = parent
-			}
-		}
-		return g.Server, cfg.Servers[g.Server], nil
-	}
-	if cfg.DefaultServer != "" {
-		return cfg.DefaultServer, cfg.Servers[cfg.DefaultServer], nil
-	}
-	switch urls := cfg.ServerURLs(); len(urls) {
-	case 0:
-		return "", nil, authNeeded(errors.New("not logged in to any server"), "run 'ncmcp login --server URL'")
-	case 1:
-		return urls[0], cfg.Servers[urls[0]], nil
-	default:
-		return "", nil, usageErrorf("pass --server (or set NCMCP_SERVER) to one of: "+strings.Join(urls, ", "), "several servers are configured and none is the default")
-	}
-}
-
-// selectedServers returns the configured servers that --server selects:
-// all of them without it.
-func (g *globalOptions) selectedServers(cfg *store.Config) []string {
-	if g.Server != "" {
-		if u, _, _ := g.selectServer(cfg); cfg.Servers[u] != nil {
-			return []string{u}
-		}
-		return nil
-	}
-	return cfg.ServerURLs()
-}
-
-// matches reports whether the account is selected by --account: all of
-// them without it.
-func (g *globalOptions) matches(a *store.Account) bool {
-	return g.Account == "" || a.Subject == g.Account || a.Username == g.Account || a.Email == g.Account
-}
-
-// selectAccount resolves the server and account for commands that need a login.
-func (g *globalOptions) selectAccount(cfg *store.Config) (*store.Server, *store.Account, error) {
-	url, srv, err := g.selectServer(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	if srv == nil || len(srv.Accounts) == 0 {
-		return nil, nil, authNeeded(fmt.Errorf("not logged in to %s", url), "run 'ncmcp login --server "+url+"'")
-	}
-	acct := srv.FindAccount(g.Account)
-	if acct == nil {
-		if g.Account != "" {
-			return nil, nil, authNeeded(fmt.Errorf("no account %q on %s", g.Account, url), "run 'ncmcp status' to see the accounts, or log in with 'ncmcp login --server "+url+"'")
-		}
-		return nil, nil, usageErrorf("pass --account with one of: "+strings.Join(srv.AccountIDs(), ", "), "several accounts on %s and none is active", url)
-	}
-	return srv, acct, nil
-}
-
 // usageArgs wraps a cobra positional-argument check so its error exits 2.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
@@ -415,63 +259,4 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// completeServers completes --server with the configured servers.
-func (g *globalOptions) completeServers(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	cfg := g.configForCompletion()
-	if cfg == nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var out []cobra.Completion
-	for _, u := range cfg.ServerURLs() {
-		desc := fmt.Sprintf("%d account(s)", len(cfg.Servers[u].Accounts))
-		if u == cfg.DefaultServer {
-			desc += ", default"
-		}
-		out = append(out, cobra.CompletionWithDesc(u, desc))
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
-}
-
-// completeAccounts completes --account with the accounts of the selected
-// server (--server, else the default or only one).
-func (g *globalOptions) completeAccounts(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	cfg := g.configForCompletion()
-	if cfg == nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	if s, err := cmd.Flags().GetString("server"); err == nil && s != "" {
-		if u, err := discovery.NormalizeServerURL(s); err == nil {
-			g.Server = u
-		}
-	}
-	_, srv, err := g.selectServer(cfg)
-	if err != nil || srv == nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var out []cobra.Completion
-	for _, id := range srv.AccountIDs() {
-		a := srv.Accounts[id]
-		name := a.Subject
-		for _, n := range []string{a.Email, a.Username} {
-			if n != "" {
-				name = n
-			}
-		}
-		out = append(out, cobra.CompletionWithDesc(name, "sub "+a.Subject))
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
-}
-
-func (g *globalOptions) configForCompletion() *store.Config {
-	dir, err := g.configDir()
-	if err != nil {
-		return nil
-	}
-	cfg, err := store.LoadConfig(dir)
-	if err != nil {
-		return nil
-	}
-	return cfg
 }
