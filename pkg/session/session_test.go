@@ -1,0 +1,267 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/credential"
+	"github.com/ncmcp/ncmcp/pkg/devserver"
+	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/login"
+	"github.com/ncmcp/ncmcp/pkg/mcpclient"
+	"github.com/ncmcp/ncmcp/pkg/oauth"
+	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/wwwauth"
+)
+
+// fixture is a generation-2 dev server whose IdP approves at once, a file
+// store, and real browser logins through pkg/login.
+type fixture struct {
+	srv    *devserver.Server
+	st     *store.Store
+	disc   *discovery.Result
+	logins [][]string // the challenged scopes of each login
+}
+
+func newFixture(t *testing.T, opts devserver.Options) *fixture {
+	t.Helper()
+	opts.AutoApprove = true
+	srv, err := devserver.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	disc, err := discovery.Discover(context.Background(), http.DefaultClient, srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{srv: srv, st: store.New(t.TempDir(), store.ModeFile, nil, time.Second), disc: disc}
+}
+
+// login is a LoginFunc: a real browser login at the dev server.
+func (f *fixture) login(ctx context.Context, _ string, challenged []string) (Login, error) {
+	f.logins = append(f.logins, challenged)
+	fl := &login.Flow{Store: f.st, HTTP: http.DefaultClient}
+	scopes, err := fl.Scopes(f.disc, challenged, nil)
+	if err != nil {
+		return Login{}, err
+	}
+	out := Login{Asked: scopes}
+	a, err := fl.Start(login.Browser{Disc: f.disc, Client: oauth.Client{ID: devserver.PublicClientID}, Scopes: scopes})
+	if err != nil {
+		return out, err
+	}
+	defer a.Close()
+	go func() {
+		if resp, err := http.Get(a.StartURL); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	res, err := a.Wait(ctx, nil, nil)
+	if err != nil {
+		return out, err
+	}
+	out.Server, out.Subject, out.Token = res.Server, res.Subject, res.Token.AccessToken
+	return out, nil
+}
+
+func (f *fixture) credentials(subject string, canLogin bool) *Credentials {
+	c := &Credentials{Store: f.st, Server: f.disc.ServerURL, Endpoint: f.disc.Endpoint, Subject: subject,
+		Source: func(u, sub string) *credential.Source {
+			return &credential.Source{Store: f.st, HTTP: http.DefaultClient, Server: u, Subject: sub}
+		}}
+	if canLogin {
+		c.Login = f.login
+	}
+	return c
+}
+
+func unauthorized() mcpclient.Refusal { return mcpclient.Refusal{Status: http.StatusUnauthorized} }
+
+func forbidden(scope string) mcpclient.Refusal {
+	return mcpclient.Refusal{Status: http.StatusForbidden, Challenge: wwwauth.Challenge{Error: "insufficient_scope", Scope: scope}}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestRenewRefreshesFirst(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.credentials(first.Subject, true)
+	tok, err := c.Token(ctx(t))
+	if err != nil || tok != first.Token {
+		t.Fatalf("Token = %q, %v; want the stored one", tok, err)
+	}
+	before := f.srv.TokenRequests("refresh_token")
+	renewed, err := c.Renew(ctx(t), tok, unauthorized())
+	if err != nil || renewed == tok || renewed == "" {
+		t.Fatalf("Renew = %q, %v; want a new token", renewed, err)
+	}
+	if f.srv.TokenRequests("refresh_token") != before+1 || len(f.logins) != 1 {
+		t.Errorf("refreshes %d, logins %d: a 401 is answered with one refresh and no login", f.srv.TokenRequests("refresh_token")-before, len(f.logins)-1)
+	}
+}
+
+func TestRenewWithoutLogin(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	c := f.credentials("", false)
+	if tok, err := c.Token(ctx(t)); tok != "" || err != nil {
+		t.Fatalf("Token before any login = %q, %v", tok, err)
+	}
+	_, err := c.Renew(ctx(t), "", unauthorized())
+	var ln *LoginNeededError
+	if !errors.As(err, &ln) || !errors.As(err, new(*mcpclient.UnauthorizedError)) {
+		t.Fatalf("Renew without a login = %v, want LoginNeededError wrapping the 401", err)
+	}
+	if _, err := c.Renew(ctx(t), "", forbidden("notes.read")); !isStepUp(err, NoLogin) {
+		t.Errorf("403 without a login = %v, want StepUpError NoLogin", err)
+	}
+}
+
+func TestRenewLogsInWhenTheRefreshIsRefused(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := store.LoadConfig(f.st.Dir)
+	a := cfg.Servers[f.disc.ServerURL].Accounts[first.Subject]
+	tok, _ := f.st.GetTokens(a.Storage, f.disc.ServerURL, first.Subject)
+	tok.RefreshToken = "revoked"
+	if err := f.st.PutTokensIn(a.Storage, f.disc.ServerURL, first.Subject, tok); err != nil {
+		t.Fatal(err)
+	}
+
+	readOnly := f.credentials(first.Subject, false)
+	if _, err := readOnly.Renew(ctx(t), first.Token, unauthorized()); !errors.As(err, new(*credential.LoginRequiredError)) {
+		t.Fatalf("read-only Renew = %v, want LoginRequiredError", err)
+	}
+	if len(f.logins) != 1 {
+		t.Fatalf("a read-only session logged in")
+	}
+	c := f.credentials(first.Subject, true)
+	renewed, err := c.Renew(ctx(t), first.Token, unauthorized())
+	if err != nil || renewed == "" || renewed == first.Token || len(f.logins) != 2 {
+		t.Fatalf("Renew = %q, %v after %d logins; want one new login", renewed, err, len(f.logins)-1)
+	}
+}
+
+func isStepUp(err error, r StepUpReason) bool {
+	var e *StepUpError
+	return errors.As(err, &e) && e.Reason == r
+}
+
+func TestStepUp(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.credentials(first.Subject, true)
+	if _, err := c.Renew(ctx(t), first.Token, forbidden("")); !isStepUp(err, NoScopeNamed) {
+		t.Errorf("403 naming no scope: %v", err)
+	}
+	if _, err := c.Renew(ctx(t), first.Token, forbidden("openid profile")); !isStepUp(err, AllGranted) {
+		t.Errorf("403 for granted scopes: %v", err)
+	}
+	if len(f.logins) != 1 {
+		t.Fatalf("%d step-up logins where none can help", len(f.logins)-1)
+	}
+	// A scope not granted (the stored grant is narrowed to make email
+	// one): one login asking for the granted ones and it.
+	if err := f.st.Update(ctx(t), func(cfg *store.Config) error {
+		a := cfg.Servers[f.disc.ServerURL].Accounts[first.Subject]
+		a.Scopes = slices.DeleteFunc(a.Scopes, func(s string) bool { return s == "email" })
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Renew(ctx(t), first.Token, forbidden("email"))
+	if err != nil || tok == "" || len(f.logins) != 2 {
+		t.Fatalf("step-up: %q, %v after %d logins", tok, err, len(f.logins)-1)
+	}
+	if got := f.logins[len(f.logins)-1]; !slices.Contains(got, "email") || !slices.Contains(got, "openid") {
+		t.Errorf("step-up asked for %q, want the granted scopes and email", got)
+	}
+}
+
+func TestStepUpOnlyOnce(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	c := f.credentials("", true)
+	// The server asks for a scope the dev IdP never grants (it is not in
+	// its scopes): the first 403 leads to a login asking for it, the
+	// second to none.
+	if _, err := c.Renew(ctx(t), "", unauthorized()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Renew(ctx(t), "t", forbidden("notes.read"))
+	if !isStepUp(err, LoginRefused) || !errors.As(err, new(*mcpclient.InsufficientScopeError)) {
+		t.Fatalf("first step-up: %v, want LoginRefused with the server's refusal", err)
+	}
+	n := len(f.logins)
+	if _, err := c.Renew(ctx(t), "t", forbidden("notes.read")); !isStepUp(err, AskedAlready) {
+		t.Errorf("second 403 for the same scope: %v, want AskedAlready", err)
+	}
+	if len(f.logins) != n {
+		t.Errorf("logged in again for a scope already asked for")
+	}
+}
+
+func TestLoginsAreBounded(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	c := f.credentials("", true)
+	var err error
+	for i := 0; i <= MaxLogins; i++ {
+		_, err = c.Renew(ctx(t), "", unauthorized())
+	}
+	if !errors.As(err, new(*TooManyLoginsError)) || len(f.logins) != MaxLogins {
+		t.Errorf("after %d logins: %v; want TooManyLoginsError after %d", len(f.logins), err, MaxLogins)
+	}
+}
+
+func TestClientGoneGoesToRecover(t *testing.T) {
+	// Generation 1: the IdP refreshes for the clients it knows only.
+	f := newFixture(t, devserver.Options{Generation: 1})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server forgets the client: its refresh is refused with
+	// invalid_client. Rewriting the stored client id makes the dev server
+	// answer so.
+	if err := f.st.Update(ctx(t), func(cfg *store.Config) error {
+		srv := cfg.Servers[f.disc.ServerURL]
+		srv.Accounts[first.Subject].ClientID = "forgotten"
+		srv.PutClient(store.Client{ID: "forgotten", Registered: true})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := f.credentials(first.Subject, false)
+	_, err = c.Renew(ctx(t), first.Token, unauthorized())
+	var cg *credential.ClientGoneError
+	if !errors.As(err, &cg) {
+		t.Fatalf("Renew = %v, want ClientGoneError", err)
+	}
+	recovered := errors.New("recovered")
+	c.Recover = func(_ context.Context, got *credential.ClientGoneError) error {
+		if got.ClientID != "forgotten" {
+			t.Errorf("Recover got %s", got.ClientID)
+		}
+		return recovered
+	}
+	if _, err := c.Renew(ctx(t), first.Token, unauthorized()); !errors.Is(err, recovered) {
+		t.Errorf("Renew with Recover = %v", err)
+	}
+}
