@@ -1,6 +1,9 @@
-// Package cli is ncmcp's command tree: one file per command, flags parsed
-// into an options struct, behaviour in a run function, errors mapped to the
-// documented exit codes.
+// Package cli is ncmcp's command tree. Each command maps its flags and
+// environment to the inputs of the use cases below it (login, clients,
+// session, revoke, provision, credential, doctor), their outputs to text
+// or JSON, and their typed errors to the documented exit codes and hints.
+// It makes no token, registration or keyring call itself. The words are
+// those of docs/glossary.md.
 package cli
 
 import (

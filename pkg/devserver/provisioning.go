@@ -30,9 +30,9 @@ const (
 	CredentialAppPassword = "app_password"
 )
 
-// seedDefaultUser is the user generation 1's check_provisioning_status and
+// generation1DefaultUser is the user generation 1's check_provisioning_status and
 // provision_nextcloud_access look up when they are called without user_id.
-const seedDefaultUser = "default_user"
+const generation1DefaultUser = "default_user"
 
 // allSupportedScopes are the app-password scopes the generation-2 server
 // knows, sorted.
@@ -187,7 +187,7 @@ func nullableList(l []string) any {
 // provisionGen1 is generation 1's provision_nextcloud_access.
 func (p *provisioning) provisionGen1(userID string) object {
 	if userID == "" {
-		userID = seedDefaultUser
+		userID = generation1DefaultUser
 	}
 	p.mu.Lock()
 	t, ok := p.flow2Tokens[userID]
@@ -215,7 +215,7 @@ func (p *provisioning) provisionGen1(userID string) object {
 // statusGen1 is generation 1's check_provisioning_status.
 func (p *provisioning) statusGen1(userID string) object {
 	if userID == "" {
-		userID = seedDefaultUser
+		userID = generation1DefaultUser
 	}
 	p.mu.Lock()
 	t, ok := p.flow2Tokens[userID]

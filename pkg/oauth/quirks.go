@@ -40,7 +40,7 @@ func Expiry(tok *oauth2.Token) time.Time {
 }
 
 // MatchScopes maps requested scopes onto the spelling the server lists in
-// scopes_supported: seed-era servers say notes:read where newer ones say
+// scopes_supported: early generation-1 servers say notes:read where newer ones say
 // notes.read. Scopes the server does not list are kept as given; notes
 // says what was changed.
 func MatchScopes(requested, supported []string) (out []string, notes []string) {

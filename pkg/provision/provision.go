@@ -16,7 +16,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 )
 
-// Tool names of Flow 2 (the seed generation and later).
+// Tool names of Flow 2 (every server offers them; newer ones answer with a settings page).
 const (
 	ToolProvision = "provision_nextcloud_access"
 	ToolCheck     = "check_provisioning_status"

@@ -59,10 +59,10 @@ func TestFindURL(t *testing.T) {
 }
 
 func TestDetectAndChoose(t *testing.T) {
-	seed := []mcpclient.Tool{{Name: ToolProvision, Args: []string{"user_id"}}, {Name: ToolCheck, Args: []string{"user_id"}}, {Name: ToolRevoke}}
-	ts, err := Detect(seed)
+	flow2 := []mcpclient.Tool{{Name: ToolProvision, Args: []string{"user_id"}}, {Name: ToolCheck, Args: []string{"user_id"}}, {Name: ToolRevoke}}
+	ts, err := Detect(flow2)
 	if err != nil || !ts.CanRevoke() || ts.CanUpdateScopes() {
-		t.Fatalf("seed tools: %+v, %v", ts, err)
+		t.Fatalf("Flow 2 tools: %+v, %v", ts, err)
 	}
 	if m, err := ts.Choose(MethodAuto); err != nil || m != MethodFlow2 {
 		t.Fatalf("auto on a Flow 2 server = %v, %v", m, err)
@@ -76,7 +76,7 @@ func TestDetectAndChoose(t *testing.T) {
 	if a := userArgs(ts.revoke, "sub-1"); len(a) != 0 {
 		t.Errorf("undeclared user_id sent: %v", a)
 	}
-	both := append(seed, mcpclient.Tool{Name: "search"}, mcpclient.Tool{Name: ToolNCAuthProvision}, mcpclient.Tool{Name: ToolNCAuthCheck}, mcpclient.Tool{Name: ToolNCAuthUpdate})
+	both := append(flow2, mcpclient.Tool{Name: "search"}, mcpclient.Tool{Name: ToolNCAuthProvision}, mcpclient.Tool{Name: ToolNCAuthCheck}, mcpclient.Tool{Name: ToolNCAuthUpdate})
 	ts, err = Detect(both)
 	if err != nil || !ts.CanUpdateScopes() {
 		t.Fatalf("both toolsets: %+v, %v", ts, err)

@@ -55,7 +55,7 @@ func TestFlow2(t *testing.T) {
 		st["provisioned_at"] != pt.ProvisionedAt.Format("2006-01-02T15:04:05+00:00") {
 		t.Fatalf("status after provisioning = %v", st)
 	}
-	// Without user_id the seed looks up "default_user".
+	// Without user_id generation 1 looks up "default_user".
 	if def := callTool(t, cs, ToolCheckStatus, nil); def["is_provisioned"] != false {
 		t.Error("check_provisioning_status without user_id found the caller's token")
 	}
