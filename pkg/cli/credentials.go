@@ -15,9 +15,19 @@ import (
 func (g *globalOptions) source(st *store.Store, serverURL, subject string) *credential.Source {
 	return &credential.Source{
 		Store: st, HTTP: g.httpClient(), Server: serverURL, Subject: subject,
-		ClientSecret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), Now: g.deps.Now,
+		ClientSecret: g.clientSecret(), Now: g.deps.Now,
 		Warn: func(m string) { fmt.Fprintf(g.deps.Stderr, "warning: %s\n", m) },
 	}
+}
+
+// clientSecret is NCMCP_CLIENT_SECRET: the secret of --client-id, which
+// wins over a stored one.
+func (g *globalOptions) clientSecret() string { return g.deps.Getenv("NCMCP_CLIENT_SECRET") }
+
+// namedClient is the client --client-id names, with NCMCP_CLIENT_SECRET,
+// authenticating as the discovered authorization server allows.
+func (g *globalOptions) namedClient(disc *discovery.Result) oauth.Client {
+	return oauth.Client{ID: g.ClientID, Secret: g.clientSecret(), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
 }
 
 // credentialError maps the credential source's errors to exit codes and

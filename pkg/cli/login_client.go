@@ -14,7 +14,7 @@ import (
 // --client-id with NCMCP_CLIENT_SECRET, --client-metadata-url, the stored
 // client, or one registered now.
 func loginClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result) (*login.Client, error) {
-	c, err := g.loginFlow(st).Pick(ctx, disc, login.ClientRequest{ID: g.ClientID, MetadataURL: g.ClientMetadataURL, Account: g.Account, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET")})
+	c, err := g.loginFlow(st).Pick(ctx, disc, login.ClientRequest{ID: g.ClientID, MetadataURL: g.ClientMetadataURL, Account: g.Account, Secret: g.clientSecret()})
 	var (
 		nc *login.NoClientError
 		se *login.SecretExpiredError

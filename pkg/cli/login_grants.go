@@ -37,8 +37,9 @@ func ccClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, string,
 	if g.ClientID == "" {
 		return oauth.Client{}, "", usageErrorf("pass --client-id (or set NCMCP_CLIENT_ID) with the client's id", "--client-credentials needs a client id")
 	}
-	c := oauth.Client{ID: g.ClientID, AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
+	c := g.namedClient(disc)
 	if opts.PrivateKey != "" {
+		c.Secret = ""
 		path, err := filepath.Abs(opts.PrivateKey)
 		if err != nil {
 			return c, "", failure(err, "")
@@ -50,7 +51,6 @@ func ccClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, string,
 		c.Key, c.AuthMethod = k, "private_key_jwt"
 		return c, path, nil
 	}
-	c.Secret = g.deps.Getenv("NCMCP_CLIENT_SECRET")
 	if opts.SecretStdin {
 		s, err := readStdinValue(g.deps.Stdin, "client secret", "printf %s \"$SECRET\" | ncmcp login --client-credentials --secret-stdin")
 		if err != nil {
@@ -104,7 +104,7 @@ func loginWithIDToken(ctx context.Context, opts *LoginOptions, st *store.Store, 
 	if err != nil {
 		return nil, err
 	}
-	c := oauth.Client{ID: g.ClientID, Secret: g.deps.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
+	c := g.namedClient(disc)
 	res, err := g.loginFlow(st).IDToken(ctx, disc, c, idToken, opts.IdPTokenEndpoint, opts.IdPClientID, opts.Scopes)
 	var ge *login.GrantError
 	if errors.As(err, &ge) && ge.Party == login.IdentityProvider {

@@ -140,7 +140,7 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	if err != nil {
 		return err
 	}
-	client := oauth.Client{ID: g.ClientID, Secret: d.Getenv("NCMCP_CLIENT_SECRET"), AuthMethods: disc.Provider.TokenEndpointAuthMethodsSupported, Issuer: disc.Provider.Issuer}
+	client := g.namedClient(disc)
 	keep := st.Mode == store.ModeFile
 	tok, res, err := g.loginFlow(st).EnvRefreshToken(ctx, disc, client, rt, keep)
 	var te *oauth.TokenError
