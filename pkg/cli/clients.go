@@ -63,11 +63,7 @@ The client id, and any secret and registration access token, are stored.`,
 
 func runClientsRegister(ctx context.Context, opts *ClientsRegisterOptions) error {
 	g := opts.g
-	st, cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	serverURL, err := serverForSetup(g, cfg)
+	st, serverURL, err := g.setupServer()
 	if err != nil {
 		return err
 	}
@@ -181,11 +177,7 @@ func newClientsAddCmd(g *globalOptions, runF func(context.Context, *ClientsAddOp
 
 func runClientsAdd(ctx context.Context, opts *ClientsAddOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	serverURL, err := serverForSetup(g, cfg)
+	st, serverURL, err := g.setupServer()
 	if err != nil {
 		return err
 	}

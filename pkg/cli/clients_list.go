@@ -130,11 +130,7 @@ secrets. When the deletion fails nothing is forgotten; --local-only skips it.`,
 
 func runClientsRemove(ctx context.Context, opts *ClientsRemoveOptions) error {
 	g, d := opts.g, opts.g.deps
-	st, cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	serverURL, err := serverForSetup(g, cfg)
+	st, serverURL, err := g.setupServer()
 	if err != nil {
 		return err
 	}

@@ -159,11 +159,7 @@ func (o *LoginOptions) check() error {
 
 func runLogin(ctx context.Context, opts *LoginOptions) error {
 	g := opts.g
-	st, cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	serverURL, err := serverForSetup(g, cfg)
+	st, serverURL, err := g.setupServer()
 	if err != nil {
 		return err
 	}

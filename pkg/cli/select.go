@@ -70,6 +70,17 @@ func (g *globalOptions) selectAccount(cfg *store.Config) (*store.Server, *store.
 	return srv, acct, nil
 }
 
+// setupServer opens the store and returns the server of a command that
+// may run before the first login (see serverForSetup).
+func (g *globalOptions) setupServer() (*store.Store, string, error) {
+	st, cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := serverForSetup(g, cfg)
+	return st, u, err
+}
+
 // serverForSetup returns the server URL for commands that may run before
 // the first login: --server, else the default or only configured one.
 func serverForSetup(g *globalOptions, cfg *store.Config) (string, error) {
