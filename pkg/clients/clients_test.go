@@ -1,14 +1,15 @@
-package clients
+package clients_test
 
 import (
 	"context"
 	"errors"
 	"net/http"
 	"testing"
-	"time"
 
+	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/devserver"
+	"github.com/ncmcp/ncmcp/pkg/devserver/devlogin"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -16,28 +17,17 @@ import (
 
 // setup starts a generation-1 dev server (its OP registers clients with
 // RFC 7591 and 7592) and returns a manager on a file store.
-func setup(t *testing.T, opts devserver.Options) (*Manager, *discovery.Result, *devserver.Server) {
+func setup(t *testing.T, opts devserver.Options) (*clients.Manager, *discovery.Result, *devserver.Server) {
 	t.Helper()
-	srv, err := devserver.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	ctx := context.Background()
-	disc, err := discovery.Discover(ctx, http.DefaultClient, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var notices []string
-	m := &Manager{Store: store.New(t.TempDir(), store.ModeFile, nil, time.Second), HTTP: http.DefaultClient,
-		Notice: func(s string) { notices = append(notices, s) },
+	srv, disc := devlogin.Start(t, opts)
+	m := &clients.Manager{Store: devlogin.FileStore(t), HTTP: http.DefaultClient,
 		Discover: func(ctx context.Context, u string) (*discovery.Result, error) {
 			return discovery.Discover(ctx, http.DefaultClient, u)
 		}}
 	return m, disc, srv
 }
 
-func stored(t *testing.T, m *Manager, serverURL string) *store.Server {
+func stored(t *testing.T, m *clients.Manager, serverURL string) *store.Server {
 	t.Helper()
 	cfg, err := store.LoadConfig(m.Store.Dir)
 	if err != nil {
@@ -74,8 +64,8 @@ func TestRegisterStoresTheClientAndItsSecrets(t *testing.T) {
 	if stored(t, m, disc.ServerURL).Client(c.ID) != nil {
 		t.Error("the client is still stored")
 	}
-	if _, err := m.Remove(ctx, disc.ServerURL, c.ID, false); !errors.As(err, new(*NotStoredError)) {
-		t.Errorf("removing it again: %v, want NotStoredError", err)
+	if _, err := m.Remove(ctx, disc.ServerURL, c.ID, false); !errors.As(err, new(*clients.NotStoredError)) {
+		t.Errorf("removing it again: %v, want clients.NotStoredError", err)
 	}
 }
 
@@ -105,8 +95,8 @@ func TestRegisterRefusedStoresNothing(t *testing.T) {
 
 	noReg := *disc
 	noReg.Provider.RegistrationEndpoint = ""
-	if _, err := m.Register(context.Background(), &noReg, 0); !errors.As(err, new(*NoRegistrationError)) {
-		t.Errorf("without a registration endpoint: %v, want NoRegistrationError", err)
+	if _, err := m.Register(context.Background(), &noReg, 0); !errors.As(err, new(*clients.NoRegistrationError)) {
+		t.Errorf("without a registration endpoint: %v, want clients.NoRegistrationError", err)
 	}
 }
 
@@ -143,9 +133,9 @@ func TestRecover(t *testing.T) {
 	}
 	gone := &credential.ClientGoneError{Server: disc.ServerURL, ClientID: reg.Client.ID, Err: errors.New("invalid_client")}
 	err = m.Recover(ctx, gone)
-	var re *ReplacedError
+	var re *clients.ReplacedError
 	if !errors.As(err, &re) || re.Old != reg.Client.ID || re.New == "" || re.New == re.Old {
-		t.Fatalf("Recover = %v, want a ReplacedError with a new client", err)
+		t.Fatalf("Recover = %v, want a clients.ReplacedError with a new client", err)
 	}
 	srv := stored(t, m, disc.ServerURL)
 	if srv.Client(re.Old) != nil || srv.Client(re.New) == nil {
@@ -167,8 +157,8 @@ func TestRecover(t *testing.T) {
 	// A server that cannot be discovered now: nothing changes.
 	m.Discover = func(context.Context, string) (*discovery.Result, error) { return nil, errors.New("unreachable") }
 	again := &credential.ClientGoneError{Server: disc.ServerURL, ClientID: re.New, Err: errors.New("invalid_client")}
-	if err := m.Recover(ctx, again); !errors.As(err, new(*UnrecoveredError)) {
-		t.Errorf("Recover without discovery = %v, want UnrecoveredError", err)
+	if err := m.Recover(ctx, again); !errors.As(err, new(*clients.UnrecoveredError)) {
+		t.Errorf("Recover without discovery = %v, want clients.UnrecoveredError", err)
 	}
 	if stored(t, m, disc.ServerURL).Client(re.New) == nil {
 		t.Error("the client was forgotten although no new one could be registered")

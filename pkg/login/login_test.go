@@ -1,4 +1,4 @@
-package login
+package login_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/devserver"
+	"github.com/ncmcp/ncmcp/pkg/devserver/devlogin"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/loopback"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -22,20 +24,12 @@ var clock = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // setup starts a dev server and returns a flow on a fresh file store, with
 // a fixed clock and the notices it gave.
-func setup(t *testing.T, opts devserver.Options) (*Flow, *discovery.Result, *devserver.Server, *[]string) {
+func setup(t *testing.T, opts devserver.Options) (*login.Flow, *discovery.Result, *devserver.Server, *[]string) {
 	t.Helper()
-	srv, err := devserver.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	disc, err := discovery.Discover(context.Background(), http.DefaultClient, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, disc := devlogin.Start(t, opts)
 	notices := &[]string{}
-	st := store.New(t.TempDir(), store.ModeFile, nil, time.Second)
-	f := &Flow{Store: st, HTTP: http.DefaultClient, Now: func() time.Time { return clock },
+	st := devlogin.FileStore(t)
+	f := &login.Flow{Store: st, HTTP: http.DefaultClient, Now: func() time.Time { return clock },
 		Notice:  func(s string) { *notices = append(*notices, s) },
 		Clients: &clients.Manager{Store: st, HTTP: http.DefaultClient}}
 	return f, disc, srv, notices
@@ -43,16 +37,9 @@ func setup(t *testing.T, opts devserver.Options) (*Flow, *discovery.Result, *dev
 
 // browse opens the attempt's start page as a browser would; the dev IdP
 // approves (or refuses) at once.
-func browse(t *testing.T, a *Attempt) {
-	t.Helper()
-	go func() {
-		if resp, err := http.Get(a.StartURL); err == nil {
-			resp.Body.Close()
-		}
-	}()
-}
+func browse(_ *testing.T, a *login.Attempt) { devlogin.Browse(a.StartURL) }
 
-func account(t *testing.T, f *Flow, serverURL, subject string) (*store.Account, *store.Tokens) {
+func account(t *testing.T, f *login.Flow, serverURL, subject string) (*store.Account, *store.Tokens) {
 	t.Helper()
 	cfg, err := store.LoadConfig(f.Store.Dir)
 	if err != nil {
@@ -76,7 +63,7 @@ func TestBrowserLoginStoresTheAccount(t *testing.T) {
 			f, disc, _, _ := setup(t, devserver.Options{AutoApprove: true, Generation: gen})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			c, err := f.Pick(ctx, disc, ClientRequest{ID: devserver.PublicClientID})
+			c, err := f.Pick(ctx, disc, login.ClientRequest{ID: devserver.PublicClientID})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +71,7 @@ func TestBrowserLoginStoresTheAccount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := f.Start(Browser{Disc: disc, Client: c.Client, Scopes: scopes})
+			a, err := f.Start(login.Browser{Disc: disc, Client: c.Client, Scopes: scopes})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +99,7 @@ func TestBrowserLoginRefused(t *testing.T) {
 	f, disc, _, _ := setup(t, devserver.Options{AutoDeny: true, Generation: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a, err := f.Start(Browser{Disc: disc, Client: oauth.Client{ID: devserver.PublicClientID}})
+	a, err := f.Start(login.Browser{Disc: disc, Client: oauth.Client{ID: devserver.PublicClientID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +117,8 @@ func TestBrowserLoginRefused(t *testing.T) {
 
 	noPKCE := *disc
 	noPKCE.Provider.CodeChallengeMethodsSupported = nil
-	if _, err := f.Start(Browser{Disc: &noPKCE, Client: oauth.Client{ID: "x"}}); !errors.As(err, new(*NoPKCEError)) {
-		t.Errorf("without S256: %v, want NoPKCEError", err)
+	if _, err := f.Start(login.Browser{Disc: &noPKCE, Client: oauth.Client{ID: "x"}}); !errors.As(err, new(*login.NoPKCEError)) {
+		t.Errorf("without S256: %v, want login.NoPKCEError", err)
 	}
 }
 
@@ -139,7 +126,7 @@ func TestAuthorizeRefusalReachesTheTerminal(t *testing.T) {
 	f, disc, _, _ := setup(t, devserver.Options{Generation: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a, err := f.Start(Browser{Disc: disc, Client: oauth.Client{ID: "nobody-knows-me"}})
+	a, err := f.Start(login.Browser{Disc: disc, Client: oauth.Client{ID: "nobody-knows-me"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +134,7 @@ func TestAuthorizeRefusalReachesTheTerminal(t *testing.T) {
 	browse(t, a)
 	_, err = a.Wait(ctx, nil, nil)
 	var se *loopback.StartError
-	var az *AuthorizeError
+	var az *login.AuthorizeError
 	if !errors.As(err, &se) || !errors.As(err, &az) || az.Code == "" {
 		t.Fatalf("err = %v, want the authorization endpoint's OAuth error", err)
 	}
@@ -158,21 +145,21 @@ func TestPick(t *testing.T) {
 	ctx := context.Background()
 
 	// None stored, the OP registers: one is registered and kept.
-	c, err := f.Pick(ctx, disc, ClientRequest{})
+	c, err := f.Pick(ctx, disc, login.ClientRequest{})
 	if err != nil || c.Registered == nil || c.Port == 0 || len(*notices) != 1 {
 		t.Fatalf("Pick = %+v, %v, notices %q: want a client registered now, with its port", c, err, *notices)
 	}
-	again, err := f.Pick(ctx, disc, ClientRequest{})
+	again, err := f.Pick(ctx, disc, login.ClientRequest{})
 	if err != nil || again.ID != c.ID || again.Registered != nil {
 		t.Errorf("second Pick = %+v, %v: want the stored client %s", again, err, c.ID)
 	}
 	// A metadata document URL is not used where the server does not take one.
-	if c, err := f.Pick(ctx, disc, ClientRequest{MetadataURL: "https://app.example/cimd.json"}); err != nil || c.ID == "https://app.example/cimd.json" {
+	if c, err := f.Pick(ctx, disc, login.ClientRequest{MetadataURL: "https://app.example/cimd.json"}); err != nil || c.ID == "https://app.example/cimd.json" {
 		t.Errorf("Pick with an unsupported metadata URL = %+v, %v", c, err)
 	}
 	cimd := *disc
 	cimd.Provider.ClientIDMetadataDocumentSupported = true
-	if c, err := f.Pick(ctx, &cimd, ClientRequest{MetadataURL: "https://app.example/cimd.json"}); err != nil || c.ID != "https://app.example/cimd.json" || c.AuthMethod != "none" {
+	if c, err := f.Pick(ctx, &cimd, login.ClientRequest{MetadataURL: "https://app.example/cimd.json"}); err != nil || c.ID != "https://app.example/cimd.json" || c.AuthMethod != "none" {
 		t.Errorf("Pick with a metadata URL = %+v, %v", c, err)
 	}
 
@@ -180,24 +167,24 @@ func TestPick(t *testing.T) {
 	if _, _, err := f.Clients.Add(ctx, disc.ServerURL, store.Client{ID: "conf"}, "s3cret"); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := f.Pick(ctx, disc, ClientRequest{ID: "conf"}); err != nil || c.Secret != "s3cret" {
+	if c, err := f.Pick(ctx, disc, login.ClientRequest{ID: "conf"}); err != nil || c.Secret != "s3cret" {
 		t.Errorf("Pick(conf) = %+v, %v: want the stored secret", c, err)
 	}
-	if c, err := f.Pick(ctx, disc, ClientRequest{ID: "conf", Secret: "given"}); err != nil || c.Secret != "given" {
+	if c, err := f.Pick(ctx, disc, login.ClientRequest{ID: "conf", Secret: "given"}); err != nil || c.Secret != "given" {
 		t.Errorf("Pick with a secret given = %+v, %v", c, err)
 	}
 	if _, _, err := f.Clients.Add(ctx, disc.ServerURL, store.Client{ID: "old", SecretExpiresAt: clock.Add(-time.Hour)}, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Pick(ctx, disc, ClientRequest{ID: "old"}); !errors.As(err, new(*SecretExpiredError)) {
-		t.Errorf("Pick(old) = %v, want SecretExpiredError by the flow's clock", err)
+	if _, err := f.Pick(ctx, disc, login.ClientRequest{ID: "old"}); !errors.As(err, new(*login.SecretExpiredError)) {
+		t.Errorf("Pick(old) = %v, want login.SecretExpiredError by the flow's clock", err)
 	}
 
 	bare := *disc
 	bare.ServerURL = "https://elsewhere.example"
 	bare.Provider.RegistrationEndpoint = ""
-	if _, err := f.Pick(ctx, &bare, ClientRequest{}); !errors.As(err, new(*NoClientError)) {
-		t.Errorf("Pick without registration = %v, want NoClientError", err)
+	if _, err := f.Pick(ctx, &bare, login.ClientRequest{}); !errors.As(err, new(*login.NoClientError)) {
+		t.Errorf("Pick without registration = %v, want login.NoClientError", err)
 	}
 }
 
@@ -213,7 +200,7 @@ func TestScopes(t *testing.T) {
 	}
 	gen1 := *disc
 	gen1.Generation = discovery.Generation1
-	if _, err := f.Scopes(&gen1, nil, []string{"notes.read"}); !errors.Is(err, ErrScopesFixed) {
+	if _, err := f.Scopes(&gen1, nil, []string{"notes.read"}); !errors.Is(err, login.ErrScopesFixed) {
 		t.Errorf("generation 1 with scopes: %v", err)
 	}
 	if s, err := f.Scopes(&gen1, []string{"openid"}, nil); err != nil || s != nil {
@@ -225,7 +212,7 @@ func TestRefreshTokens(t *testing.T) {
 	f, disc, _, _ := setup(t, devserver.Options{AutoApprove: true, Generation: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a, err := f.Start(Browser{Disc: disc, Client: oauth.Client{ID: devserver.PublicClientID}})
+	a, err := f.Start(login.Browser{Disc: disc, Client: oauth.Client{ID: devserver.PublicClientID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,14 +225,14 @@ func TestRefreshTokens(t *testing.T) {
 	client := oauth.Client{ID: devserver.PublicClientID}
 
 	// A refresh token given on stdin: a fresh store gets the account.
-	other := &Flow{Store: store.New(t.TempDir(), store.ModeFile, nil, time.Second), HTTP: http.DefaultClient}
+	other := &login.Flow{Store: devlogin.FileStore(t), HTTP: http.DefaultClient}
 	res, err := other.RefreshToken(ctx, disc, client, first.Token.RefreshToken)
 	if err != nil || res.Subject != first.Subject {
 		t.Fatalf("RefreshToken = %+v, %v", res, err)
 	}
 
 	// NCMCP_REFRESH_TOKEN without keeping: nothing is stored.
-	ci := &Flow{Store: store.New(t.TempDir(), store.ModeFile, nil, time.Second), HTTP: http.DefaultClient}
+	ci := &login.Flow{Store: devlogin.FileStore(t), HTTP: http.DefaultClient}
 	tok, kept, err := ci.EnvRefreshToken(ctx, disc, client, res.Token.RefreshToken, false)
 	if err != nil || tok.AccessToken == "" || kept != nil {
 		t.Fatalf("EnvRefreshToken = %v, %+v, %v", tok, kept, err)
@@ -259,14 +246,14 @@ func TestRefreshTokens(t *testing.T) {
 		t.Fatalf("EnvRefreshToken(keep) = %v, %+v, %v", tok2, kept, err)
 	}
 	acct, _ := account(t, ci, disc.ServerURL, kept.Subject)
-	if acct.EnvRefreshTokenHash != EnvRefreshTokenHash(tok.RefreshToken) || acct.EnvRefreshTokenHash == "" {
+	if acct.EnvRefreshTokenHash != login.EnvRefreshTokenHash(tok.RefreshToken) || acct.EnvRefreshTokenHash == "" {
 		t.Errorf("stored hash %q", acct.EnvRefreshTokenHash)
 	}
 	// An unknown token is refused, and the refusal names the party.
 	_, _, err = ci.EnvRefreshToken(ctx, disc, client, "not-a-refresh-token", false)
-	var ge *GrantError
+	var ge *login.GrantError
 	var te *oauth.TokenError
-	if !errors.As(err, &ge) || ge.Party != AuthorizationServer || !errors.As(err, &te) || !te.Refused() {
+	if !errors.As(err, &ge) || ge.Party != login.AuthorizationServer || !errors.As(err, &te) || !te.Refused() {
 		t.Errorf("a spent refresh token: %v, want the authorization server's refusal", err)
 	}
 }
@@ -284,7 +271,7 @@ func TestClientCredentials(t *testing.T) {
 	defer ts.Close()
 	disc := &discovery.Result{ServerURL: ts.URL, Endpoint: ts.URL + "/mcp", Issuer: ts.URL, Generation: discovery.GenerationOther,
 		Provider: discovery.Provider{Issuer: ts.URL, TokenEndpoint: ts.URL + "/token"}}
-	f := &Flow{Store: store.New(t.TempDir(), store.ModeFile, nil, time.Second), HTTP: http.DefaultClient, Now: func() time.Time { return clock }}
+	f := &login.Flow{Store: devlogin.FileStore(t), HTTP: http.DefaultClient, Now: func() time.Time { return clock }}
 	res, err := f.ClientCredentials(context.Background(), disc, oauth.Client{ID: "ci-bot", Secret: "s"}, []string{"mcp"}, "")
 	if err != nil {
 		t.Fatal(err)

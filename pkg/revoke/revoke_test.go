@@ -9,7 +9,7 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/devserver"
-	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/devserver/devlogin"
 	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -19,30 +19,11 @@ import (
 // once) and returns the revoker on the login's store.
 func loggedIn(t *testing.T, gen int) (*Revoker, *devserver.Server, *store.Server, *store.Account, *login.Result) {
 	t.Helper()
-	srv, err := devserver.Start(devserver.Options{AutoApprove: true, Generation: gen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv, disc := devlogin.Start(t, devserver.Options{AutoApprove: true, Generation: gen})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	disc, err := discovery.Discover(ctx, http.DefaultClient, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(t.TempDir(), store.ModeFile, nil, time.Second)
-	f := &login.Flow{Store: st, HTTP: http.DefaultClient}
-	a, err := f.Start(login.Browser{Disc: disc, Client: oauth.Client{ID: devserver.PublicClientID}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	go func() {
-		if resp, err := http.Get(a.StartURL); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	res, err := a.Wait(ctx, nil, nil)
+	st := devlogin.FileStore(t)
+	res, err := devlogin.Login(ctx, st, disc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,10 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/devserver"
+	"github.com/ncmcp/ncmcp/pkg/devserver/devlogin"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
-	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/ncmcp/ncmcp/pkg/wwwauth"
 )
@@ -30,38 +30,19 @@ type fixture struct {
 func newFixture(t *testing.T, opts devserver.Options) *fixture {
 	t.Helper()
 	opts.AutoApprove = true
-	srv, err := devserver.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	disc, err := discovery.Discover(context.Background(), http.DefaultClient, srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{srv: srv, st: store.New(t.TempDir(), store.ModeFile, nil, time.Second), disc: disc}
+	srv, disc := devlogin.Start(t, opts)
+	return &fixture{srv: srv, st: devlogin.FileStore(t), disc: disc}
 }
 
 // login is a LoginFunc: a real browser login at the dev server.
 func (f *fixture) login(ctx context.Context, _ string, challenged []string) (Login, error) {
 	f.logins = append(f.logins, challenged)
-	fl := &login.Flow{Store: f.st, HTTP: http.DefaultClient}
-	scopes, err := fl.Scopes(f.disc, challenged, nil)
+	scopes, err := (&login.Flow{}).Scopes(f.disc, challenged, nil)
 	if err != nil {
 		return Login{}, err
 	}
 	out := Login{Asked: scopes}
-	a, err := fl.Start(login.Browser{Disc: f.disc, Client: oauth.Client{ID: devserver.PublicClientID}, Scopes: scopes})
-	if err != nil {
-		return out, err
-	}
-	defer a.Close()
-	go func() {
-		if resp, err := http.Get(a.StartURL); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	res, err := a.Wait(ctx, nil, nil)
+	res, err := devlogin.Login(ctx, f.st, f.disc, scopes)
 	if err != nil {
 		return out, err
 	}
