@@ -203,6 +203,39 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// AuthTransport is an http.RoundTripper that sends the credentials' token
+// to the endpoint's origin only, never where a redirect points, and when
+// the server refuses it (401, 403 insufficient_scope) asks the credentials
+// for another and sends the request again, at most twice.
+type AuthTransport struct{ b *bearer }
+
+// NewAuthTransport returns the AuthTransport of endpoint over next
+// (http.DefaultTransport when nil).
+func NewAuthTransport(next http.RoundTripper, endpoint string, creds Credentials) (*AuthTransport, error) {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	eu, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if creds == nil {
+		creds = StaticToken("")
+	}
+	return &AuthTransport{b: &bearer{next: next, creds: creds, origin: originOf(eu)}}, nil
+}
+
+// RoundTrip sends the request with the token.
+func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) { return t.b.RoundTrip(req) }
+
+// Denied returns why the last refusal was given up on: the refusal's
+// error, or the credentials' failure to renew; nil when none was.
+func (t *AuthTransport) Denied() error {
+	t.b.mu.Lock()
+	defer t.b.mu.Unlock()
+	return t.b.denied
+}
+
 // maxRenewals bounds the renewals for one request: a refresh or login
 // after a 401, then a step-up after a 403 insufficient_scope.
 const maxRenewals = 2
@@ -301,18 +334,11 @@ const DefaultRequestTimeout = 60 * time.Second
 // the credentials' tokens. hc supplies timeouts, proxy and tracing; its
 // transport is reused. Tokens are sent to the endpoint's origin only.
 func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Credentials, o Options) (*Session, error) {
-	next := hc.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	eu, err := url.Parse(endpoint)
+	at, err := NewAuthTransport(hc.Transport, endpoint, creds)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
-	if creds == nil {
-		creds = StaticToken("")
-	}
-	b := &bearer{next: next, creds: creds, origin: originOf(eu)}
+	b := at.b
 	timeout := o.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout

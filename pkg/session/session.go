@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
@@ -39,6 +40,8 @@ type Login struct {
 	// Server is the server's key, Subject the account.
 	Server, Subject string
 	Token           string
+	// Expiry is when Token expires; zero when unknown.
+	Expiry time.Time
 	// Asked are the scopes the login asked for.
 	Asked []string
 }
@@ -62,24 +65,41 @@ type Credentials struct {
 	Recover func(context.Context, *credential.ClientGoneError) error
 	// Notice receives progress worth telling the user; nil drops it.
 	Notice func(string)
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 
+	mu     sync.Mutex
 	token  string
+	expiry time.Time
 	logins int
 	// asked are the scopes the logins of this session asked for.
 	asked []string
 }
 
+func (c *Credentials) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
 // Token returns the account's access token, refreshed first when it
-// expires within MinTTL; none before a login.
+// expires within MinTTL; none before a login. A session that outlives its
+// token gets a new one here, before the server has to refuse the old one.
 func (c *Credentials) Token(ctx context.Context) (string, error) {
-	if c.token != "" || c.Subject == "" {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Subject == "" {
+		return c.token, nil
+	}
+	if c.token != "" && (c.expiry.IsZero() || c.now().Add(MinTTL).Before(c.expiry)) {
 		return c.token, nil
 	}
 	tok, err := c.Source(c.Server, c.Subject).Token(ctx, MinTTL)
 	if err != nil {
 		return "", c.clientGone(ctx, err)
 	}
-	c.token = tok.AccessToken
+	c.token, c.expiry = tok.AccessToken, tok.Expiry
 	return c.token, nil
 }
 
@@ -107,14 +127,15 @@ func (e *LoginNeededError) Unwrap() error { return e.Refusal }
 // the token another process stored meanwhile), else a login; a 403
 // insufficient_scope with a login for more scopes.
 func (c *Credentials) Renew(ctx context.Context, token string, r mcpclient.Refusal) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if r.Status == http.StatusForbidden {
 		return c.stepUp(ctx, r)
 	}
 	if c.Subject != "" && token != "" {
-		tok, err := c.Source(c.Server, c.Subject).Refresh(ctx, MinTTL, token)
+		tok, err := c.refresh(ctx, token)
 		if err == nil {
-			c.token = tok.AccessToken
-			return c.token, nil
+			return tok, nil
 		}
 		var lr *credential.LoginRequiredError
 		if !errors.As(err, &lr) || c.Login == nil {
@@ -124,7 +145,18 @@ func (c *Credentials) Renew(ctx context.Context, token string, r mcpclient.Refus
 	if c.Login == nil {
 		return "", &LoginNeededError{Server: c.Server, Refusal: r.Err()}
 	}
-	return c.login(ctx, r, nil)
+	return c.login(ctx, r, nil, token)
+}
+
+// refresh gets a token other than refused: a new one, or one another
+// process stored meanwhile.
+func (c *Credentials) refresh(ctx context.Context, refused string) (string, error) {
+	tok, err := c.Source(c.Server, c.Subject).Refresh(ctx, MinTTL, refused)
+	if err != nil {
+		return "", err
+	}
+	c.token, c.expiry = tok.AccessToken, tok.Expiry
+	return c.token, nil
 }
 
 // StepUpReason says why a 403 insufficient_scope got no new login.
@@ -211,7 +243,7 @@ func (c *Credentials) stepUp(ctx context.Context, r mcpclient.Refusal) (string, 
 				want = append(want, s)
 			}
 		}
-		tok, err := c.login(ctx, r, want)
+		tok, err := c.login(ctx, r, want, "")
 		if ae := (*loopback.AuthError)(nil); errors.As(err, &ae) {
 			e.Reason, e.Err = LoginRefused, err
 			return "", e
@@ -235,10 +267,24 @@ func (e *TooManyLoginsError) Error() string {
 func (e *TooManyLoginsError) Unwrap() error { return e.Refusal }
 
 // login runs a new login, asking for the challenged scopes (nil: the
-// specification's choice), and uses its token.
-func (c *Credentials) login(ctx context.Context, r mcpclient.Refusal, challenged []string) (string, error) {
+// specification's choice), and uses its token. One process at a time logs
+// in (the store's login lock); one that waited for another first looks for
+// what that one stored: for a refusal (refused, the token the server
+// refused; empty when none was sent) any stored token but the refused one
+// will do.
+func (c *Credentials) login(ctx context.Context, r mcpclient.Refusal, challenged []string, refused string) (string, error) {
 	if c.logins >= MaxLogins {
 		return "", &TooManyLoginsError{Refusal: r.Err(), Logins: c.logins}
+	}
+	unlock, err := c.Store.LoginLock(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if r.Status != http.StatusForbidden {
+		if tok, ok := c.loggedInMeanwhile(ctx, refused); ok {
+			return tok, nil
+		}
 	}
 	c.logins++
 	if challenged == nil {
@@ -249,6 +295,29 @@ func (c *Credentials) login(ctx context.Context, r mcpclient.Refusal, challenged
 	if err != nil {
 		return "", err
 	}
-	c.Server, c.Subject, c.token = l.Server, l.Subject, l.Token
+	c.Server, c.Subject, c.token, c.expiry = l.Server, l.Subject, l.Token, l.Expiry
 	return c.token, nil
+}
+
+// loggedInMeanwhile returns the token of a login another process stored
+// while this one waited for the login lock.
+func (c *Credentials) loggedInMeanwhile(ctx context.Context, refused string) (string, bool) {
+	if c.Subject != "" {
+		tok, err := c.refresh(ctx, refused)
+		return tok, err == nil
+	}
+	cfg, err := store.LoadConfig(c.Store.Dir)
+	if err != nil || cfg.Servers[c.Server] == nil {
+		return "", false
+	}
+	a := cfg.Servers[c.Server].FindAccount("")
+	if a == nil {
+		return "", false
+	}
+	tok, err := c.Source(c.Server, a.Subject).Token(ctx, MinTTL)
+	if err != nil {
+		return "", false
+	}
+	c.Subject, c.token, c.expiry = a.Subject, tok.AccessToken, tok.Expiry
+	return c.token, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,13 +117,7 @@ func TestRenewLogsInWhenTheRefreshIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := store.LoadConfig(f.st.Dir)
-	a := cfg.Servers[f.disc.ServerURL].Accounts[first.Subject]
-	tok, _ := f.st.GetTokens(a.Storage, f.disc.ServerURL, first.Subject)
-	tok.RefreshToken = "revoked"
-	if err := f.st.PutTokensIn(a.Storage, f.disc.ServerURL, first.Subject, tok); err != nil {
-		t.Fatal(err)
-	}
+	f.revokeRefreshToken(t, first.Subject)
 
 	readOnly := f.credentials(first.Subject, false)
 	if _, err := readOnly.Renew(ctx(t), first.Token, unauthorized()); !errors.As(err, new(*credential.LoginRequiredError)) {
@@ -135,6 +130,22 @@ func TestRenewLogsInWhenTheRefreshIsRefused(t *testing.T) {
 	renewed, err := c.Renew(ctx(t), first.Token, unauthorized())
 	if err != nil || renewed == "" || renewed == first.Token || len(f.logins) != 2 {
 		t.Fatalf("Renew = %q, %v after %d logins; want one new login", renewed, err, len(f.logins)-1)
+	}
+}
+
+// revokeRefreshToken replaces the account's stored refresh token by one
+// the dev server refuses.
+func (f *fixture) revokeRefreshToken(t *testing.T, subject string) {
+	t.Helper()
+	cfg, _ := store.LoadConfig(f.st.Dir)
+	a := cfg.Servers[f.disc.ServerURL].Accounts[subject]
+	tok, err := f.st.GetTokens(a.Storage, f.disc.ServerURL, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.RefreshToken = "revoked"
+	if err := f.st.PutTokensIn(a.Storage, f.disc.ServerURL, subject, tok); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -202,9 +213,16 @@ func TestStepUpOnlyOnce(t *testing.T) {
 func TestLoginsAreBounded(t *testing.T) {
 	f := newFixture(t, devserver.Options{Generation: 2})
 	c := f.credentials("", true)
+	// A server that refuses every token, with refresh tokens that stop
+	// working: each refusal needs a new login.
 	var err error
+	tok := ""
 	for i := 0; i <= MaxLogins; i++ {
-		_, err = c.Renew(ctx(t), "", unauthorized())
+		var next string
+		if next, err = c.Renew(ctx(t), tok, unauthorized()); err == nil {
+			tok = next
+			f.revokeRefreshToken(t, c.Subject)
+		}
 	}
 	if !errors.As(err, new(*TooManyLoginsError)) || len(f.logins) != MaxLogins {
 		t.Errorf("after %d logins: %v; want TooManyLoginsError after %d", len(f.logins), err, MaxLogins)
@@ -244,5 +262,66 @@ func TestClientGoneGoesToRecover(t *testing.T) {
 	}
 	if _, err := c.Renew(ctx(t), first.Token, unauthorized()); !errors.Is(err, recovered) {
 		t.Errorf("Renew with Recover = %v", err)
+	}
+}
+
+func TestTokenRenewedBeforeItExpires(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c := f.credentials(first.Subject, false)
+	c.Now = func() time.Time { return now }
+	tok, err := c.Token(ctx(t))
+	if err != nil || tok != first.Token {
+		t.Fatalf("Token = %q, %v", tok, err)
+	}
+	before := f.srv.TokenRequests("refresh_token")
+	// Later in a long session, within a minute of the token's expiry: the
+	// next request gets a new token without the server refusing the old.
+	now = now.Add(2 * time.Hour)
+	src := c.Source
+	c.Source = func(u, sub string) *credential.Source {
+		s := src(u, sub)
+		s.Now = func() time.Time { return now }
+		return s
+	}
+	tok2, err := c.Token(ctx(t))
+	if err != nil || tok2 == tok || f.srv.TokenRequests("refresh_token") != before+1 {
+		t.Errorf("Token later = %q, %v, %d refreshes; want one refresh and a new token", tok2, err, f.srv.TokenRequests("refresh_token")-before)
+	}
+	// Back to the real time, at which the new token is fresh: it is kept.
+	now = time.Now()
+	if again, _ := c.Token(ctx(t)); again != tok2 || f.srv.TokenRequests("refresh_token") != before+1 {
+		t.Errorf("the new token was not kept: %q, %d refreshes", again, f.srv.TokenRequests("refresh_token")-before)
+	}
+}
+
+func TestOneLoginForSessionsStartingTogether(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	toks := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each session has its own Credentials, as separate proxy
+			// processes would; the login lock is the store's file lock.
+			c := f.credentials("", true)
+			toks[i], errs[i] = c.Renew(ctx(t), "", unauthorized())
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || toks[i] == "" {
+			t.Fatalf("session %d: %q, %v", i, toks[i], errs[i])
+		}
+	}
+	if len(f.logins) != 1 {
+		t.Errorf("%d logins for %d sessions starting together, want 1", len(f.logins), n)
 	}
 }

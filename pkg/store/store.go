@@ -99,6 +99,19 @@ func (s *Store) Put(key, value string) (backend string, fallback error, err erro
 // and secrets (and read-refresh-store cycles), waiting until ctx is done. The
 // operating system releases it when the process dies.
 func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
+	return s.lockFile(ctx, "ncmcp.lock", "lock config")
+}
+
+// LoginLock takes the cross-process lock that lets one process at a time
+// run a browser login, so that several processes that need one at once
+// (MCP clients starting their proxies together) open one browser window:
+// the others wait, then find the stored login. It is not the config lock,
+// which a login takes to store its result.
+func (s *Store) LoginLock(ctx context.Context) (unlock func(), err error) {
+	return s.lockFile(ctx, "login.lock", "wait for another login")
+}
+
+func (s *Store) lockFile(ctx context.Context, name, what string) (unlock func(), err error) {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", s.Dir, err)
 	}
@@ -107,7 +120,7 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 	if err := checkDir(s.Dir); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(s.Dir, "ncmcp.lock")
+	path := filepath.Join(s.Dir, name)
 	if _, err := checkFile(path); err != nil {
 		return nil, err
 	}
@@ -117,7 +130,7 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("another ncmcp process holds %s", l.Path())
 		}
-		return nil, fmt.Errorf("lock config: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return func() { _ = l.Unlock() }, nil
 }
