@@ -47,8 +47,9 @@ type Deps struct {
 	Version, Commit, Date string
 
 	// rawStderr is Stderr before Run made it drop control characters, for
-	// ncmcp's own progress display.
-	rawStderr io.Writer
+	// ncmcp's own progress display; rawStdout is Stdout before, for the
+	// protocol of 'ncmcp proxy'.
+	rawStderr, rawStdout io.Writer
 }
 
 func (d *Deps) fill() {
@@ -105,7 +106,7 @@ func Run(ctx context.Context, args []string, deps Deps) int {
 	// Server text (error descriptions, tool messages, names in tokens)
 	// reaches the terminal without its control characters, whatever path
 	// it takes to stdout or stderr.
-	deps.rawStderr = deps.Stderr
+	deps.rawStderr, deps.rawStdout = deps.Stderr, deps.Stdout
 	deps.Stdout = termsafe.Writer{W: deps.Stdout}
 	deps.Stderr = termsafe.Writer{W: deps.Stderr}
 	root := newRootCmd(&deps)
@@ -143,6 +144,7 @@ func newRootCmd(deps *Deps) *cobra.Command {
 		newLogoutCmd(g, nil),
 		newProvisionCmd(g, nil),
 		newToolsCmd(g, nil, nil),
+		newProxyCmd(g, nil),
 		newClientsCmd(g),
 		newTokensCmd(g),
 		newConfigCmd(g),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/store"
 )
 
@@ -90,4 +91,31 @@ func serverForSetup(g *globalOptions, cfg *store.Config) (string, error) {
 		return "", usageErrorf("pass --server URL (or set NCMCP_SERVER)", "no server given")
 	}
 	return u, err
+}
+
+// mcpTarget selects the server and account of a command that talks MCP
+// and may log in on the way: the account is nil when there is none yet,
+// and a server not logged in to is named by --server, its MCP endpoint or
+// a Nextcloud MCP server's base URL.
+func (g *globalOptions) mcpTarget() (*store.Store, *store.Server, *store.Account, error) {
+	st, cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	u, srv, err := g.selectServer(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if srv == nil {
+		endpoint := u
+		if !strings.HasSuffix(endpoint, "/mcp") {
+			endpoint += "/mcp"
+		}
+		return st, &store.Server{URL: discovery.ServerKey(endpoint), Endpoint: endpoint}, nil, nil
+	}
+	acct := srv.FindAccount(g.Account)
+	if acct == nil && g.Account != "" {
+		return nil, nil, nil, authNeeded(fmt.Errorf("no account %q on %s", g.Account, u), "run 'ncmcp status' to see the accounts")
+	}
+	return st, srv, acct, nil
 }

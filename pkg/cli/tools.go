@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
-	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -97,28 +95,9 @@ result the tool flags as an error exits 1.`,
 // or without a token when there is none yet.
 func toolsSession(ctx context.Context, opts *ToolsOptions) (*mcpclient.Session, error) {
 	g := opts.g
-	st, cfg, err := g.loadConfig()
+	st, srv, acct, err := g.mcpTarget()
 	if err != nil {
 		return nil, err
-	}
-	u, srv, err := g.selectServer(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var acct *store.Account
-	if srv != nil {
-		acct = srv.FindAccount(g.Account)
-		if acct == nil && g.Account != "" {
-			return nil, authNeeded(fmt.Errorf("no account %q on %s", g.Account, u), "run 'ncmcp status' to see the accounts")
-		}
-	} else {
-		// A server not logged in to: the URL given is the MCP endpoint
-		// or a Nextcloud MCP server's base URL.
-		endpoint := u
-		if !strings.HasSuffix(endpoint, "/mcp") {
-			endpoint += "/mcp"
-		}
-		srv = &store.Server{URL: discovery.ServerKey(endpoint), Endpoint: endpoint}
 	}
 	return connectMCP(ctx, g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))}, nil)
 }

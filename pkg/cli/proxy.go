@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/mcpclient"
+	"github.com/ncmcp/ncmcp/pkg/proxy"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
+	"github.com/spf13/cobra"
+)
+
+// ProxyOptions are the inputs of 'ncmcp proxy'.
+type ProxyOptions struct {
+	g         *globalOptions
+	NoLogin   bool
+	NoBrowser bool
+	// LogFile receives the proxy's messages besides stderr; "" picks
+	// proxy.log in the config directory when stderr is not a terminal.
+	LogFile string
+}
+
+func newProxyCmd(g *globalOptions, runF func(context.Context, *ProxyOptions) error) *cobra.Command {
+	opts := &ProxyOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Serve the server's MCP endpoint on stdin and stdout, with your login",
+		Long: `Run as a stdio MCP server for an MCP client (Claude Desktop, Cursor, VS Code,
+...) and forward every message to the selected server's MCP endpoint
+(Streamable HTTP) with the account's access token: requests, responses and
+notifications both ways, the server's own requests (elicitation, sampling,
+roots), cancellation and progress, and the server's standalone stream.
+
+The token is refreshed before it expires and when the server refuses it;
+several proxies share one refresh. When the server loses the session (a
+restart), a new one is begun with the client's own initialize. Not logged
+in: the first request starts a browser login, one for all the proxies
+that start at once (--no-login fails the request instead).
+
+stdout carries only the protocol. Progress and errors go to stderr and,
+when stderr is not a terminal (an MCP client reading it), also to
+proxy.log in the config directory (--log-file). The proxy ends when stdin
+closes. 'ncmcp setup CLIENT' writes the entry that runs it.`,
+		Example: `  ncmcp proxy --server https://mcp.example.com
+  {"mcpServers": {"nextcloud": {"command": "ncmcp", "args": ["proxy", "--server", "https://mcp.example.com"]}}}`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("no-browser") {
+				opts.NoBrowser = envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runProxy(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.NoLogin, "no-login", false, "answer requests with an error instead of logging in when no token is accepted")
+	f.BoolVar(&opts.NoBrowser, "no-browser", false, "print the login URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
+	f.StringVar(&opts.LogFile, "log-file", "", "also write the proxy's messages to this file (default: proxy.log in the config directory when stderr is not a terminal)")
+	return cmd
+}
+
+func runProxy(ctx context.Context, opts *ProxyOptions) error {
+	g, d := opts.g, opts.g.deps
+	logf, closeLog, err := proxyLog(opts)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	st, srv, acct, err := g.mcpTarget()
+	if err != nil {
+		return err
+	}
+	creds := newCredentials(g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser})
+	creds.Notice = func(m string) { logf(m) }
+	hc := *g.httpClient()
+	at, err := mcpclient.NewAuthTransport(hc.Transport, srv.MCPEndpoint(), creds)
+	if err != nil {
+		return usageErrorf("check --server", "the MCP endpoint %q: %v", srv.MCPEndpoint(), err)
+	}
+	hc.Transport = at
+	out := d.rawStdout
+	if out == nil {
+		out = d.Stdout
+	}
+	p := proxy.New(proxy.Options{
+		Endpoint: srv.MCPEndpoint(), HTTP: &hc, In: d.Stdin, Out: out, Log: logf,
+		Refused: func() error { return refusalReason(at.Denied(), srv.URL) },
+	})
+	logf(fmt.Sprintf("ncmcp proxy %s: forwarding stdio to %s", d.Version, srv.MCPEndpoint()))
+	return p.Run(ctx)
+}
+
+// refusalReason is why a refused request got no new token, with what to do.
+func refusalReason(err error, serverURL string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(sessionError(err, serverURL), &e) && e.Hint != "" {
+		return fmt.Errorf("%v (%s)", err, e.Hint)
+	}
+	return err
+}
+
+// proxyLog returns the proxy's logger: stderr, and the log file when one
+// applies. Lines are made safe for a terminal.
+func proxyLog(opts *ProxyOptions) (func(string), func(), error) {
+	d := opts.g.deps
+	path := opts.LogFile
+	if path == "" && (d.StderrIsTerminal == nil || !d.StderrIsTerminal()) {
+		dir, err := opts.g.configDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, failure(fmt.Errorf("create %s: %w", dir, err), "set NCMCP_CONFIG_DIR, or pass --log-file")
+		}
+		path = filepath.Join(dir, "proxy.log")
+		rotate(path, 1<<20)
+	}
+	var file io.WriteCloser
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, failure(fmt.Errorf("open the log file: %w", err), "pass a writable --log-file")
+		}
+		file = f
+	}
+	var mu sync.Mutex
+	pid := os.Getpid()
+	logf := func(m string) {
+		line := termsafe.Lines(m)
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(d.Stderr, "ncmcp proxy: %s\n", line)
+		if file != nil {
+			fmt.Fprintf(file, "%s [%d] %s\n", time.Now().UTC().Format(time.RFC3339), pid, line)
+		}
+	}
+	return logf, func() {
+		if file != nil {
+			_ = file.Close()
+		}
+	}, nil
+}
+
+// rotate moves a log file over size aside, keeping one old one.
+func rotate(path string, size int64) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > size {
+		_ = os.Rename(path, path+".1")
+	}
+}

@@ -1,0 +1,610 @@
+// Package proxy forwards MCP messages between a host that speaks stdio
+// (newline-delimited JSON-RPC on stdin and stdout) and a server's
+// Streamable HTTP endpoint: every request, response and notification in
+// both directions, the server's standalone SSE stream, the session and
+// protocol-version headers, and a new session, begun with the host's own
+// initialize, when the server lost its own (a restart). Authorization is
+// the HTTP client's business (mcpclient.AuthTransport).
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultMaxMessage bounds one message, in either direction, by default.
+const DefaultMaxMessage = 16 << 20
+
+// Headers of the Streamable HTTP transport.
+const (
+	headerSession  = "Mcp-Session-Id"
+	headerProtocol = "MCP-Protocol-Version"
+	headerLastID   = "Last-Event-ID"
+)
+
+// JSON-RPC error codes of the proxy's own answers.
+const (
+	// CodeParseError answers a line that is not JSON.
+	CodeParseError = -32700
+	// CodeUnreachable answers a request the server did not answer: it
+	// could not be reached, or it failed.
+	CodeUnreachable = -32000
+	// CodeUnauthorized answers a request the server refused, when no
+	// token it accepts could be had.
+	CodeUnauthorized = -32001
+	// CodeTooLarge answers a message over the size limit.
+	CodeTooLarge = -32002
+)
+
+// Options configure a proxy.
+type Options struct {
+	// Endpoint is the server's MCP endpoint.
+	Endpoint string
+	// HTTP sends the requests; its transport adds the authorization. Its
+	// Timeout is ignored: streams last as long as the session.
+	HTTP *http.Client
+	// In and Out are the host's side: stdin and stdout.
+	In  io.Reader
+	Out io.Writer
+	// Log receives what the proxy tells its user (stderr, a log file);
+	// nil drops it. Nothing of it goes to Out.
+	Log func(string)
+	// Refused says why the server's refusal of a request could not be
+	// answered with another token; nil: the refusal itself.
+	Refused func() error
+	// MaxMessage bounds one message (DefaultMaxMessage when zero).
+	MaxMessage int
+}
+
+// Proxy is one host's connection to the server.
+type Proxy struct {
+	o  Options
+	hc *http.Client
+
+	outMu sync.Mutex
+
+	mu          sync.Mutex
+	session     string
+	protocol    string
+	initialize  []byte // the host's initialize request
+	initialized []byte // the host's initialized notification
+	streaming   bool   // the standalone stream runs
+	reinitMu    sync.Mutex
+	reinits     int
+
+	// inflight are the host's messages not answered yet; wg is every
+	// goroutine, the standalone stream too.
+	inflight sync.WaitGroup
+	wg       sync.WaitGroup
+}
+
+// Linger is how long the proxy waits, after the host closed stdin, for
+// the answers to requests it already forwarded.
+const Linger = 10 * time.Second
+
+// New returns a proxy.
+func New(o Options) *Proxy {
+	if o.MaxMessage <= 0 {
+		o.MaxMessage = DefaultMaxMessage
+	}
+	hc := *o.HTTP
+	hc.Timeout = 0
+	return &Proxy{o: o, hc: &hc}
+}
+
+func (p *Proxy) log(format string, args ...any) {
+	if p.o.Log != nil {
+		p.o.Log(fmt.Sprintf(format, args...))
+	}
+}
+
+// Run forwards until the host closes stdin or ctx ends, then ends the
+// server's session. It returns nil when stdin closed.
+func (p *Proxy) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := bufio.NewReaderSize(p.o.In, 64<<10)
+	for {
+		line, err := readLine(r, p.o.MaxMessage)
+		if errors.Is(err, errTooLarge) {
+			p.log("a message from the host is over %d bytes: not forwarded", p.o.MaxMessage)
+			p.reply(nil, CodeTooLarge, fmt.Sprintf("ncmcp proxy: message over %d bytes", p.o.MaxMessage))
+			continue
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			p.fromHost(ctx, bytes.TrimSpace(line))
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				p.log("reading from the host: %v", err)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(Linger):
+	case <-ctx.Done():
+	}
+	cancel()
+	p.wg.Wait()
+	p.end()
+	return nil
+}
+
+var errTooLarge = errors.New("message too large")
+
+// readLine reads one line of at most max bytes; a longer one is skipped
+// to its end and reported as errTooLarge.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = r.ReadSlice('\n')
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			return nil, errTooLarge
+		}
+		line = append(line, chunk...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return line, err
+	}
+}
+
+// envelope is what the proxy reads of a JSON-RPC message.
+type envelope struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+}
+
+func (e envelope) isRequest() bool { return e.Method != "" && len(e.ID) > 0 && string(e.ID) != "null" }
+
+// fromHost forwards one message of the host. It returns once the request
+// is written, so that messages reach the server in the host's order, and
+// handles the answer in the background.
+func (p *Proxy) fromHost(ctx context.Context, msg []byte) {
+	var env envelope
+	if !json.Valid(msg) {
+		p.reply(nil, CodeParseError, "ncmcp proxy: the host sent a line that is not JSON")
+		return
+	}
+	if msg[0] == '{' {
+		_ = json.Unmarshal(msg, &env)
+	}
+	p.mu.Lock()
+	switch env.Method {
+	case "initialize":
+		p.initialize = append([]byte(nil), msg...)
+	case "notifications/initialized":
+		p.initialized = append([]byte(nil), msg...)
+	}
+	p.mu.Unlock()
+	written := make(chan struct{})
+	p.wg.Add(1)
+	p.inflight.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.inflight.Done()
+		p.forward(ctx, msg, env, written, true)
+	}()
+	select {
+	case <-written:
+	case <-ctx.Done():
+	}
+}
+
+// forward posts one message and passes the answer on. written is closed
+// once the request is on the wire (or failed).
+func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written chan struct{}, mayReinit bool) {
+	var once sync.Once
+	wrote := func() { once.Do(func() { close(written) }) }
+	defer wrote()
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }}
+	sid := p.sessionID()
+	resp, err := p.post(httptrace.WithClientTrace(ctx, trace), msg, sid)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log("%s: %v", describe(env), err)
+			p.replyTo(env, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server did not answer: %v", err))
+		}
+		return
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound && sid != "" && mayReinit && env.Method != "initialize":
+		// The server does not know the session: it restarted or expired
+		// it. Begin a new one as the host did, and send the message again.
+		resp.Body.Close()
+		if err := p.reinit(ctx, sid); err != nil {
+			p.log("the server lost the session and a new one could not be begun: %v", err)
+			p.replyTo(env, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the server lost the session: %v", err))
+			return
+		}
+		p.forward(ctx, msg, env, make(chan struct{}), false)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		why := fmt.Errorf("HTTP %d", resp.StatusCode)
+		if p.o.Refused != nil && p.o.Refused() != nil {
+			why = p.o.Refused()
+		}
+		p.log("the server refused the token: %v", why)
+		p.replyTo(env, CodeUnauthorized, fmt.Sprintf("ncmcp proxy: the MCP server refused the access token: %v", why))
+	case resp.StatusCode/100 == 2:
+		if env.Method == "initialize" {
+			p.setSession(resp.Header.Get(headerSession))
+		}
+		if env.Method == "notifications/initialized" {
+			p.startStream(ctx)
+		}
+		if resp.StatusCode != http.StatusAccepted {
+			p.answer(ctx, resp, env, func(m []byte) { p.toHost(m, env) })
+		}
+	default:
+		p.failed(resp, env)
+	}
+}
+
+// failed passes on an HTTP error: the JSON-RPC error in its body when it
+// has one for this request, else an error of the proxy's.
+func (p *Proxy) failed(resp *http.Response, env envelope) {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, int64(p.o.MaxMessage)))
+	var e envelope
+	if json.Unmarshal(body, &e) == nil && len(e.ID) > 0 && bytes.Equal(e.ID, env.ID) {
+		p.write(body)
+		return
+	}
+	p.log("%s: HTTP %d", describe(env), resp.StatusCode)
+	p.replyTo(env, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server answered HTTP %d", resp.StatusCode))
+}
+
+// toHost passes a server message on, noting the initialize result's
+// protocol version.
+func (p *Proxy) toHost(m []byte, req envelope) {
+	var e envelope
+	if req.Method == "initialize" && json.Unmarshal(m, &e) == nil && bytes.Equal(e.ID, req.ID) {
+		var r struct {
+			ProtocolVersion string `json:"protocolVersion"`
+		}
+		if json.Unmarshal(e.Result, &r) == nil && r.ProtocolVersion != "" {
+			p.mu.Lock()
+			p.protocol = r.ProtocolVersion
+			p.mu.Unlock()
+		}
+	}
+	p.write(m)
+}
+
+func describe(env envelope) string {
+	switch {
+	case env.Method != "" && len(env.ID) > 0:
+		return fmt.Sprintf("request %s (%s)", env.Method, env.ID)
+	case env.Method != "":
+		return "notification " + env.Method
+	case len(env.ID) > 0:
+		return fmt.Sprintf("response %s", env.ID)
+	}
+	return "message"
+}
+
+func (p *Proxy) sessionID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.session
+}
+
+func (p *Proxy) setSession(id string) {
+	p.mu.Lock()
+	p.session = id
+	p.mu.Unlock()
+}
+
+// post sends one message with the session's headers.
+func (p *Proxy) post(ctx context.Context, msg []byte, sid string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.Endpoint, bytes.NewReader(msg))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	p.headers(req, sid)
+	return p.hc.Do(req)
+}
+
+func (p *Proxy) headers(req *http.Request, sid string) {
+	p.mu.Lock()
+	proto := p.protocol
+	p.mu.Unlock()
+	if sid != "" {
+		req.Header.Set(headerSession, sid)
+	}
+	if proto != "" {
+		req.Header.Set(headerProtocol, proto)
+	}
+}
+
+// answer reads a 2xx answer, JSON or an SSE stream, and hands each message
+// to deliver. For a request whose stream ends before its response, the
+// stream is resumed (Last-Event-ID) a few times; then the host gets an
+// error instead of waiting for ever.
+func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, deliver func([]byte)) {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "text/event-stream" {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(p.o.MaxMessage)+1))
+		switch {
+		case err != nil:
+			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: reading the answer: %v", err))
+		case len(body) > p.o.MaxMessage:
+			p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: the answer is over %d bytes", p.o.MaxMessage))
+		case len(bytes.TrimSpace(body)) > 0:
+			deliver(body)
+		}
+		return
+	}
+	answered := false
+	watch := func(m []byte) {
+		var e envelope
+		if req.isRequest() && json.Unmarshal(m, &e) == nil && e.Method == "" && bytes.Equal(e.ID, req.ID) {
+			answered = true
+		}
+		deliver(m)
+	}
+	last, _ := p.readEvents(resp.Body, watch)
+	for try := 0; req.isRequest() && !answered && last != "" && try < 3 && ctx.Err() == nil; try++ {
+		r, err := p.get(ctx, last)
+		if err != nil || r.StatusCode != http.StatusOK {
+			if r != nil {
+				r.Body.Close()
+			}
+			break
+		}
+		l, _ := p.readEvents(r.Body, watch)
+		r.Body.Close()
+		if l != "" {
+			last = l
+		}
+	}
+	if req.isRequest() && !answered && ctx.Err() == nil {
+		p.replyTo(req, CodeUnreachable, "ncmcp proxy: the server's stream ended without an answer")
+	}
+}
+
+// readEvents reads an SSE stream and hands the data of each message event
+// on; it returns the last event id seen.
+func (p *Proxy) readEvents(body io.Reader, deliver func([]byte)) (string, error) {
+	r := bufio.NewReaderSize(body, 64<<10)
+	var data []byte
+	var last, event string
+	tooLarge := false
+	for {
+		line, err := readLine(r, p.o.MaxMessage)
+		if errors.Is(err, errTooLarge) {
+			tooLarge = true
+			continue
+		}
+		s := strings.TrimRight(string(line), "\r\n")
+		switch {
+		case s == "" && len(line) > 0:
+			if tooLarge {
+				p.log("the server sent an event over %d bytes: dropped", p.o.MaxMessage)
+			} else if len(data) > 0 && (event == "" || event == "message") {
+				deliver(data)
+			}
+			data, event, tooLarge = nil, "", false
+		case strings.HasPrefix(s, ":"):
+		case strings.HasPrefix(s, "data:"):
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(s, "data:"), " ")...)
+			if len(data) > p.o.MaxMessage {
+				data, tooLarge = nil, true
+			}
+		case strings.HasPrefix(s, "id:"):
+			last = strings.TrimSpace(strings.TrimPrefix(s, "id:"))
+		case strings.HasPrefix(s, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(s, "event:"))
+		}
+		if err != nil {
+			if len(data) > 0 && !tooLarge && (event == "" || event == "message") {
+				deliver(data)
+			}
+			return last, err
+		}
+	}
+}
+
+// get opens an SSE stream: the standalone one, or a resumed one.
+func (p *Proxy) get(ctx context.Context, lastID string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.Endpoint, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set(headerLastID, lastID)
+	}
+	p.headers(req, p.sessionID())
+	return p.hc.Do(req)
+}
+
+// startStream opens the standalone SSE stream, once, which carries the
+// server's notifications and requests outside any request of the host's.
+func (p *Proxy) startStream(ctx context.Context) {
+	p.mu.Lock()
+	if p.streaming {
+		p.mu.Unlock()
+		return
+	}
+	p.streaming = true
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.stream(ctx)
+	}()
+}
+
+// stream keeps the standalone stream open until ctx ends or the server
+// says it has none (405).
+func (p *Proxy) stream(ctx context.Context) {
+	wait, last := time.Second, ""
+	for ctx.Err() == nil {
+		sid := p.sessionID()
+		resp, err := p.get(ctx, last)
+		switch {
+		case err != nil:
+		case resp.StatusCode == http.StatusMethodNotAllowed:
+			resp.Body.Close()
+			return
+		case resp.StatusCode == http.StatusNotFound && sid != "":
+			resp.Body.Close()
+			if err := p.reinit(ctx, sid); err != nil && ctx.Err() == nil {
+				p.log("the server lost the session and a new one could not be begun: %v", err)
+			}
+			last = ""
+			continue
+		case resp.StatusCode == http.StatusOK:
+			wait = time.Second
+			l, _ := p.readEvents(resp.Body, func(m []byte) { p.write(m) })
+			resp.Body.Close()
+			if l != "" {
+				last = l
+			}
+		default:
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// reinit begins a new session with the host's initialize request and
+// initialized notification, unless another goroutine did since the session
+// sid failed. The server's answer to it is not passed on: the host has
+// its own.
+func (p *Proxy) reinit(ctx context.Context, sid string) error {
+	p.reinitMu.Lock()
+	defer p.reinitMu.Unlock()
+	p.mu.Lock()
+	current, init, inited := p.session, p.initialize, p.initialized
+	p.mu.Unlock()
+	if current != sid {
+		return nil
+	}
+	if init == nil {
+		return errors.New("the host has not initialized")
+	}
+	p.reinits++
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(init, &m); err != nil {
+		return err
+	}
+	m["id"] = json.RawMessage(fmt.Sprintf(`"ncmcp-proxy-reinitialize-%d"`, p.reinits))
+	msg, _ := json.Marshal(m)
+	resp, err := p.post(ctx, msg, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("initialize: HTTP %d", resp.StatusCode)
+	}
+	p.setSession(resp.Header.Get(headerSession))
+	p.answer(ctx, resp, envelope{}, func([]byte) {})
+	if inited != nil {
+		r, err := p.post(ctx, inited, p.sessionID())
+		if err != nil {
+			return err
+		}
+		r.Body.Close()
+	}
+	p.log("the server lost the MCP session (restarted?); began a new one with the host's initialize")
+	return nil
+}
+
+// end closes the server's session (DELETE), briefly waiting for nothing
+// else: the host is gone.
+func (p *Proxy) end() {
+	sid := p.sessionID()
+	if sid == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.o.Endpoint, nil)
+	if err != nil {
+		return
+	}
+	p.headers(req, sid)
+	if resp, err := p.hc.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+// write sends one message to the host: one line of compact JSON. A batch
+// is passed on as it is; anything that is not JSON is dropped.
+func (p *Proxy) write(m []byte) {
+	var b bytes.Buffer
+	if err := json.Compact(&b, bytes.TrimSpace(m)); err != nil {
+		p.log("the server sent something that is not JSON: dropped")
+		return
+	}
+	b.WriteByte('\n')
+	p.outMu.Lock()
+	defer p.outMu.Unlock()
+	if _, err := p.o.Out.Write(b.Bytes()); err != nil {
+		p.log("writing to the host: %v", err)
+	}
+}
+
+// replyTo answers the host's request with an error; notifications and
+// responses get none.
+func (p *Proxy) replyTo(env envelope, code int, msg string) {
+	if env.isRequest() {
+		p.reply(env.ID, code, msg)
+	}
+}
+
+func (p *Proxy) reply(id json.RawMessage, code int, msg string) {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Error   struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}{JSONRPC: "2.0", ID: id, Error: struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, msg}})
+	p.write(b)
+}
