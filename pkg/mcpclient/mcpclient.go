@@ -226,7 +226,9 @@ func NewAuthTransport(next http.RoundTripper, endpoint string, creds Credentials
 }
 
 // RoundTrip sends the request with the token.
-func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) { return t.b.RoundTrip(req) }
+func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.b.RoundTrip(req)
+}
 
 // Denied returns why the last refusal was given up on: the refusal's
 // error, or the credentials' failure to renew; nil when none was.
