@@ -90,6 +90,9 @@ func (e *mcpEndpoint) callTool(t tool) mcp.ToolHandler {
 		if req.Extra != nil && req.Extra.TokenInfo != nil {
 			user = req.Extra.TokenInfo.UserID
 		}
+		if tok := req.Params.GetProgressToken(); tok != nil && e.m.s.opts.ToolProgress {
+			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: tok, Progress: 0, Total: 1, Message: "running " + t.name})
+		}
 		res, err := t.run(ctx, req, user, req.Params.Arguments)
 		if err != nil {
 			return errorResult("Error executing tool " + t.name + ": " + err.Error()), nil

@@ -215,6 +215,11 @@ type Options struct {
 	// openid"). By default a token without a scope claim counts as having
 	// "openid profile email", as in the recording setup.
 	StrictScopeClaim bool
+	// ToolProgress makes every tool call that carries a progress token
+	// send one notifications/progress before its result, as servers whose
+	// tools report progress do (the recorded servers' tools send none):
+	// for tests of clients and proxies that pass notifications on.
+	ToolProgress bool
 	// ElicitationURLMode makes nc_auth_provision_access and
 	// nc_auth_update_scopes ask clients that support URL-mode elicitation
 	// to open the login URL (mode "url") instead of showing a form.

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/ncmcp/ncmcp/pkg/devserver"
+)
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// sdkHost is the official Go SDK's MCP client with 'ncmcp proxy' as its
+// stdio server, as an MCP client application runs it.
+type sdkHost struct {
+	cs       *mcp.ClientSession
+	stderr   *syncBuffer
+	progress chan string
+}
+
+func proxyHost(t *testing.T, e *env, args ...string) (*sdkHost, error) {
+	t.Helper()
+	cmd := exec.Command(ncmcpBin, append([]string{"proxy"}, args...)...)
+	cmd.Env = e.list()
+	h := &sdkHost{stderr: &syncBuffer{}, progress: make(chan string, 8)}
+	cmd.Stderr = h.stderr
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e-host", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"acknowledged": true}}, nil
+		},
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			h.progress <- req.Params.Message
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		return h, fmt.Errorf("%w\nproxy stderr:\n%s", err, h.stderr)
+	}
+	h.cs = cs
+	t.Cleanup(func() { _ = cs.Close() })
+	return h, nil
+}
+
+func (h *sdkHost) call(t *testing.T, name string, meta mcp.Meta) *mcp.CallToolResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := h.cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: map[string]any{}, Meta: meta})
+	if err != nil {
+		t.Fatalf("tools/call %s through the proxy: %v\nproxy stderr:\n%s", name, err, h.stderr)
+	}
+	return res
+}
+
+func text(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+// TestProxyWithTheGoSDK: an MCP client of the official Go SDK reaches both
+// generations through 'ncmcp proxy': initialize, tools/list, tools/call, a
+// notification of the server's, and (generation 2) an elicitation round
+// trip; the token that expires during the session and a restart of the
+// server are invisible to the client.
+func TestProxyWithTheGoSDK(t *testing.T) {
+	t.Parallel()
+	for _, gen := range []int{1, 2} {
+		t.Run(fmt.Sprintf("generation %d", gen), func(t *testing.T) {
+			t.Parallel()
+			dev := startDev(t, devserver.Options{AutoApprove: true, Generation: gen, LoginFlowTools: true, ToolProgress: true, AccessTokenTTL: 3 * time.Second})
+			e := loggedIn(t, dev)
+			h, err := proxyHost(t, e, "--server", dev.URL(), "--no-login")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info := h.cs.InitializeResult().ServerInfo; info.Name != "Nextcloud MCP" {
+				t.Errorf("serverInfo %+v", info)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tools, err := h.cs.ListTools(ctx, nil)
+			if err != nil || len(tools.Tools) == 0 {
+				t.Fatalf("tools/list: %v, %v", tools, err)
+			}
+			res := h.call(t, devserver.ToolNCAuthCheck, mcp.Meta{"progressToken": "p1"})
+			if res.IsError || !strings.Contains(text(res), "status") {
+				t.Errorf("nc_auth_check_status: %+v", res)
+			}
+			select {
+			case m := <-h.progress:
+				if m != "running "+devserver.ToolNCAuthCheck {
+					t.Errorf("progress %q", m)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("the server's progress notification did not reach the client")
+			}
+
+			// The access token lives 3 s: once it has expired, a call
+			// still succeeds, with a refresh and no error seen.
+			refreshes := dev.TokenRequests("refresh_token")
+			expiry := loadConfig(t, e).Servers[dev.URL()].Accounts[devserver.DefaultUser.Subject].AccessTokenExpiry
+			time.Sleep(time.Until(expiry) + 100*time.Millisecond)
+			if res := h.call(t, devserver.ToolNCAuthCheck, nil); res.IsError {
+				t.Errorf("a call after the token expired: %+v", res)
+			}
+			if dev.TokenRequests("refresh_token") == refreshes {
+				t.Error("the expired token was not refreshed")
+			}
+
+			// The server restarts: its sessions are gone.
+			dev.RestartServer()
+			if res := h.call(t, devserver.ToolNCAuthCheck, nil); res.IsError {
+				t.Errorf("a call after the restart: %+v", res)
+			}
+			if !strings.Contains(h.stderr.String(), "began a new one") {
+				t.Errorf("the new session is not in the log:\n%s", h.stderr)
+			}
+
+			if gen == 2 {
+				// The server asks the client (elicitation) while it starts
+				// Login Flow v2; the client's answer reaches the server.
+				h.call(t, devserver.ToolNCAuthProvision, nil)
+				if n := dev.Elicitations("form", "accept"); n != 1 {
+					t.Errorf("%d accepted form elicitations at the server, want 1\nproxy stderr:\n%s", n, h.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestProxiesStartingTogether: eight MCP client sessions start their
+// proxies at once with no login stored: one browser login happens, and
+// every one of them connects and lists the tools.
+func TestProxiesStartingTogether(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_E2E_BROWSER_LOG", t.TempDir()+"/browser.log")
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	hosts := make([]*sdkHost, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := proxyHost(t, e, "--server", dev.URL(), "--client-id", devserver.PublicClientID)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_, err = h.cs.ListTools(ctx, nil)
+			}
+			hosts[i], errs[i] = h, err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("client %d: %v", i, err)
+		}
+	}
+	// The proxies share the browser's environment: they must be gone
+	// before the browser log is read.
+	for _, h := range hosts {
+		if h != nil && h.cs != nil {
+			_ = h.cs.Close()
+		}
+	}
+	if got := strings.Count(browserLog(t, e.vars["NCMCP_E2E_BROWSER_LOG"]), "open "); got != 1 {
+		t.Errorf("%d browser windows opened, want 1", got)
+	}
+	if got := dev.TokenRequests("authorization_code"); got != 1 {
+		t.Errorf("%d code exchanges, want 1", got)
+	}
+}
+
+// TestProxyNoLogin: without a login and with --no-login, a request gets a
+// JSON-RPC error that says what to do, and no browser opens.
+func TestProxyNoLogin(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	_, err := proxyHost(t, e, "--server", dev.URL(), "--no-login")
+	if err == nil || !strings.Contains(err.Error(), "ncmcp login") {
+		t.Fatalf("connect without a login: %v, want an error naming 'ncmcp login'", err)
+	}
+	if got := dev.TokenRequests("authorization_code"); got != 0 {
+		t.Errorf("%d code exchanges with --no-login", got)
+	}
+}
