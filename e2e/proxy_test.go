@@ -3,8 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,5 +219,78 @@ func TestProxyNoLogin(t *testing.T) {
 	}
 	if got := dev.TokenRequests("authorization_code"); got != 0 {
 		t.Errorf("%d code exchanges with --no-login", got)
+	}
+}
+
+// nodeClients returns the node binary and a node_modules directory with
+// the official TypeScript SDK (and mcp-remote), as .ci/run installs them
+// (NCMCP_TEST_NODE, NCMCP_TEST_NODE_MODULES); the test skips, or fails
+// when NCMCP_TEST_REQUIRE names node, without them.
+func nodeClients(t testing.TB) (node, modules string) {
+	t.Helper()
+	node, modules = os.Getenv("NCMCP_TEST_NODE"), os.Getenv("NCMCP_TEST_NODE_MODULES")
+	if node == "" || modules == "" {
+		need(t, "node", "NCMCP_TEST_NODE and NCMCP_TEST_NODE_MODULES are not set (bash .ci/run installs Node 22, @modelcontextprotocol/sdk and mcp-remote from npm)")
+	}
+	if _, err := os.Stat(filepath.Join(modules, "@modelcontextprotocol", "sdk")); err != nil {
+		need(t, "node", "no @modelcontextprotocol/sdk in "+modules)
+	}
+	return node, modules
+}
+
+// TestProxyWithTheTypeScriptSDK: an MCP client of the official TypeScript
+// SDK reaches both generations through 'ncmcp proxy'.
+func TestProxyWithTheTypeScriptSDK(t *testing.T) {
+	t.Parallel()
+	node, modules := nodeClients(t)
+	script, err := os.ReadFile("testdata/ts-host.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gen := range []int{1, 2} {
+		t.Run(fmt.Sprintf("generation %d", gen), func(t *testing.T) {
+			t.Parallel()
+			dev := startDev(t, devserver.Options{AutoApprove: true, Generation: gen, LoginFlowTools: true, ToolProgress: true})
+			e := loggedIn(t, dev)
+			// ES modules resolve packages from the script's directory.
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "host.mjs"), script, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "host.mjs"), ncmcpBin, "--server", dev.URL(), "--no-login")
+			cmd.Env = append(e.list(), "TS_HOST_ELICIT="+map[bool]string{true: "1", false: "0"}[gen == 2])
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("the TypeScript host: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+			}
+			var out struct {
+				Server struct {
+					Name string `json:"name"`
+				} `json:"server"`
+				Tools    []string `json:"tools"`
+				Text     string   `json:"text"`
+				IsError  bool     `json:"isError"`
+				Progress []string `json:"progress"`
+				Elicited int      `json:"elicited"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+				t.Fatalf("host output %q: %v\nstderr:\n%s", stdout.String(), err, stderr.String())
+			}
+			if out.Server.Name != "Nextcloud MCP" || !slices.Contains(out.Tools, devserver.ToolNCAuthCheck) || out.IsError || !strings.Contains(out.Text, "status") {
+				t.Errorf("the host saw %+v", out)
+			}
+			if len(out.Progress) != 1 || out.Progress[0] != "running "+devserver.ToolNCAuthCheck {
+				t.Errorf("progress notifications %q", out.Progress)
+			}
+			if gen == 2 && (out.Elicited != 1 || dev.Elicitations("form", "accept") != 1) {
+				t.Errorf("elicitation: the host answered %d, the server counted %d accepts", out.Elicited, dev.Elicitations("form", "accept"))
+			}
+		})
 	}
 }
