@@ -294,3 +294,38 @@ func TestProxyWithTheTypeScriptSDK(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenHeaders: 'ncmcp token --headers' as Claude Code's headersHelper
+// runs it: one JSON object of headers for the server Claude Code names in
+// CLAUDE_CODE_MCP_SERVER_URL, or exit 4 with a hint, no browser and
+// nothing on stdout when a login is needed.
+func TestTokenHeaders(t *testing.T) {
+	t.Parallel()
+	first := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	second := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := loggedIn(t, first)
+	e.mustRun(loginArgs(second)...) // first stays the default server
+	for _, dev := range []*devserver.Server{first, second} {
+		e.set("CLAUDE_CODE_MCP_SERVER_URL", dev.URL()+"/mcp")
+		r := e.mustRun("token", "--headers")
+		var h map[string]string
+		if err := json.Unmarshal([]byte(r.Stdout), &h); err != nil || len(h) != 1 || strings.Count(r.Stdout, "\n") != 1 {
+			t.Fatalf("stdout %q is not one JSON object of headers: %v", r.Stdout, err)
+		}
+		tok := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject).AccessToken
+		if h["Authorization"] != "Bearer "+tok || !mcpAccepts(t, dev, tok) {
+			t.Errorf("headers %q: want the stored token of %s, which its server accepts", h, dev.URL())
+		}
+	}
+
+	other := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	log := t.TempDir() + "/browser.log"
+	e.set("CLAUDE_CODE_MCP_SERVER_URL", other.URL()+"/mcp").set("NCMCP_E2E_BROWSER_LOG", log)
+	r := e.expectCode(4, "not logged in to "+other.URL(), "token", "--headers")
+	if r.Stdout != "" || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 1 || !strings.Contains(r.Stderr, "hint: run 'ncmcp login --server") {
+		t.Errorf("stdout %q, stderr %q: want nothing on stdout, the error and a one-line hint", r.Stdout, r.Stderr)
+	}
+	if b := browserLog(t, log); b != "" || other.TokenRequests("authorization_code") != 0 {
+		t.Errorf("a login was started: %q", b)
+	}
+}

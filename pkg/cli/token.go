@@ -9,6 +9,7 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/credential"
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -21,6 +22,9 @@ type TokenOptions struct {
 
 	MinTTL time.Duration
 	JSON   bool
+	// Headers prints the HTTP headers of a request with the token, as JSON
+	// (Claude Code's headersHelper).
+	Headers bool
 }
 
 func newTokenCmd(g *globalOptions, runF func(context.Context, *TokenOptions) error) *cobra.Command {
@@ -36,12 +40,27 @@ In CI, NCMCP_REFRESH_TOKEN with NCMCP_CLIENT_ID and NCMCP_SERVER (and
 NCMCP_CLIENT_SECRET for a confidential client) work without a stored login:
 the refresh happens in memory. If the IdP rotates refresh tokens, the new one
 is kept only with --storage file (or NCMCP_STORAGE=file), and later runs with
-the same NCMCP_REFRESH_TOKEN then use what was stored.`,
-		Example: `  curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp`,
-		Args:    usageArgs(cobra.NoArgs),
+the same NCMCP_REFRESH_TOKEN then use what was stored.
+
+--headers prints {"Authorization":"Bearer ..."} instead, for MCP clients that
+run a command for their request headers (Claude Code's headersHelper); it
+takes the server from CLAUDE_CODE_MCP_SERVER_URL when --server is not given.`,
+		Example: `  curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp
+  ncmcp token --headers     # {"Authorization":"Bearer ..."}`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.MinTTL < 0 {
 				return usageErrorf("use a duration such as 60s or 10m", "invalid --min-ttl %s", opts.MinTTL)
+			}
+			if opts.JSON && opts.Headers {
+				return usageErrorf("use one of them", "--json and --headers are two outputs")
+			}
+			if u := g.deps.Getenv("CLAUDE_CODE_MCP_SERVER_URL"); opts.Headers && u != "" && !cmd.Flags().Changed("server") {
+				norm, err := discovery.NormalizeServerURL(u)
+				if err != nil {
+					return usageErrorf("pass --server", "invalid CLAUDE_CODE_MCP_SERVER_URL %q: %v", u, err)
+				}
+				g.Server = norm
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -51,6 +70,7 @@ the same NCMCP_REFRESH_TOKEN then use what was stored.`,
 	}
 	cmd.Flags().DurationVar(&opts.MinTTL, "min-ttl", 60*time.Second, "refresh first when the access token expires within this duration")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON with the token, its expiry and scopes")
+	cmd.Flags().BoolVar(&opts.Headers, "headers", false, "print the request headers as JSON, {\"Authorization\":\"Bearer ...\"} (server from CLAUDE_CODE_MCP_SERVER_URL)")
 	return cmd
 }
 
@@ -99,6 +119,9 @@ type TokenJSON struct {
 
 func printToken(opts *TokenOptions, access, typ string, expiry time.Time, scopes []string) error {
 	out := opts.g.deps.Stdout
+	if opts.Headers {
+		return json.NewEncoder(out).Encode(map[string]string{"Authorization": "Bearer " + access})
+	}
 	if !opts.JSON {
 		_, err := fmt.Fprintln(out, access)
 		return err
