@@ -329,3 +329,65 @@ func TestTokenHeaders(t *testing.T) {
 		t.Errorf("a login was started: %q", b)
 	}
 }
+
+// TestSetupThenConnect: what 'ncmcp setup' writes is what the client
+// runs: the stdio entry of Cursor's mcp.json, run as Cursor runs it,
+// reaches the server; Claude Code's headersHelper, run by a shell with
+// CLAUDE_CODE_MCP_SERVER_URL, gives headers the server accepts; a second
+// setup changes nothing.
+func TestSetupThenConnect(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := loggedIn(t, dev)
+	home := e.vars["HOME"]
+	e.mustRun("setup", "cursor", "--server", dev.URL(), "--command", ncmcpBin)
+	var cursor struct {
+		MCPServers map[string]struct {
+			Command string   `json:"command"`
+			Args    []string `json:"args"`
+		} `json:"mcpServers"`
+	}
+	b, err := os.ReadFile(filepath.Join(home, ".cursor", "mcp.json"))
+	if err != nil || json.Unmarshal(b, &cursor) != nil {
+		t.Fatalf("Cursor's mcp.json: %v\n%s", err, b)
+	}
+	ent := cursor.MCPServers["nextcloud"]
+	cmd := exec.Command(ent.Command, ent.Args...)
+	cmd.Env = e.list()
+	client := mcp.NewClient(&mcp.Implementation{Name: "cursor-like", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("running the entry %q %q: %v", ent.Command, ent.Args, err)
+	}
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Errorf("tools/list through the written entry: %v", err)
+	}
+	_ = cs.Close()
+	if r := e.mustRun("setup", "cursor", "--server", dev.URL(), "--command", ncmcpBin); !strings.Contains(r.Stderr, "already has nextcloud") {
+		t.Errorf("a second setup: %s", r.Stderr)
+	}
+
+	e.mustRun("setup", "claude-code", "--server", dev.URL(), "--command", ncmcpBin)
+	var claude struct {
+		MCPServers map[string]struct {
+			Type, URL, HeadersHelper string
+		} `json:"mcpServers"`
+	}
+	b, err = os.ReadFile(filepath.Join(home, ".claude.json"))
+	if err != nil || json.Unmarshal(b, &claude) != nil {
+		t.Fatalf(".claude.json: %v\n%s", err, b)
+	}
+	cc := claude.MCPServers["nextcloud"]
+	helper := exec.Command("sh", "-c", cc.HeadersHelper)
+	helper.Env = append(e.list(), "CLAUDE_CODE_MCP_SERVER_URL="+cc.URL)
+	out, err := helper.Output()
+	var headers map[string]string
+	if err != nil || json.Unmarshal(out, &headers) != nil || cc.Type != "http" || cc.URL != dev.URL()+"/mcp" {
+		t.Fatalf("headersHelper %q: %v, %q; entry %+v", cc.HeadersHelper, err, out, cc)
+	}
+	if !mcpAccepts(t, dev, strings.TrimPrefix(headers["Authorization"], "Bearer ")) {
+		t.Errorf("the server refuses the helper's headers %q", headers)
+	}
+}

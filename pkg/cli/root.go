@@ -145,6 +145,7 @@ func newRootCmd(deps *Deps) *cobra.Command {
 		newProvisionCmd(g, nil),
 		newToolsCmd(g, nil, nil),
 		newProxyCmd(g, nil),
+		newSetupCmd(g, nil),
 		newClientsCmd(g),
 		newTokensCmd(g),
 		newConfigCmd(g),

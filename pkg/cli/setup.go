@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/ncmcp/ncmcp/pkg/setup"
+	"github.com/spf13/cobra"
+)
+
+// SetupOptions are the inputs of 'ncmcp setup'.
+type SetupOptions struct {
+	g      *globalOptions
+	Client string
+	Name   string
+	Print  bool
+	List   bool
+	// Command is the ncmcp executable the client runs.
+	Command string
+	// File writes to this configuration file instead of the client's own
+	// (a project's .mcp.json, a workspace's .vscode/mcp.json).
+	File string
+}
+
+func newSetupCmd(g *globalOptions, runF func(context.Context, *SetupOptions) error) *cobra.Command {
+	opts := &SetupOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "setup CLIENT",
+		Short: "Connect an MCP client application to the server through ncmcp",
+		Long: `Write the entry that connects an MCP client to the selected server into that
+client's configuration file, in the form that keeps working after the
+access token expires: 'ncmcp proxy' as a stdio server for Claude Desktop,
+Cursor, VS Code, Windsurf, Gemini CLI, Zed and Codex CLI; the server's URL
+with 'ncmcp token --headers' as headersHelper for Claude Code.
+
+The entry is merged into what is there: other servers and settings are
+kept, the file as it was is copied beside it (` + setup.BackupSuffix + `),
+and nothing is written when the entry is there already. Comments in JSON
+files are not kept (they stay in the copy). --print shows the entry without
+writing; --list shows which clients are installed.
+
+Clients: ` + strings.Join(setup.IDs(), ", ") + `.`,
+		Example: `  ncmcp setup claude-desktop --server https://mcp.example.com
+  ncmcp setup claude-code --print
+  ncmcp setup vscode --file .vscode/mcp.json      # for one workspace
+  ncmcp setup --list`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return setup.IDs(), cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Client = args[0]
+			}
+			switch {
+			case opts.List && opts.Client != "":
+				return usageErrorf("use --list alone", "--list takes no client")
+			case !opts.List && opts.Client == "":
+				return usageErrorf("name one of: "+strings.Join(setup.IDs(), ", "), "which client?")
+			case opts.Print && opts.File != "":
+				return usageErrorf("use one of them", "--print writes nothing, --file says where to write")
+			}
+			if _, ok := setup.Lookup(opts.Client); !ok && !opts.List {
+				return usageErrorf("name one of: "+strings.Join(setup.IDs(), ", "), "%v", &setup.UnknownClientError{ID: opts.Client})
+			}
+			if strings.TrimSpace(opts.Name) == "" {
+				return usageErrorf("pass a name such as --name nextcloud", "empty --name")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runSetup(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Name, "name", "nextcloud", "the entry's name in the client's configuration")
+	f.BoolVar(&opts.Print, "print", false, "print the entry and where it goes, without writing")
+	f.BoolVar(&opts.List, "list", false, "list the clients ncmcp sets up and whether they are installed")
+	f.StringVar(&opts.Command, "command", "", "the ncmcp executable the client runs (default: this one)")
+	f.StringVar(&opts.File, "file", "", "write to this configuration file instead of the client's own")
+	return cmd
+}
+
+// setupEnv is where this machine's clients keep their configuration.
+func (g *globalOptions) setupEnv() setup.Env {
+	env := g.deps.Getenv
+	home := env("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return setup.Env{GOOS: runtime.GOOS, Home: home, AppData: env("APPDATA"), XDGConfigHome: env("XDG_CONFIG_HOME"),
+		CodexHome: env("CODEX_HOME"), LookPath: exec.LookPath}
+}
+
+func runSetup(_ context.Context, opts *SetupOptions) error {
+	g, d := opts.g, opts.g.deps
+	env := g.setupEnv()
+	if opts.List {
+		for _, f := range setup.Installed(env) {
+			state := "not found"
+			switch {
+			case f.Command != "":
+				state = "installed (" + f.Command + ")"
+			case f.Config:
+				state = "installed (configuration found)"
+			}
+			fmt.Fprintf(d.Stdout, "%-15s %-15s %s\t%s\n", f.Client.ID, f.Client.Title, state, f.Client.Path(env))
+		}
+		return nil
+	}
+	c, _ := setup.Lookup(opts.Client)
+	_, srv, acct, err := g.mcpTarget()
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == ExitAuth {
+			return usageErrorf("pass --server URL (or set NCMCP_SERVER)", "no server given")
+		}
+		return err
+	}
+	command, err := setupCommand(opts.Command)
+	if err != nil {
+		return err
+	}
+	en := setup.Entry{Name: opts.Name, Command: command, Server: srv.URL, Endpoint: srv.MCPEndpoint(), Account: g.Account}
+	path := c.Path(env)
+	if opts.File != "" {
+		if path, err = filepath.Abs(opts.File); err != nil {
+			return failure(err, "")
+		}
+	}
+	if opts.Print {
+		snippet, err := c.Snippet(en)
+		if err != nil {
+			return failure(err, "")
+		}
+		fmt.Fprintf(d.Stderr, "%s reads %s; its entry:\n", c.Title, path)
+		_, err = d.Stdout.Write(snippet)
+		return err
+	}
+	res, err := c.Apply(path, en)
+	if err != nil {
+		return failure(fmt.Errorf("%s's configuration: %w", c.Title, err), "nothing was written; fix the file, or use --print and add the entry yourself")
+	}
+	if !res.Changed {
+		fmt.Fprintf(d.Stderr, "%s's configuration already has %s: %s\n", c.Title, en.Name, path)
+	} else {
+		verb := "Added"
+		if res.Replaced {
+			verb = "Updated"
+		}
+		fmt.Fprintf(d.Stderr, "%s %s in %s's configuration: %s\n", verb, en.Name, c.Title, path)
+		if res.Backup != "" {
+			fmt.Fprintf(d.Stderr, "The file as it was is in %s.\n", res.Backup)
+		}
+		if res.DroppedComments {
+			fmt.Fprintln(d.Stderr, "warning: the file had comments, which were not kept; they are in the copy")
+		}
+		fmt.Fprintf(d.Stderr, "Next: %s.\n", c.Note)
+	}
+	if acct == nil {
+		if c.ID == "claude-code" {
+			fmt.Fprintf(d.Stderr, "Log in first: 'ncmcp login --server %s' (Claude Code's headers helper does not log in).\n", srv.URL)
+		} else {
+			fmt.Fprintf(d.Stderr, "Not logged in to %s yet: the proxy opens the browser login when %s first connects ('ncmcp login' does it now).\n", srv.URL, c.Title)
+		}
+	}
+	return nil
+}
+
+// setupCommand is the ncmcp executable a client runs: --command, else
+// this one, by its absolute path (applications do not share the shell's
+// PATH).
+func setupCommand(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", failure(fmt.Errorf("find this executable: %w", err), "pass --command with ncmcp's path")
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return exe, nil
+}

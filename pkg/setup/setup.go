@@ -1,0 +1,358 @@
+// Package setup writes the entry that connects an MCP client application
+// (Claude Desktop, Claude Code, Cursor, VS Code, Windsurf, Gemini CLI,
+// Zed, Codex CLI) to a server through ncmcp into that client's
+// configuration file: at its documented place on each OS, in its format,
+// merged with what is there (other entries and unknown fields kept, a
+// backup beside it, nothing written when the entry is already there).
+package setup
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Env is the part of the machine that says where clients keep their
+// configuration.
+type Env struct {
+	// GOOS is "linux", "darwin" or "windows".
+	GOOS string
+	// Home is the user's home directory.
+	Home string
+	// AppData is %APPDATA% on Windows.
+	AppData string
+	// XDGConfigHome is $XDG_CONFIG_HOME, if set.
+	XDGConfigHome string
+	// CodexHome is $CODEX_HOME, if set.
+	CodexHome string
+	// LookPath finds a command on PATH (nil: none is found).
+	LookPath func(string) (string, error)
+}
+
+func (e Env) xdgConfig() string {
+	if e.XDGConfigHome != "" {
+		return e.XDGConfigHome
+	}
+	return filepath.Join(e.Home, ".config")
+}
+
+// appConfig is the directory where desktop applications named dir keep
+// their configuration on each OS.
+func (e Env) appConfig(dir string) string {
+	switch e.GOOS {
+	case "darwin":
+		return filepath.Join(e.Home, "Library", "Application Support", dir)
+	case "windows":
+		return filepath.Join(e.AppData, dir)
+	}
+	return filepath.Join(e.xdgConfig(), dir)
+}
+
+// Entry is what a client needs to reach the server through ncmcp.
+type Entry struct {
+	// Name is the entry's key in the client's configuration.
+	Name string
+	// Command is the ncmcp executable.
+	Command string
+	// Server is the server's URL, Endpoint its MCP endpoint.
+	Server, Endpoint string
+	// Account, when set, selects an account of several.
+	Account string
+}
+
+// proxyArgs are the arguments of the stdio proxy's command line.
+func (e Entry) proxyArgs() []string {
+	args := []string{"proxy", "--server", e.Server}
+	if e.Account != "" {
+		args = append(args, "--account", e.Account)
+	}
+	return args
+}
+
+// headersHelper is the shell command line of 'ncmcp token --headers'.
+func (e Entry) headersHelper() string {
+	parts := []string{shellQuote(e.Command), "token", "--headers"}
+	if e.Account != "" {
+		parts = append(parts, "--account", shellQuote(e.Account))
+	}
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-:@+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Client is an MCP client application ncmcp can set up.
+type Client struct {
+	// ID is the name 'ncmcp setup' takes.
+	ID string
+	// Title is the application's name.
+	Title string
+	// Commands are the application's executables, to tell whether it is
+	// installed.
+	Commands []string
+	// path is the configuration file.
+	path func(Env) string
+	// format writes the entry into the configuration.
+	format format
+	// Note says what to do after the change.
+	Note string
+}
+
+// Path returns the client's configuration file.
+func (c *Client) Path(e Env) string { return c.path(e) }
+
+// Clients returns the clients ncmcp can set up, in the order 'ncmcp
+// setup --list' shows them.
+func Clients() []*Client { return clients }
+
+// Lookup returns the client with the given ID.
+func Lookup(id string) (*Client, bool) {
+	for _, c := range clients {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// IDs returns the clients' IDs.
+func IDs() []string {
+	var out []string
+	for _, c := range clients {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+// Found says whether and where a client was found installed.
+type Found struct {
+	Client *Client
+	// Config is set when its configuration directory exists.
+	Config bool
+	// Command is the executable found on PATH, if any.
+	Command string
+}
+
+// Installed reports, for each client, what shows it is installed.
+func Installed(e Env) []Found {
+	var out []Found
+	for _, c := range clients {
+		f := Found{Client: c}
+		if fi, err := os.Stat(filepath.Dir(c.Path(e))); err == nil && fi.IsDir() && filepath.Dir(c.Path(e)) != e.Home {
+			f.Config = true
+		}
+		if _, err := os.Stat(c.Path(e)); err == nil {
+			f.Config = true
+		}
+		for _, cmd := range c.Commands {
+			if e.LookPath == nil {
+				break
+			}
+			if p, err := e.LookPath(cmd); err == nil {
+				f.Command = p
+				break
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// Snippet returns the entry as the client's configuration file holds it,
+// for --print.
+func (c *Client) Snippet(en Entry) ([]byte, error) {
+	return c.format.merge(nil, en)
+}
+
+// Result is what Apply did.
+type Result struct {
+	Path string
+	// Changed is false when the entry was there already, as it would be
+	// written.
+	Changed bool
+	// Created is set when the file did not exist.
+	Created bool
+	// Backup is the copy of the file as it was, when it was changed.
+	Backup string
+	// Replaced is set when an entry of that name was there and differed.
+	Replaced bool
+	// DroppedComments is set when the file had comments, which a merge
+	// does not keep (they are in the backup).
+	DroppedComments bool
+}
+
+// BackupSuffix is added to a configuration file's name for its backup.
+const BackupSuffix = ".ncmcp-backup"
+
+// ErrNotAnObject reports a configuration file whose top level is not an
+// object (or table): it is not touched.
+var ErrNotAnObject = errors.New("the file's top level is not an object")
+
+// Apply writes the entry into the client's configuration file at path,
+// merging it with what is there.
+func (c *Client) Apply(path string, en Entry) (*Result, error) {
+	res := &Result{Path: path}
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		res.Created = true
+	case err != nil:
+		return nil, err
+	}
+	merged, err := c.format.merge(old, en)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !res.Created {
+		had, err := c.format.has(old, en)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if had == entryEqual {
+			return res, nil
+		}
+		res.Replaced = had == entryDiffers
+		res.DroppedComments = c.format.dropsComments(old)
+	}
+	res.Changed = true
+	mode := os.FileMode(0o600)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+		res.Backup = path + BackupSuffix
+		if err := os.WriteFile(res.Backup, old, mode); err != nil {
+			return nil, fmt.Errorf("back up %s: %w", path, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(path, merged, mode); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// writeAtomic replaces path with data through a temporary file beside it.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// presence says whether a file has the entry.
+type presence int
+
+const (
+	entryAbsent presence = iota
+	entryEqual
+	entryDiffers
+)
+
+// format is a kind of configuration file.
+type format interface {
+	// merge returns the file (nil: none yet) with the entry set.
+	merge(old []byte, en Entry) ([]byte, error)
+	// has tells whether the file has the entry already.
+	has(old []byte, en Entry) (presence, error)
+	// dropsComments tells whether merge loses comments of the file.
+	dropsComments(old []byte) bool
+}
+
+// stdio is the entry of clients that run a stdio server: the proxy.
+func stdio(en Entry, extra ...kv) obj {
+	args := make([]any, 0, 4)
+	for _, a := range en.proxyArgs() {
+		args = append(args, a)
+	}
+	o := obj{}
+	o = append(o, extra...)
+	return append(o, kv{"command", en.Command}, kv{"args", args})
+}
+
+var clients = []*Client{
+	{ID: "claude-desktop", Title: "Claude Desktop", Commands: []string{"claude-desktop"},
+		path:   func(e Env) string { return filepath.Join(e.appConfig("Claude"), "claude_desktop_config.json") },
+		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj { return stdio(en) }},
+		Note:   "restart Claude Desktop"},
+	{ID: "claude-code", Title: "Claude Code", Commands: []string{"claude"},
+		path: func(e Env) string { return filepath.Join(e.Home, ".claude.json") },
+		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj {
+			return obj{{"type", "http"}, {"url", en.Endpoint}, {"headersHelper", en.headersHelper()}}
+		}},
+		Note: "start a new Claude Code session; '/mcp' shows the server"},
+	{ID: "cursor", Title: "Cursor", Commands: []string{"cursor"},
+		path:   func(e Env) string { return filepath.Join(e.Home, ".cursor", "mcp.json") },
+		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj { return stdio(en) }},
+		Note:   "Cursor picks it up in Settings, MCP"},
+	{ID: "vscode", Title: "VS Code", Commands: []string{"code"},
+		path:   func(e Env) string { return filepath.Join(e.appConfig("Code"), "User", "mcp.json") },
+		format: jsonFormat{container: "servers", entry: func(en Entry) obj { return stdio(en, kv{"type", "stdio"}) }},
+		Note:   "start the server from the MCP: List Servers command"},
+	{ID: "windsurf", Title: "Windsurf", Commands: []string{"windsurf"},
+		path:   func(e Env) string { return filepath.Join(e.Home, ".codeium", "windsurf", "mcp_config.json") },
+		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj { return stdio(en) }},
+		Note:   "refresh the MCP servers in Windsurf's Cascade panel"},
+	{ID: "gemini", Title: "Gemini CLI", Commands: []string{"gemini"},
+		path:   func(e Env) string { return filepath.Join(e.Home, ".gemini", "settings.json") },
+		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj { return stdio(en) }},
+		Note:   "start gemini again; '/mcp' shows the server"},
+	{ID: "zed", Title: "Zed", Commands: []string{"zed", "zeditor"},
+		path: func(e Env) string {
+			if e.GOOS == "windows" {
+				return filepath.Join(e.AppData, "Zed", "settings.json")
+			}
+			return filepath.Join(e.xdgConfig(), "zed", "settings.json")
+		},
+		format: jsonFormat{container: "context_servers", entry: func(en Entry) obj { return stdio(en) }},
+		Note:   "Zed reloads its settings by itself"},
+	{ID: "codex", Title: "Codex CLI", Commands: []string{"codex"},
+		path: func(e Env) string {
+			if e.CodexHome != "" {
+				return filepath.Join(e.CodexHome, "config.toml")
+			}
+			return filepath.Join(e.Home, ".codex", "config.toml")
+		},
+		format: tomlFormat{table: "mcp_servers"},
+		Note:   "start codex again"},
+}
+
+// sortedIDs is for messages.
+func sortedIDs() string {
+	ids := IDs()
+	slices.Sort(ids)
+	return strings.Join(ids, ", ")
+}
+
+// UnknownClientError reports a client ncmcp cannot set up.
+type UnknownClientError struct{ ID string }
+
+func (e *UnknownClientError) Error() string {
+	return fmt.Sprintf("unknown client %q (ncmcp sets up %s)", e.ID, sortedIDs())
+}
+
+// trimBOM drops a UTF-8 byte order mark.
+func trimBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) }

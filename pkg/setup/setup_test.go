@@ -1,0 +1,281 @@
+package setup
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var entry = Entry{Name: "nextcloud", Command: "/usr/local/bin/ncmcp", Server: "https://mcp.example.com", Endpoint: "https://mcp.example.com/mcp"}
+
+// TestSnippets holds each client's entry to a golden file: what 'ncmcp
+// setup CLIENT --print' shows and a fresh configuration file holds.
+func TestSnippets(t *testing.T) {
+	for _, c := range Clients() {
+		t.Run(c.ID, func(t *testing.T) {
+			got, err := c.Snippet(entry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", c.ID+".golden")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (go test ./pkg/setup -update writes it)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("snippet differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+func TestPaths(t *testing.T) {
+	linux := Env{GOOS: "linux", Home: "/home/u"}
+	mac := Env{GOOS: "darwin", Home: "/Users/u"}
+	win := Env{GOOS: "windows", Home: `C:\Users\u`, AppData: `C:\Users\u\AppData\Roaming`}
+	tests := []struct {
+		id  string
+		env Env
+		// want uses / and is compared after filepath.ToSlash.
+		want string
+	}{
+		{"claude-desktop", linux, "/home/u/.config/Claude/claude_desktop_config.json"},
+		{"claude-desktop", mac, "/Users/u/Library/Application Support/Claude/claude_desktop_config.json"},
+		{"claude-desktop", win, `C:\Users\u\AppData\Roaming/Claude/claude_desktop_config.json`},
+		{"claude-code", linux, "/home/u/.claude.json"},
+		{"cursor", mac, "/Users/u/.cursor/mcp.json"},
+		{"vscode", linux, "/home/u/.config/Code/User/mcp.json"},
+		{"vscode", mac, "/Users/u/Library/Application Support/Code/User/mcp.json"},
+		{"windsurf", linux, "/home/u/.codeium/windsurf/mcp_config.json"},
+		{"gemini", linux, "/home/u/.gemini/settings.json"},
+		{"zed", linux, "/home/u/.config/zed/settings.json"},
+		{"zed", Env{GOOS: "linux", Home: "/home/u", XDGConfigHome: "/xdg"}, "/xdg/zed/settings.json"},
+		{"codex", linux, "/home/u/.codex/config.toml"},
+		{"codex", Env{GOOS: "linux", Home: "/home/u", CodexHome: "/opt/codex"}, "/opt/codex/config.toml"},
+	}
+	for _, tt := range tests {
+		c, ok := Lookup(tt.id)
+		if !ok {
+			t.Fatalf("no client %s", tt.id)
+		}
+		if got := filepath.ToSlash(c.Path(tt.env)); got != filepath.ToSlash(tt.want) {
+			t.Errorf("%s on %s: %s, want %s", tt.id, tt.env.GOOS, got, tt.want)
+		}
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestMergeJSON: other entries, unknown fields and the order of the file
+// are kept; the file as it was is backed up; comments are reported as
+// dropped; a second run changes nothing.
+func TestMergeJSON(t *testing.T) {
+	c, _ := Lookup("claude-desktop")
+	path := filepath.Join(t.TempDir(), "claude_desktop_config.json")
+	original := `{
+  // the user's own
+  "globalShortcut": "Ctrl+Space",
+  "mcpServers": {
+    "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"], "env": {"A": "1"}},
+    "nextcloud": {"command": "old", "args": [], "env": {"KEEP": "me"}},
+  },
+  "zz_unknown": {"nested": [1, 2, 3]}
+}
+`
+	write(t, path, original)
+	res, err := c.Apply(path, entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || !res.Replaced || !res.DroppedComments || res.Backup == "" {
+		t.Errorf("result %+v", res)
+	}
+	if read(t, res.Backup) != original {
+		t.Error("the backup is not the file as it was")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the file's own 0640", fi.Mode().Perm())
+	}
+	got := read(t, path)
+	var doc struct {
+		Shortcut   string `json:"globalShortcut"`
+		MCPServers map[string]struct {
+			Command string            `json:"command"`
+			Args    []string          `json:"args"`
+			Env     map[string]string `json:"env"`
+		} `json:"mcpServers"`
+		Unknown map[string][]int `json:"zz_unknown"`
+	}
+	if err := json.Unmarshal([]byte(got), &doc); err != nil {
+		t.Fatalf("the merged file is not JSON: %v\n%s", err, got)
+	}
+	files, nc := doc.MCPServers["files"], doc.MCPServers["nextcloud"]
+	if doc.Shortcut != "Ctrl+Space" || len(doc.Unknown["nested"]) != 3 || files.Command != "npx" || files.Env["A"] != "1" {
+		t.Errorf("what was there was not kept:\n%s", got)
+	}
+	if nc.Command != entry.Command || strings.Join(nc.Args, " ") != "proxy --server https://mcp.example.com" || nc.Env["KEEP"] != "me" {
+		t.Errorf("the entry %+v: want ncmcp's command and the entry's own env kept", nc)
+	}
+	if strings.Index(got, "globalShortcut") > strings.Index(got, "mcpServers") || strings.Index(got, "mcpServers") > strings.Index(got, "zz_unknown") ||
+		strings.Index(got, `"files"`) > strings.Index(got, `"nextcloud"`) {
+		t.Errorf("the order of the file changed:\n%s", got)
+	}
+
+	again, err := c.Apply(path, entry)
+	if err != nil || again.Changed {
+		t.Errorf("second run: %+v, %v; want no change", again, err)
+	}
+	if read(t, path) != got {
+		t.Error("the second run rewrote the file")
+	}
+}
+
+func TestMergeCreatesAndRefuses(t *testing.T) {
+	c, _ := Lookup("vscode")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Code", "User", "mcp.json")
+	res, err := c.Apply(path, entry)
+	if err != nil || !res.Created || !res.Changed || res.Backup != "" {
+		t.Fatalf("Apply to a new file = %+v, %v", res, err)
+	}
+	snippet, _ := c.Snippet(entry)
+	if read(t, path) != string(snippet) {
+		t.Errorf("a new file differs from the snippet")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("a new file has mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	for _, bad := range []string{`[1, 2]`, `{"servers": [1]}`, `{"servers": {`} {
+		write(t, path, bad)
+		if _, err := c.Apply(path, entry); err == nil {
+			t.Errorf("Apply to %q: no error", bad)
+		}
+		if read(t, path) != bad {
+			t.Errorf("the file %q was changed after an error", bad)
+		}
+	}
+	write(t, path, `[1]`)
+	if _, err := c.Apply(path, entry); !errors.Is(err, ErrNotAnObject) {
+		t.Errorf("a top-level array: %v, want ErrNotAnObject", err)
+	}
+}
+
+// TestMergeTOML: Codex's config.toml is edited as text: the entry's table
+// and sub-tables are replaced, every other line stays.
+func TestMergeTOML(t *testing.T) {
+	c, _ := Lookup("codex")
+	path := filepath.Join(t.TempDir(), "config.toml")
+	original := `# my codex settings
+model = "o3"
+
+[mcp_servers.files]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-filesystem"]
+
+[mcp_servers.nextcloud]
+command = "old"
+args = []
+
+[mcp_servers.nextcloud.env]
+X = "1"
+
+# profiles below
+[profiles.fast]
+model = "o4-mini"
+`
+	write(t, path, original)
+	res, err := c.Apply(path, entry)
+	if err != nil || !res.Changed || !res.Replaced {
+		t.Fatalf("Apply = %+v, %v", res, err)
+	}
+	want := `# my codex settings
+model = "o3"
+
+[mcp_servers.files]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-filesystem"]
+
+[mcp_servers.nextcloud]
+command = "/usr/local/bin/ncmcp"
+args = ["proxy", "--server", "https://mcp.example.com"]
+
+# profiles below
+[profiles.fast]
+model = "o4-mini"
+`
+	if got := read(t, path); got != want {
+		t.Errorf("merged:\n%s\nwant:\n%s", got, want)
+	}
+	if again, err := c.Apply(path, entry); err != nil || again.Changed {
+		t.Errorf("second run: %+v, %v", again, err)
+	}
+
+	// Appended to a file without it.
+	path2 := filepath.Join(t.TempDir(), "config.toml")
+	write(t, path2, "model = \"o3\"")
+	if _, err := c.Apply(path2, entry); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, path2); got != "model = \"o3\"\n\n[mcp_servers.nextcloud]\ncommand = \"/usr/local/bin/ncmcp\"\nargs = [\"proxy\", \"--server\", \"https://mcp.example.com\"]\n" {
+		t.Errorf("appended:\n%s", got)
+	}
+}
+
+func TestHeadersHelperQuoting(t *testing.T) {
+	e := entry
+	e.Command = "/Applications/My Tools/ncmcp"
+	e.Account = "alice@example.com"
+	if got := e.headersHelper(); got != `'/Applications/My Tools/ncmcp' token --headers --account alice@example.com` {
+		t.Errorf("headersHelper = %s", got)
+	}
+}
+
+func TestInstalled(t *testing.T) {
+	home := t.TempDir()
+	env := Env{GOOS: "linux", Home: home, LookPath: func(name string) (string, error) {
+		if name == "codex" {
+			return "/usr/bin/codex", nil
+		}
+		return "", errors.New("not found")
+	}}
+	if err := os.MkdirAll(filepath.Join(home, ".cursor"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(home, ".claude.json"), "{}")
+	found := map[string]Found{}
+	for _, f := range Installed(env) {
+		found[f.Client.ID] = f
+	}
+	if !found["cursor"].Config || !found["claude-code"].Config || found["codex"].Command != "/usr/bin/codex" || found["zed"].Config || found["zed"].Command != "" {
+		t.Errorf("found %+v", found)
+	}
+}
