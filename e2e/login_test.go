@@ -20,7 +20,7 @@ import (
 )
 
 // startDev runs a dev server (real OP + generation-1 stand-in) for one test.
-func startDev(t *testing.T, o devserver.Options) *devserver.Server {
+func startDev(t testing.TB, o devserver.Options) *devserver.Server {
 	t.Helper()
 	dev, err := devserver.Start(o)
 	if err != nil {
@@ -80,7 +80,7 @@ func assertNothingStored(t *testing.T, e *env, k *keyringSession) {
 }
 
 // tokensIn reads an account's stored tokens straight from the secrets file.
-func tokensInFile(t *testing.T, e *env, serverURL, sub string) store.Tokens {
+func tokensInFile(t testing.TB, e *env, serverURL, sub string) store.Tokens {
 	t.Helper()
 	b, err := os.ReadFile(store.SecretsPath(e.configDir()))
 	if err != nil {

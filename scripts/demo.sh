@@ -61,4 +61,12 @@ echo "== ncmcp tools list, then ncmcp tools call nc_auth_check_status (MCP as th
 "$ncmcp" tools call nc_auth_check_status >&2
 echo "== ncmcp token --min-ttl 2h (forces a refresh)" >&2
 [ "$("$ncmcp" token --min-ttl 2h)" != "$token" ] && echo "   new access token issued and stored" >&2
+echo "== ncmcp setup claude-desktop --print (the entry an MCP client runs)" >&2
+"$ncmcp" setup claude-desktop --print --command "$ncmcp" >&2
+echo "== ncmcp proxy, as an MCP client runs it: initialize, then tools/list on stdin" >&2
+{
+  echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"demo","version":"0"}}}'
+  echo '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  echo '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
+} | "$ncmcp" proxy --log-file "$work/proxy.log" 2>/dev/null | cut -c1-160 >&2
 echo "== done" >&2

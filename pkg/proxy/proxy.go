@@ -222,9 +222,15 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 	var once sync.Once
 	wrote := func() { once.Do(func() { close(written) }) }
 	defer wrote()
-	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }}
+	pctx := ctx
+	if env.Method != "initialize" {
+		// The next message may go once this one is on the wire; after
+		// initialize, only once its answer (the session, the protocol
+		// version) is in.
+		pctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }})
+	}
 	sid := p.sessionID()
-	resp, err := p.post(httptrace.WithClientTrace(ctx, trace), msg, sid)
+	resp, err := p.post(pctx, msg, sid)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log("%s: %v", describe(env), err)

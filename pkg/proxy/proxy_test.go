@@ -279,3 +279,35 @@ type jsonSchema struct {
 	Type       string                 `json:"type"`
 	Properties map[string]*jsonSchema `json:"properties,omitempty"`
 }
+
+// TestPipelinedHost: a host that writes initialize and the next messages
+// at once (a script piping them in) gets every answer: nothing goes to the
+// server before the session that initialize begins is known.
+func TestPipelinedHost(t *testing.T) {
+	u := newUpstream(t)
+	outR, outW := io.Pipe()
+	in := strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"pipe","version":"1"}}}
+{"jsonrpc":"2.0","method":"notifications/initialized"}
+{"jsonrpc":"2.0","id":2,"method":"tools/list"}
+`)
+	p := New(Options{Endpoint: u.srv.URL, HTTP: http.DefaultClient, In: in, Out: outW})
+	go func() { _ = p.Run(context.Background()); outW.Close() }()
+	got := map[float64]bool{}
+	sc := bufio.NewScanner(outR)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if m["error"] != nil {
+			t.Errorf("error answer: %s", sc.Text())
+		}
+		if id, ok := m["id"].(float64); ok && m["result"] != nil {
+			got[id] = true
+		}
+	}
+	if !got[1] || !got[2] {
+		t.Errorf("answers %v, want results for 1 and 2", got)
+	}
+}
