@@ -57,14 +57,10 @@ type Registered struct {
 
 // ServerMeta is the stored metadata of a discovered server.
 func ServerMeta(disc *discovery.Result) store.Server {
-	resource := ""
-	if disc.Generation != discovery.Generation1 {
-		resource = disc.ResourceIndicator()
-	}
 	p := disc.Provider
 	return store.Server{URL: disc.ServerURL, Generation: disc.Generation, Issuer: p.Issuer, TokenEndpoint: p.TokenEndpoint,
 		TokenAuthMethods: p.TokenEndpointAuthMethodsSupported, RevocationEndpoint: p.RevocationEndpoint,
-		Endpoint: disc.Endpoint, Resource: resource}
+		Endpoint: disc.Endpoint, Resource: disc.ResourceIndicator()}
 }
 
 // Register registers ncmcp as a native public client of the discovered

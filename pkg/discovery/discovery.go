@@ -115,9 +115,10 @@ type Result struct {
 
 // ResourceIndicator returns the value of the resource parameter (RFC 8707)
 // for authorization and token requests: the protected-resource metadata's
-// resource; empty without metadata.
+// resource; empty without metadata, and for a generation-1 server, whose
+// IdP does not know its MCP server as a resource.
 func (r *Result) ResourceIndicator() string {
-	if r.Legacy {
+	if r.Legacy || r.Generation == Generation1 {
 		return ""
 	}
 	return r.Resource.Resource

@@ -152,7 +152,7 @@ func newLogin(disc *discovery.Result, client oauth.Client, scopes []string) (*oa
 	}
 	l := oauth.NewLogin(disc.Provider.AuthorizationEndpoint, disc.Provider.TokenEndpoint, client, "")
 	l.Scopes = scopes
-	l.Resource = ResourceIndicator(disc)
+	l.Resource = disc.ResourceIndicator()
 	// Codes of authorization servers that follow OAuth 2.1 are spent by a
 	// failed exchange: never try one twice.
 	l.NoVerifierFallback = true

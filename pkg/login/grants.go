@@ -39,7 +39,7 @@ func (e *GrantError) Unwrap() error { return e.Err }
 // stores its tokens and credentials (a secret, or the path of its private
 // key file), so that the credential source gets new tokens the same way.
 func (f *Flow) ClientCredentials(ctx context.Context, disc *discovery.Result, c oauth.Client, scopes []string, keyFile string) (*Result, error) {
-	tok, err := oauth.ClientCredentials(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, scopes, ResourceIndicator(disc))
+	tok, err := oauth.ClientCredentials(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, scopes, disc.ResourceIndicator())
 	if err != nil {
 		return nil, &GrantError{Party: AuthorizationServer, Err: err}
 	}
@@ -51,7 +51,7 @@ func (f *Flow) ClientCredentials(ctx context.Context, disc *discovery.Result, c 
 // discovered authorization server and the MCP server, redeems it there
 // (RFC 7523) as client c, and stores the login.
 func (f *Flow) IDToken(ctx context.Context, disc *discovery.Result, c oauth.Client, idToken, idpTokenEndpoint, idpClientID string, scopes []string) (*Result, error) {
-	resource := ResourceIndicator(disc)
+	resource := disc.ResourceIndicator()
 	if resource == "" {
 		resource = disc.Endpoint
 	}
@@ -70,7 +70,7 @@ func (f *Flow) IDToken(ctx context.Context, disc *discovery.Result, c oauth.Clie
 // at the token endpoint, which proves it and yields an access token and
 // the identity.
 func (f *Flow) RefreshToken(ctx context.Context, disc *discovery.Result, c oauth.Client, rt string) (*Result, error) {
-	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, ResourceIndicator(disc))
+	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, disc.ResourceIndicator())
 	if err != nil {
 		return nil, &GrantError{Party: AuthorizationServer, Err: err}
 	}
@@ -89,7 +89,7 @@ func EnvRefreshTokenHash(rt string) string {
 // EnvRefreshTokenHash(rt), so that later runs with the same variable use
 // the stored, possibly rotated, tokens; the stored login is returned too.
 func (f *Flow) EnvRefreshToken(ctx context.Context, disc *discovery.Result, c oauth.Client, rt string, keep bool) (*oauth2.Token, *Result, error) {
-	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, ResourceIndicator(disc))
+	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, disc.ResourceIndicator())
 	if err != nil {
 		return nil, nil, &GrantError{Party: AuthorizationServer, Err: err}
 	}

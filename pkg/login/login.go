@@ -166,13 +166,3 @@ func (f *Flow) Scopes(disc *discovery.Result, challenged, extra []string) ([]str
 	}
 	return scopes, nil
 }
-
-// ResourceIndicator is the resource parameter of a server's authorization
-// and token requests: none for a generation-1 server, whose IdP does not
-// know its MCP server as a resource.
-func ResourceIndicator(disc *discovery.Result) string {
-	if disc.Generation == discovery.Generation1 {
-		return ""
-	}
-	return disc.ResourceIndicator()
-}
