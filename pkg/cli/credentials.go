@@ -33,6 +33,15 @@ func (g *globalOptions) namedClient(disc *discovery.Result) oauth.Client {
 // credentialError maps the credential source's errors to exit codes and
 // hints. A credential.ClientGoneError stays as it is, for handleClientGone.
 func credentialError(err error) error {
+	if mapped, ok := mapCredentialError(err); ok || err == nil {
+		return mapped
+	}
+	return failure(err, "")
+}
+
+// mapCredentialError maps the errors credentialError knows; ok is false
+// for others.
+func mapCredentialError(err error) (mapped error, ok bool) {
 	var (
 		e  *Error
 		lr *credential.LoginRequiredError
@@ -45,25 +54,25 @@ func credentialError(err error) error {
 	)
 	switch {
 	case err == nil:
-		return nil
+		return nil, false
 	case errors.As(err, &e), errors.As(err, &cg):
-		return err
+		return err, true
 	case errors.As(err, &lr):
-		return authNeeded(err, loginRequiredHint(lr))
+		return authNeeded(err, loginRequiredHint(lr)), true
 	case errors.As(err, &se):
-		return failure(err, "if the IdP rotates refresh tokens, log in again once storage works")
+		return failure(err, "if the IdP rotates refresh tokens, log in again once storage works"), true
 	case errors.As(err, &sk):
-		return failure(err, "set NCMCP_CLIENT_SECRET, or unlock the keyring")
+		return failure(err, "set NCMCP_CLIENT_SECRET, or unlock the keyring"), true
 	case errors.As(err, &ke):
-		return failure(err, "unlock the OS keyring (or check that its Secret Service runs); 'ncmcp login --storage file' keeps tokens in an owner-only file instead")
+		return failure(err, "unlock the OS keyring (or check that its Secret Service runs); 'ncmcp login --storage file' keeps tokens in an owner-only file instead"), true
 	case errors.As(err, &kf) && kf.Exposed:
-		return failure(err, "chmod 600 "+kf.Path)
+		return failure(err, "chmod 600 "+kf.Path), true
 	case errors.As(err, &kf):
-		return failure(err, "the client's private key file is gone or unusable: log in again with 'ncmcp login --client-credentials --private-key FILE'")
+		return failure(err, "the client's private key file is gone or unusable: log in again with 'ncmcp login --client-credentials --private-key FILE'"), true
 	case errors.As(err, &te):
-		return failure(err, "try again when the IdP is reachable; the stored tokens are unchanged")
+		return failure(err, "try again when the IdP is reachable; the stored tokens are unchanged"), true
 	}
-	return failure(err, "")
+	return nil, false
 }
 
 // loginRequiredHint says what to do when only a new login helps. A

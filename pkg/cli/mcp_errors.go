@@ -9,14 +9,13 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/ncmcp/ncmcp/pkg/provision"
 	"github.com/ncmcp/ncmcp/pkg/session"
-	"github.com/ncmcp/ncmcp/pkg/store"
 )
 
 // toolFailure maps MCP errors to exit codes: a refused token means log in
 // again, a tool error is the server's answer.
 func toolFailure(err error, serverURL string) error {
-	if isCredentialError(err) {
-		return sessionError(err, serverURL) // the credentials' own error
+	if mapped, ok := mapSessionError(err, serverURL); ok {
+		return mapped // the credentials' own error
 	}
 	var ue *mcpclient.UnauthorizedError
 	if errors.As(err, &ue) {
@@ -61,6 +60,15 @@ func toolErrorHint(msg, serverURL string) string {
 // sessionError maps the errors of an MCP session's credentials to exit
 // codes and hints.
 func sessionError(err error, serverURL string) error {
+	if mapped, ok := mapSessionError(err, serverURL); ok {
+		return mapped
+	}
+	return failure(err, "")
+}
+
+// mapSessionError maps the errors sessionError knows, the credential
+// source's included; ok is false for others (the server's answers).
+func mapSessionError(err error, serverURL string) (mapped error, ok bool) {
 	var (
 		e  *Error
 		cg *credential.ClientGoneError
@@ -72,36 +80,17 @@ func sessionError(err error, serverURL string) error {
 	// the session's errors come first.
 	switch {
 	case errors.As(err, &su):
-		return authNeeded(err, stepUpHint(su, serverURL))
+		return authNeeded(err, stepUpHint(su, serverURL)), true
 	case errors.As(err, &tm):
-		return authNeeded(err, "the server does not accept what its authorization server grants; its logs say more")
+		return authNeeded(err, "the server does not accept what its authorization server grants; its logs say more"), true
 	case errors.As(err, &ln):
-		return authNeeded(err, "log in: 'ncmcp login --server "+serverURL+"'")
+		return authNeeded(err, "log in: 'ncmcp login --server "+serverURL+"'"), true
 	case errors.As(err, &e):
-		return err
+		return err, true
 	case errors.As(err, &cg):
-		return authNeeded(cg, "the server no longer knows client "+cg.ClientID+": 'ncmcp login --server "+serverURL+"' registers a new one")
+		return authNeeded(cg, "the server no longer knows client "+cg.ClientID+": 'ncmcp login --server "+serverURL+"' registers a new one"), true
 	}
-	return credentialError(err)
-}
-
-// isCredentialError tells the errors of the session's credentials from the
-// server's answers.
-func isCredentialError(err error) bool {
-	var (
-		e  *Error
-		cg *credential.ClientGoneError
-		lr *credential.LoginRequiredError
-		ln *session.LoginNeededError
-		su *session.StepUpError
-		tm *session.TooManyLoginsError
-		se *credential.StoreError
-		sk *store.SecretError
-		ke *store.KeyringError
-		kf *credential.KeyFileError
-	)
-	return errors.As(err, &e) || errors.As(err, &cg) || errors.As(err, &lr) || errors.As(err, &ln) || errors.As(err, &su) ||
-		errors.As(err, &tm) || errors.As(err, &se) || errors.As(err, &sk) || errors.As(err, &ke) || errors.As(err, &kf)
+	return mapCredentialError(err)
 }
 
 func stepUpHint(e *session.StepUpError, serverURL string) string {
