@@ -22,7 +22,7 @@ go build -o "$work/ncmcp" ./cmd/ncmcp
 go build -o "$work/ncmcp-devserver" ./cmd/ncmcp-devserver
 
 echo "== starting the dev server" >&2
-"$work/ncmcp-devserver" --generation "$generation" --addr 127.0.0.1:0 --idp-addr 127.0.0.1:0 --auto-approve >"$work/url" 2>"$work/devserver.log" &
+"$work/ncmcp-devserver" --generation "$generation" --addr 127.0.0.1:0 --auto-approve >"$work/url" 2>"$work/devserver.log" &
 dev_pid=$!
 for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
 server=$(head -n1 "$work/url")
@@ -30,7 +30,9 @@ server=$(head -n1 "$work/url")
 echo "   $server (generation $generation)" >&2
 
 export NCMCP_CONFIG_DIR="$work/config"
-export NCMCP_BROWSER="curl -fsSL -o /dev/null"
+# curl as the browser: it follows redirects and keeps cookies (-c), as
+# Nextcloud's Login Flow pages need.
+export NCMCP_BROWSER="curl -fsSL -c /dev/null -o /dev/null"
 if [ "${NCMCP_DEMO_KEYRING:-0}" != 1 ]; then export NCMCP_STORAGE=file; fi
 ncmcp="$work/ncmcp"
 

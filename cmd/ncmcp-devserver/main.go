@@ -1,8 +1,11 @@
 // Command ncmcp-devserver runs the bundled development server: an OpenID
-// Provider shaped like Dex and a stand-in for the Nextcloud MCP server
-// (generation 1, as v0.31.0, or generation 2, as v0.181.0, with
-// --generation 2, which also stands in for Nextcloud's Login Flow v2), both
-// on loopback, for trying ncmcp out and for scripted tests.
+// Provider shaped like Dex, a stand-in for the Nextcloud MCP server
+// (generation 2, as v0.181.0, by default; generation 1, as v0.31.0, with
+// --generation 1) and, for generation 2, a stand-in for Nextcloud's Login
+// Flow v2 on an origin of its own, all on loopback, for trying ncmcp out
+// and for scripted tests. By default the MCP server listens on port 8765,
+// the IdP on the next port and Nextcloud on the one after; --addr
+// 127.0.0.1:0 gives every listener a free port.
 //
 // It prints the MCP server URL on stdout once it is ready (one line), and
 // everything else on stderr. It runs until SIGINT or SIGTERM.
@@ -15,8 +18,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +58,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// nextAddr returns addr with its port plus n, or port 0 where addr's is 0
+// (or not a number).
+func nextAddr(addr string, n int) string {
+	host, port, err := net.SplitHostPort(addr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p == 0 {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+n))
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
@@ -71,8 +87,11 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		defaultClients = env
 	}
 	var (
-		addr         = fs.String("addr", "127.0.0.1:8765", "MCP server stand-in listen address (loopback only)")
-		idpAddr      = fs.String("idp-addr", "127.0.0.1:8766", "OpenID Provider listen address (loopback only)")
+		addr         = fs.String("addr", "127.0.0.1:8765", "MCP server stand-in listen address (loopback only; port 0: every listener gets a free port)")
+		idpAddr      = fs.String("idp-addr", "", "OpenID Provider listen address (loopback only; default: the port after --addr's)")
+		ncAddr       = fs.String("nextcloud-addr", "", "Nextcloud stand-in listen address (loopback only; default: two ports after --addr's)")
+		ncSame       = fs.Bool("nextcloud-same-origin", false, "serve the Nextcloud stand-in on the MCP server's origin (as behind one reverse proxy) instead of its own")
+		ncForm       = fs.Bool("nextcloud-login-form", false, "the Nextcloud stand-in's pages ask the browser to log in (the login name is what is typed) instead of taking it as logged in")
 		autoApprove  = fs.Bool("auto-approve", false, "complete every login at once as "+devserver.DefaultUser.Username+", without a login page, and grant Login Flows on the first visit")
 		autoDeny     = fs.Bool("auto-deny", false, "answer every login at once with access_denied (the user refuses)")
 		clients      = fs.String("allowed-clients", defaultClients, "comma-separated client ids the server accepts (default from ALLOWED_MCP_CLIENTS)")
@@ -80,7 +99,7 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		pkce         = fs.String("pkce", devserver.PKCEReject, "how the IdP treats a code_verifier for a code issued without a challenge: reject, ignore or require")
 		forwardNonce = fs.Bool("forward-nonce", false, "forward the client's nonce to the IdP (the generation-1 server does not)")
 		accessTTL    = fs.Duration("access-token-ttl", time.Hour, "access token lifetime")
-		generation   = fs.Int("generation", 1, "server generation to emulate: 1 (pass-through) or 2 (the server is its own authorization server)")
+		generation   = fs.Int("generation", 2, "server generation to emulate: 2 (the server is its own authorization server, as every current server) or 1 (the legacy pass-through)")
 		codeTTL      = fs.Duration("code-ttl", devserver.DefaultCodeTTL, "generation 2: lifetime of the server's authorization codes")
 		regLimit     = fs.Int("register-rate-limit", devserver.DefaultRegisterRateLimit, "generation 2: registration attempts per sliding minute and address at /oauth/register")
 		noOffline    = fs.Bool("no-offline-access", false, "run without offline access: no Flow 2 tools, no /oauth/authorize-nextcloud")
@@ -113,9 +132,18 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 	if *generation != 1 && *generation != 2 {
 		return nil, fmt.Errorf("unknown generation %d (want 1 or 2)", *generation)
 	}
+	if *idpAddr == "" {
+		*idpAddr = nextAddr(*addr, 1)
+	}
+	if *ncAddr == "" {
+		*ncAddr = nextAddr(*addr, 2)
+	}
 	opts := devserver.Options{
 		Addr:                  *addr,
 		IdPAddr:               *idpAddr,
+		NextcloudAddr:         *ncAddr,
+		NextcloudSameOrigin:   *ncSame,
+		NextcloudLoginForm:    *ncForm,
 		AutoApprove:           *autoApprove,
 		AutoDeny:              *autoDeny,
 		AllowedClients:        splitList(*clients),
@@ -175,8 +203,16 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		fmt.Fprintf(stderr, "  offline access (Flow 2):   tools %s, %s, %s (optional user_id)\n", devserver.ToolProvision, devserver.ToolCheckStatus, devserver.ToolRevoke)
 	}
 	if o.Generation == 2 || o.LoginFlowTools {
-		fmt.Fprintf(stderr, "  Login Flow v2 (stand-in):  %s/index.php/login/v2, tools %s, %s, %s; pages show %s\n", srv.URL(),
-			devserver.ToolNCAuthProvision, devserver.ToolNCAuthCheck, devserver.ToolNCAuthUpdate, o.NextcloudUser)
+		who := "the browser counts as logged in as the flow's user (else " + o.NextcloudUser + ")"
+		if o.NextcloudLoginForm {
+			who = "the browser logs in with a test user's name and password"
+		}
+		where := "its own origin"
+		if o.NextcloudSameOrigin {
+			where = "the MCP server's origin"
+		}
+		fmt.Fprintf(stderr, "  Nextcloud (stand-in):      %s (%s): Login Flow v2 at /index.php/login/v2, tools %s, %s, %s; %s\n", srv.NextcloudURL(), where,
+			devserver.ToolNCAuthProvision, devserver.ToolNCAuthCheck, devserver.ToolNCAuthUpdate, who)
 	}
 	if o.Generation == 2 && o.StrictScopeClaim {
 		fmt.Fprintln(stderr, "  STRICT SCOPE CLAIM: every tool call is refused (the tokens have no scope claim)")

@@ -61,3 +61,48 @@ func TestStartRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaults: generation 2, as every current server; --addr with port 0
+// alone gives every listener a free port, Nextcloud on an origin of its
+// own; the same-origin layout on request.
+func TestDefaults(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	srv, err := start([]string{"--addr", "127.0.0.1:0", "--quiet"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, stderr.String())
+	}
+	defer srv.Close()
+	if g := srv.Options().Generation; g != 2 {
+		t.Errorf("generation %d by default, want 2", g)
+	}
+	urls := []string{srv.URL(), srv.IssuerURL(), srv.NextcloudURL()}
+	for i, u := range urls {
+		if strings.HasSuffix(u, ":8765") || strings.HasSuffix(u, ":8766") || strings.HasSuffix(u, ":8767") {
+			t.Errorf("listener %d took a fixed port: %s", i, u)
+		}
+		for _, v := range urls[:i] {
+			if u == v {
+				t.Errorf("two listeners at %s", u)
+			}
+		}
+	}
+	if !strings.Contains(stderr.String(), srv.NextcloudURL()+" (its own origin)") {
+		t.Errorf("stderr does not name Nextcloud's origin:\n%s", stderr.String())
+	}
+	same, err := start([]string{"--addr", "127.0.0.1:0", "--quiet", "--nextcloud-same-origin", "--nextcloud-login-form"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer same.Close()
+	if o := same.Options(); same.NextcloudURL() != same.URL() || !o.NextcloudLoginForm {
+		t.Errorf("same origin: %s, server %s, options %+v", same.NextcloudURL(), same.URL(), o)
+	}
+}
+
+func TestNextAddr(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1:8765": "127.0.0.1:8767", "127.0.0.1:0": "127.0.0.1:0", "localhost:9000": "localhost:9002"} {
+		if got := nextAddr(in, 2); got != want {
+			t.Errorf("nextAddr(%q, 2) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func TestElicitation(t *testing.T) {
 			res := callTool(t, cs, ToolNCAuthProvision, nil)
 			loginURL, _ := res["login_url"].(string)
 			if res["status"] != tc.status || res["success"] != tc.success || res["message"] != tc.message ||
-				!strings.HasPrefix(loginURL, s.URL()+ncFlowPath) || res["user_id"] != DefaultUser.Subject {
+				!strings.HasPrefix(loginURL, s.NextcloudURL()+ncFlowPath) || res["user_id"] != DefaultUser.Subject {
 				t.Errorf("result %v", res)
 			}
 			reqs := seen()
@@ -174,7 +174,7 @@ func TestElicitationInsideToolCallStream(t *testing.T) {
 	elicit := next()
 	params, _ := elicit["params"].(map[string]any)
 	if elicit["method"] != "elicitation/create" || elicit["id"] == nil || params["mode"] != "form" ||
-		!strings.HasPrefix(params["message"].(string), "Please log in to Nextcloud to grant access:\n\n"+s.URL()+ncFlowPath) {
+		!strings.HasPrefix(params["message"].(string), "Please log in to Nextcloud to grant access:\n\n"+s.NextcloudURL()+ncFlowPath) {
 		t.Fatalf("first message of the stream: %v", elicit)
 	}
 	answer, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": elicit["id"], "result": map[string]any{"action": "accept", "content": map[string]any{"acknowledged": true}}})

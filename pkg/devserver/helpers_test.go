@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -103,7 +104,12 @@ var noRedirect = &http.Client{
 }
 
 // browser follows redirects, like a browser or chromium --dump-dom.
-var browser = &http.Client{Timeout: 10 * time.Second}
+var browser = &http.Client{Timeout: 10 * time.Second, Jar: newJar()}
+
+func newJar() http.CookieJar {
+	jar, _ := cookiejar.New(nil)
+	return jar
+}
 
 // pkcePair returns a fresh S256 verifier and its challenge.
 func pkcePair() (verifier, challenge string) {

@@ -184,7 +184,7 @@ func TestRequestLogHidesSecrets(t *testing.T) {
 				"code": code, "verifier": verifier, "challenge": challenge, "access token": tok.AccessToken, "refresh token": tok.RefreshToken,
 				"provisioned refresh token": flow2.RefreshToken, "server client secret": s.ServerClientSecret(),
 				"registered secret": atOP.ClientSecret, "registration access token": atOP.RegistrationAccessToken,
-				"login URL": strings.TrimPrefix(loginURL, s.URL()+ncFlowPath), "query string": "?",
+				"login URL": strings.TrimPrefix(loginURL, s.NextcloudURL()+ncFlowPath), "query string": "?",
 			}
 			for _, l := range lines {
 				for name, secret := range secrets {

@@ -55,7 +55,7 @@ func (m *mcpServer) handler() http.Handler {
 		mux.HandleFunc("GET /oauth/authorize-nextcloud", m.flow2.authorizeNextcloud)
 	}
 	mux.HandleFunc("GET /oauth/callback", m.callback)
-	if m.nc != nil {
+	if m.nc != nil && m.s.opts.NextcloudSameOrigin {
 		m.nc.routes(mux)
 	}
 	mux.Handle("/mcp", m.mcp)

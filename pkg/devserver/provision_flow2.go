@@ -95,7 +95,7 @@ func (f *flow2) authorizeNextcloud(w http.ResponseWriter, r *http.Request) {
 		{"code_challenge_method", "S256"},
 		{"prompt", "consent"},
 		{"access_type", "offline"},
-		{"resource", f.m.url},
+		{"resource", f.resource()},
 	}...)
 	redirect(w, f.m.s.up.authorizeURL(q))
 }
@@ -157,3 +157,13 @@ var provisionedPage = template.Must(template.New("provisioned").Parse(`<!DOCTYPE
 </body>
 </html>
 `))
+
+// resource is the resource indicator of the server's Flow 2 login at the
+// IdP: the server itself in generation 1, Nextcloud (NEXTCLOUD_HOST) in
+// generation 2, as recorded.
+func (f *flow2) resource() string {
+	if f.m.gen == 2 {
+		return f.m.s.ncURL
+	}
+	return f.m.url
+}

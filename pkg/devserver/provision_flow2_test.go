@@ -111,7 +111,7 @@ func TestFlow2AuthorizeRedirect(t *testing.T) {
 		if loc.Scheme+"://"+loc.Host+loc.Path != s.IssuerURL()+idpAuthPath || q.Get("client_id") != ServerClientID ||
 			q.Get("redirect_uri") != s.URL()+"/oauth/callback" || q.Get("scope") != "openid profile email offline_access" ||
 			q.Get("state") != "any-state" || q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 ||
-			q.Get("prompt") != "consent" || q.Get("access_type") != "offline" || q.Get("resource") != s.URL() ||
+			q.Get("prompt") != "consent" || q.Get("access_type") != "offline" || q.Get("resource") != map[int]string{1: s.URL(), 2: s.NextcloudURL()}[gen] ||
 			q.Has("nonce") != (gen == 2) || len(q) != 10+(gen-1) {
 			t.Errorf("generation %d: redirect %s", gen, loc)
 		}

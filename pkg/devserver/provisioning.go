@@ -99,7 +99,7 @@ type provisioning struct {
 func newProvisioning(m *mcpServer) *provisioning {
 	return &provisioning{
 		m:            m,
-		client:       m.s.outgoingClient("nextcloud-standin"),
+		client:       m.s.outgoingClient(partyNextcloud),
 		flow2Tokens:  make(map[string]ProvisionedToken),
 		appPasswords: make(map[string]ProvisionedToken),
 		loginFlows:   make(map[string]loginFlowSession),
@@ -300,7 +300,7 @@ func (p *provisioning) provisionGen2(sub string) object {
 	}
 	u := p.m.s.opts.ProvisionURL
 	if u == "" {
-		u = p.m.url + "/settings/user/astrolabe#background-sync"
+		u = p.m.s.ncURL + "/settings/user/astrolabe#background-sync"
 	}
 	return object{
 		{"success", true},
@@ -331,7 +331,7 @@ func (p *provisioning) revokeGen2(sub string) object {
 // startLoginFlow starts a Login Flow v2 at Nextcloud (the stand-in) for
 // sub, over HTTP as the real server does, and keeps its polling session.
 func (p *provisioning) startLoginFlow(ctx context.Context, sub string, scopes []string) (loginURL string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.m.url+ncLoginPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.m.s.ncURL+ncLoginPath, nil)
 	if err != nil {
 		return "", err
 	}

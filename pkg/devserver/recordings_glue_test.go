@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -92,7 +93,11 @@ var recordingScenarios = map[string]scenario{
 	"gen2-v0.181.0/standin-login-flow-v2-browser.json": {
 		opts:   recordedNextcloudUser,
 		before: (*harness).startLoginFlow,
-		step:   map[int]func(*harness){1: (*harness).bindGrantForm},
+		// The stand-in answered the login URL with its page; a real
+		// Nextcloud answers 303 to "Connect to your account", whose "Log
+		// in" link leads there.
+		browser: map[int]bool{0: true},
+		step:    map[int]func(*harness){1: (*harness).bindGrantForm},
 		phrases: map[int][]string{
 			0: {"Account access", "Currently logged in as Kilgore Trout (" + RecordedUser.Subject + ")", ServerClientID, "Grant access"},
 			1: {"Account connected"},
@@ -101,7 +106,7 @@ var recordingScenarios = map[string]scenario{
 	"gen2-v0.181.0/standin-login-flow-v2-protocol.json": {
 		opts: recordedNextcloudUser,
 		step: map[int]func(*harness){
-			2: func(h *harness) { h.browserGrant(h.srv.URL() + ncFlowPath + h.bound["login_token"]) },
+			2: func(h *harness) { h.browserGrant(h.srv.NextcloudURL() + ncFlowPath + h.bound["login_token"]) },
 			5: func(h *harness) { h.basicAuth(RecordedUser.Subject, h.bound["app_password"]) },
 			6: func(h *harness) { h.basicAuth(RecordedUser.Subject, "not-the-app-password") },
 		},
@@ -169,7 +174,7 @@ var recordingScenarios = map[string]scenario{
 			h.browserGrant(loginURL)
 		},
 		// the browser grant of the scope-update flow
-		step: map[int]func(*harness){9: func(h *harness) { h.browserGrant(h.srv.URL() + ncFlowPath + h.bound["login_token_2"]) }},
+		step: map[int]func(*harness){9: func(h *harness) { h.browserGrant(h.srv.NextcloudURL() + ncFlowPath + h.bound["login_token_2"]) }},
 	},
 	"gen2-v0.181.0/tools-call-not-provisioned.json": {before: sessionGlue("refreshed2_access_token")},
 	"gen2-v0.181.0/tools-call-scope-denied.json": {
@@ -460,7 +465,7 @@ func (h *harness) register(want int) {
 // startLoginFlow starts a Login Flow at the stand-in and binds its tokens.
 func (h *harness) startLoginFlow() {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.srv.URL()+ncLoginPath, nil)
+	req, err := http.NewRequest(http.MethodPost, h.srv.NextcloudURL()+ncLoginPath, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -476,7 +481,7 @@ func (h *harness) startLoginFlow() {
 		h.t.Fatalf("glue: Login Flow: %d %s", resp.StatusCode, body)
 	}
 	h.bound["poll_token"] = init.Poll.Token
-	h.bound["login_token"] = strings.TrimPrefix(init.Login, h.srv.URL()+ncFlowPath)
+	h.bound["login_token"] = strings.TrimPrefix(init.Login, h.srv.NextcloudURL()+ncFlowPath)
 }
 
 var hiddenInputRE = regexp.MustCompile(`<input type="hidden" name="(\w+)" value="([^"]*)">`)
@@ -502,13 +507,49 @@ func (h *harness) bindGrantForm() {
 // browserGrant is the user's browser on a Login Flow page: it grants access.
 func (h *harness) browserGrant(loginURL string) {
 	h.t.Helper()
-	resp, page := h.get(loginURL)
+	req, err := http.NewRequest(http.MethodGet, loginURL, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp, page := h.browse(req)
 	if resp.StatusCode != http.StatusOK {
 		h.t.Fatalf("glue: Login Flow page: %d %.300s", resp.StatusCode, page)
 	}
-	if resp, body := h.postForm(h.srv.URL()+ncGrantPath, h.grantForm(page)); resp.StatusCode != http.StatusOK {
+	if resp, body := h.postForm(h.srv.NextcloudURL()+ncGrantPath, h.grantForm(page)); resp.StatusCode != http.StatusOK {
 		h.t.Fatalf("glue: grant: %d %.300s", resp.StatusCode, body)
 	}
+}
+
+// loginLinkRE finds the "Log in" link of the Login Flow's picker page.
+var loginLinkRE = regexp.MustCompile(`<a id="login" href="([^"]+)">`)
+
+// browse sends req as the user's browser: it follows redirects on the
+// request's origin, and the picker page's "Log in" link, as a person who
+// is logged in at Nextcloud would, and returns the last answer.
+func (h *harness) browse(req *http.Request) (*http.Response, []byte) {
+	h.t.Helper()
+	resp, body := h.send(req)
+	for range 5 {
+		next := ""
+		switch {
+		case resp.StatusCode == http.StatusSeeOther || resp.StatusCode == http.StatusFound:
+			next = resp.Header.Get("Location")
+		case resp.StatusCode == http.StatusOK:
+			if m := loginLinkRE.FindSubmatch(body); m != nil {
+				next = html.UnescapeString(string(m[1]))
+			}
+		}
+		if next == "" {
+			return resp, body
+		}
+		u, err := req.URL.Parse(next)
+		if err != nil || u.Host != req.URL.Host {
+			h.t.Fatalf("glue: the browser is sent to %q, off %s", next, req.URL.Host)
+		}
+		resp, body = h.get(u.String())
+	}
+	h.t.Fatalf("glue: more than 5 steps from %s", req.URL.Redacted())
+	return nil, nil
 }
 
 // basicAuth binds the HTTP Basic credential of the next request.

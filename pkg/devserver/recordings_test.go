@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,8 +23,13 @@ import (
 	"time"
 )
 
+// recordingsDir is the copy of the recordings kept with the tests, so that
+// they run in any clone; TestRecordingsCopyIsCurrent holds it to
+// ../shared/recordings where that is beside the checkout.
+const recordingsDir = "testdata/recordings"
+
 // TestRecordings holds the dev server to the recordings of the real servers
-// (../shared/recordings, or $NCMCP_RECORDINGS): for every file and every
+// (testdata/recordings, or $NCMCP_RECORDINGS): for every file and every
 // exchange in it, a dev server of the file's generation is driven through
 // the same requests, and its answers are compared with the recorded ones:
 // status, the recorded headers (present and equal, or absent), JSON bodies
@@ -31,18 +37,20 @@ import (
 // the claims of JWTs, and the key phrases of HTML pages. Placeholders bind
 // to the first value seen; see match. What happens between exchanges (a
 // login at the IdP, waiting for a code to expire, ...) is the glue of the
-// file's scenario in recordingScenarios.
+// file's scenario in recordingScenarios. The real Nextcloud's Login Flow
+// v2, recorded in a format of its own, is held to what a client and a
+// browser see of it (see runNextcloudRecording).
 func TestRecordings(t *testing.T) {
 	dir := os.Getenv("NCMCP_RECORDINGS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "recordings")
+		dir = recordingsDir
 	}
 	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		need(t, "recordings", "no recordings in "+dir+" (set NCMCP_RECORDINGS to their directory)")
+		t.Fatalf("no recordings in %s", dir)
 	}
 	seen := make(map[string]bool)
 	for _, path := range files {
@@ -50,13 +58,17 @@ func TestRecordings(t *testing.T) {
 		seen[name] = true
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			sc, ok := recordingScenarios[name]
-			if !ok {
-				t.Fatalf("no scenario for %s: add one to recordingScenarios", name)
-			}
 			raw, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if nextcloudRecordings[name] {
+				runNextcloudRecording(t, raw)
+				return
+			}
+			sc, ok := recordingScenarios[name]
+			if !ok {
+				t.Fatalf("no scenario for %s: add one to recordingScenarios", name)
 			}
 			var rec recording
 			dec := json.NewDecoder(bytes.NewReader(raw))
@@ -71,6 +83,58 @@ func TestRecordings(t *testing.T) {
 		if !seen[name] {
 			t.Errorf("scenario %s has no recording in %s", name, dir)
 		}
+	}
+	for name := range nextcloudRecordings {
+		if !seen[name] {
+			t.Errorf("%s is not in %s", name, dir)
+		}
+	}
+}
+
+// TestRecordingsCopyIsCurrent fails when the recordings beside the
+// checkout (../shared/recordings) differ from the copy the tests use, so
+// that an update there is noticed: copy it over and make the dev server
+// follow. It skips where there are none beside the checkout.
+func TestRecordingsCopyIsCurrent(t *testing.T) {
+	shared := filepath.Join("..", "..", "..", "shared", "recordings")
+	if _, err := os.Stat(shared); err != nil {
+		need(t, "recordings", "no "+shared+" beside the checkout to compare testdata/recordings with")
+	}
+	list := func(dir string) map[string][]byte {
+		files := map[string][]byte{}
+		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			rel, _ := filepath.Rel(dir, path)
+			files[filepath.ToSlash(rel)] = b
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return files
+	}
+	want, got := list(shared), list(recordingsDir)
+	var diffs []string
+	for name, b := range want {
+		switch c, ok := got[name]; {
+		case !ok:
+			diffs = append(diffs, name+": new in "+shared)
+		case !bytes.Equal(b, c):
+			diffs = append(diffs, name+": changed in "+shared)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			diffs = append(diffs, name+": gone from "+shared)
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Errorf("the recordings changed: copy them (rm -r pkg/devserver/%s && cp -r %s pkg/devserver/testdata/) and make the dev server follow TestRecordings:\n%s",
+			recordingsDir, filepath.Join("..", "shared", "recordings"), strings.Join(diffs, "\n"))
 	}
 }
 
@@ -138,6 +202,11 @@ type scenario struct {
 	// toolNames[i] marks an exchange whose tools/list result the recording
 	// reduced to the tools' names.
 	toolNames map[int]bool
+	// browser[i] marks an exchange of the user's browser that the real
+	// Nextcloud answers with more steps than the stand-in recorded: the
+	// browser follows the redirects and the "Log in" link (see browse),
+	// and the page it ends on is compared.
+	browser map[int]bool
 }
 
 // harness drives one dev server through one recording.
@@ -150,6 +219,9 @@ type harness struct {
 
 	bound      map[string]string // placeholder -> value (numbers as their JSON text)
 	clientPort string
+	// client sends the requests, keeping cookies (the browser session of
+	// the Login Flow pages) and answering redirects as they are.
+	client *http.Client
 
 	// the last exchange's answer, for glue
 	lastHeader http.Header
@@ -195,8 +267,11 @@ func runRecording(t *testing.T, name string, rec *recording, sc scenario) {
 	if sc.opts != nil {
 		sc.opts(&opts)
 	}
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Timeout: 20 * time.Second, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	h := &harness{t: t, name: name, rec: rec, srv: startServer(t, opts), clock: clock,
-		bound: make(map[string]string), clientPort: freePort(t)}
+		bound: make(map[string]string), clientPort: freePort(t), client: client}
 	h.srv.setObserver(func(line string) {
 		h.obsMu.Lock()
 		defer h.obsMu.Unlock()
@@ -245,6 +320,13 @@ func (h *harness) value(name string) (string, bool) {
 		return h.srv.URL(), true
 	case "issuer":
 		return h.srv.IssuerURL(), true
+	case "nextcloud":
+		// Nextcloud is its own origin in every real deployment, and so in
+		// the recordings.
+		if h.srv.NextcloudURL() == h.srv.URL() {
+			h.t.Fatalf("the Nextcloud stand-in is on the MCP server's origin %s; the recordings have it on its own (<nextcloud>)", h.srv.URL())
+		}
+		return h.srv.NextcloudURL(), true
 	case "client_port":
 		return h.clientPort, true
 	}
@@ -352,12 +434,6 @@ func (h *harness) fillJSON(v any) any {
 
 // Sending.
 
-// noRedirects is the harness's HTTP client: redirects are answers.
-var noRedirects = &http.Client{
-	Timeout:       20 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
 func (h *harness) request(r recordedRequest) *http.Request {
 	target := h.srv.URL() + h.fill(r.Path)
 	if r.URL != "" {
@@ -399,7 +475,7 @@ func (h *harness) request(r recordedRequest) *http.Request {
 
 func (h *harness) send(req *http.Request) (*http.Response, []byte) {
 	h.t.Helper()
-	resp, err := noRedirects.Do(req)
+	resp, err := h.client.Do(req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", req.Method, req.URL.Redacted(), err)
 	}
@@ -418,7 +494,13 @@ func (h *harness) runExchange(i int, ex recordedExchange, sc scenario) {
 	h.observed = nil
 	h.obsMu.Unlock()
 	req := h.request(ex.Request)
-	resp, body := h.send(req)
+	var resp *http.Response
+	var body []byte
+	if sc.browser[i] {
+		resp, body = h.browse(req)
+	} else {
+		resp, body = h.send(req)
+	}
 	h.lastHeader, h.lastBody = resp.Header, body
 	want := ex.Response
 	if resp.StatusCode != want.Status {
@@ -554,12 +636,19 @@ func (h *harness) matchUpstream(recorded []string) {
 		if party == "idp" && target != h.srv.IssuerURL()+idpTokenPath {
 			continue
 		}
+		if party == partyNextcloud {
+			// These lines name the stand-in's origin as <server>, left
+			// over from when it shared the server's: the recordings'
+			// README and answers have Nextcloud on its own origin, so
+			// the server's requests must go there.
+			target = h.srv.NextcloudURL() + strings.TrimPrefix(target, h.srv.URL())
+		}
 		want = append(want, fmt.Sprintf("%s: %s %s %s", party, method, target, status))
 	}
 	h.obsMu.Lock()
 	var got []string
 	for _, line := range h.observed {
-		if strings.HasPrefix(line, "nextcloud-standin: ") || strings.Contains(line, " "+h.srv.IssuerURL()+idpTokenPath+" ") {
+		if strings.HasPrefix(line, partyNextcloud+": ") || strings.Contains(line, " "+h.srv.IssuerURL()+idpTokenPath+" ") {
 			got = append(got, line)
 		}
 	}

@@ -2,9 +2,12 @@
 // and its identity provider, on loopback only, for tests and demos. It is
 // held to recordings of what the real servers answer (v0.31.0 for
 // generation 1, v0.181.0 for generation 2, with Dex as the IdP; see
-// ../shared/recordings and recordings_test.go).
+// testdata/recordings, a copy of ../shared/recordings, and recordings_test.go).
 //
-// Two listeners on 127.0.0.1 serve two parties.
+// Listeners on 127.0.0.1 serve the parties: the OpenID Provider, the MCP
+// server and, where the server provisions through Login Flow v2, Nextcloud,
+// on an origin of its own as in every real deployment (NextcloudSameOrigin
+// puts it on the MCP server's origin instead).
 //
 // The OpenID Provider is built on github.com/zitadel/oidc/v3/pkg/op and
 // shaped like Dex: endpoints at Dex's paths (/auth, /token, /keys,
@@ -42,8 +45,8 @@
 // client), /oauth/callback (which issues the server's own 60-second codes),
 // /oauth/token (which relays the OP's tokens), /oauth/register (which maps
 // loopback registrations to a static client); plus Flow 2 by URL,
-// /api/v1/status, a stand-in for Nextcloud's Login Flow v2 (/index.php/login/v2
-// and OCS /ocs/v2.php/cloud/user, on the server's own origin), and six tools:
+// /api/v1/status, a stand-in for Nextcloud's Login Flow v2 (/index.php/login/v2,
+// its pages, and OCS /ocs/v2.php/cloud/user), and six tools:
 // the three above without user_id and nc_auth_provision_access,
 // nc_auth_check_status and nc_auth_update_scopes, which provision an app
 // password through the Login Flow stand-in (with MCP elicitation when the
@@ -118,6 +121,24 @@ type Options struct {
 	Addr string
 	// IdPAddr is the OP's listen address; default "127.0.0.1:0". Loopback only.
 	IdPAddr string
+	// NextcloudAddr is the listen address of the Nextcloud stand-in (Login
+	// Flow v2, OCS, the settings page); default "127.0.0.1:0". Loopback only.
+	NextcloudAddr string
+	// NextcloudSameOrigin serves the Nextcloud stand-in on the MCP server's
+	// own listener, as behind a reverse proxy that puts both on one host,
+	// instead of on an origin of its own.
+	NextcloudSameOrigin bool
+	// NextcloudTLS serves the Nextcloud stand-in over https, with a
+	// certificate for 127.0.0.1 and localhost from a CA made at start
+	// (NextcloudCACertPEM); the MCP server's own requests trust it.
+	NextcloudTLS bool
+	// NextcloudLoginForm makes the stand-in's pages ask the browser to log
+	// in (a form taking a test user's username or sub, in any case, with
+	// its password) before the grant, as a browser without a Nextcloud
+	// session sees it; the login name the poll answers is then what was
+	// typed. By default the browser counts as logged in as the user the
+	// flow is for.
+	NextcloudLoginForm bool
 	// AutoApprove makes the OP's login complete at once as DefaultUser,
 	// without a page, and the Login Flow stand-in's page grant access at
 	// once (for automation and headless browsers).
@@ -287,7 +308,15 @@ type Server struct {
 	mcpOnce, idpOnce sync.Once
 	mcpErr, idpErr   error
 	mcpDone, idpDone chan struct{}
-	loginURL         func(authRequestID string) string
+	// ncSrv serves the Nextcloud stand-in on its own origin; nil when it
+	// is on the MCP server's or there is none.
+	ncSrv  *http.Server
+	ncDone chan struct{}
+	ncURL  string
+	ncCA   []byte // PEM of the CA of the stand-in's https certificate
+	// ncTransport carries the MCP server's own requests to the stand-in.
+	ncTransport http.RoundTripper
+	loginURL    func(authRequestID string) string
 
 	verifierMu sync.Mutex
 	verifiers  []string // code_verifier values seen at the OP's token endpoint
@@ -321,6 +350,12 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.IdPAddr == "" {
 		opts.IdPAddr = "127.0.0.1:0"
+	}
+	if opts.NextcloudAddr == "" {
+		opts.NextcloudAddr = "127.0.0.1:0"
+	}
+	if opts.NextcloudSameOrigin && opts.NextcloudTLS {
+		return nil, errors.New("devserver: NextcloudTLS needs the stand-in on its own origin (not NextcloudSameOrigin)")
 	}
 	if opts.AllowedClients == nil {
 		opts.AllowedClients = slices.Clone(DefaultAllowedClients)
@@ -375,6 +410,13 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devserver: IdPAddr: %w", err)
 	}
+	ncAddr, err := loopbackAddr(opts.NextcloudAddr)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: NextcloudAddr: %w", err)
+	}
+	// Nextcloud has an origin of its own where the server provisions
+	// through Login Flow v2, unless it shares the MCP server's.
+	ownNextcloud := (opts.Generation == 2 || opts.LoginFlowTools) && !opts.NextcloudSameOrigin
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -389,6 +431,21 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		mcpLn.Close()
 		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	var nc *ncListener
+	if ownNextcloud {
+		if nc, err = listenNextcloud(ncAddr, opts.NextcloudTLS); err != nil {
+			mcpLn.Close()
+			idpLn.Close()
+			return nil, fmt.Errorf("devserver: Nextcloud: %w", err)
+		}
+	}
+	closeListeners := func() {
+		mcpLn.Close()
+		idpLn.Close()
+		if nc != nil {
+			nc.ln.Close()
+		}
 	}
 
 	now := opts.Now
@@ -406,6 +463,11 @@ func Start(opts Options) (*Server, error) {
 		idpDone:          make(chan struct{}),
 		tokenRequests:    make(map[string]int),
 		idpTokenRequests: make(map[string]int),
+		ncTransport:      http.DefaultTransport,
+	}
+	s.ncURL = s.url
+	if nc != nil {
+		s.ncURL, s.ncCA, s.ncTransport = nc.url, nc.caPEM, nc.transport
 	}
 	s.idpScopes = slices.Clone(gen2IdPScopes)
 	if opts.Generation == 1 {
@@ -435,8 +497,7 @@ func Start(opts Options) (*Server, error) {
 		op.WithCustomEndSessionEndpoint(op.NewEndpoint(idpEndSessionPath)),
 	)
 	if err != nil {
-		mcpLn.Close()
-		idpLn.Close()
+		closeListeners()
 		return nil, fmt.Errorf("devserver: %w", err)
 	}
 
@@ -493,15 +554,27 @@ func Start(opts Options) (*Server, error) {
 	s.idpSrv = &http.Server{Handler: s.logRequests("idp", idpMux), ReadHeaderTimeout: 10 * time.Second}
 	go serve(s.mcpSrv, mcpLn, s.mcpDone)
 	go serve(s.idpSrv, idpLn, s.idpDone)
+	if nc != nil {
+		ncMux := http.NewServeMux()
+		ncMux.HandleFunc("/", notFound)
+		s.mcpSide.nc.routes(ncMux)
+		s.ncSrv = &http.Server{Handler: s.logRequests("nextcloud", ncMux), ReadHeaderTimeout: 10 * time.Second}
+		s.ncDone = make(chan struct{})
+		go serve(s.ncSrv, nc.ln, s.ncDone)
+	}
 	return s, nil
 }
 
 // outgoingClient is the HTTP client of the MCP server's own requests; they
 // are reported to the observer as requests to party.
 func (s *Server) outgoingClient(party string) *http.Client {
+	next := http.DefaultTransport
+	if party == partyNextcloud {
+		next = s.ncTransport
+	}
 	return &http.Client{
 		Timeout:   10 * time.Second,
-		Transport: observingTransport{party: party, s: s, next: http.DefaultTransport},
+		Transport: observingTransport{party: party, s: s, next: next},
 		// Like the Python servers' HTTP client: redirects are answers.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -645,6 +718,16 @@ func (s *Server) URL() string { return s.url }
 // trailing slash), exactly as its discovery document states it.
 func (s *Server) IssuerURL() string { return s.issuer }
 
+// NextcloudURL returns the base URL of the Nextcloud stand-in, such as
+// http://127.0.0.1:PORT (no trailing slash): its own origin, or URL() with
+// NextcloudSameOrigin. Without a stand-in (generation 1 without
+// LoginFlowTools) it is URL(), where that server's Nextcloud pages would be.
+func (s *Server) NextcloudURL() string { return s.ncURL }
+
+// NextcloudCACertPEM returns the PEM certificate of the CA that issued the
+// Nextcloud stand-in's https certificate (NextcloudTLS), or nil.
+func (s *Server) NextcloudCACertPEM() []byte { return slices.Clone(s.ncCA) }
+
 // ResourceURL returns the protected resource, URL()+"/mcp".
 func (s *Server) ResourceURL() string { return s.url + "/mcp" }
 
@@ -723,11 +806,14 @@ func (s *Server) StopIdP() error {
 	return s.idpErr
 }
 
-// Close stops both listeners. It is safe to call more than once.
+// Close stops the listeners. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.mcpOnce.Do(func() {
 		s.mcpSide.mcp.closeSessions()
 		s.mcpErr = shutdown(s.mcpSrv, s.mcpDone)
+		if s.ncSrv != nil {
+			s.mcpErr = errors.Join(s.mcpErr, shutdown(s.ncSrv, s.ncDone))
+		}
 	})
 	return errors.Join(s.mcpErr, s.StopIdP())
 }

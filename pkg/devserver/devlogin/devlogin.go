@@ -6,6 +6,7 @@ package devlogin
 import (
 	"context"
 	"net/http"
+	"net/http/cookiejar"
 	"testing"
 	"time"
 
@@ -37,10 +38,12 @@ func FileStore(t testing.TB) *store.Store {
 }
 
 // Browse opens a page the way a browser does, in the background: it
-// follows the redirects and drops the answer.
+// follows the redirects, keeping cookies, and drops the answer.
 func Browse(url string) {
 	go func() {
-		if resp, err := http.Get(url); err == nil {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: time.Minute}
+		if resp, err := c.Get(url); err == nil {
 			resp.Body.Close()
 		}
 	}()
