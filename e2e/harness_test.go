@@ -3,11 +3,14 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -61,7 +64,8 @@ func TestMain(m *testing.M) {
 //   - NCMCP_E2E_STOP_BEFORE_CALLBACK: a file to write the callback URL to,
 //     instead of opening it;
 //   - NCMCP_E2E_LOGIN_AS=user:password: fill in the IdP's login form;
-//   - NCMCP_E2E_STEAL_FIRST=1: someone else visits the URL first.
+//   - NCMCP_E2E_STEAL_FIRST=1: someone else visits the URL first;
+//   - NCMCP_E2E_BROWSER_CA: a PEM CA certificate the browser trusts.
 func followRedirects(u string) int {
 	logf := func(format string, args ...any) {
 		if p := os.Getenv("NCMCP_E2E_BROWSER_LOG"); p != "" {
@@ -73,7 +77,17 @@ func followRedirects(u string) int {
 		}
 	}
 	logf("open %s", u)
-	c := &http.Client{Timeout: 60 * time.Second}
+	// Like a browser: cookies (Nextcloud's Login Flow pages need them),
+	// and the CA of a test Nextcloud's https certificate trusted.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Timeout: 60 * time.Second, Jar: jar}
+	if ca := os.Getenv("NCMCP_E2E_BROWSER_CA"); ca != "" {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(ca))
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool}
+		c.Transport = t
+	}
 	forge := os.Getenv("NCMCP_E2E_FORGE_FIRST") == "1" || os.Getenv("NCMCP_E2E_FORGE_ONLY") == "1"
 	if forge {
 		au, err := url.Parse(u)

@@ -83,9 +83,9 @@ func TestProvisionLoginFlow(t *testing.T) {
 	}
 	log := filepath.Join(t.TempDir(), "browser.log")
 	e.set("NCMCP_E2E_BROWSER_LOG", log)
-	out, r := provisionJSON(t, e, "--interval", "200ms")
+	out, r := provisionJSON(t, e, "--interval", "200ms", "--open")
 	if out.Method != "login-flow" || out.Outcome != "provisioned" || !out.Provisioned || out.Kind != "login-flow-v2" ||
-		!strings.HasPrefix(out.URL, dev.URL()+"/index.php/login/v2/flow/") || out.Username != devserver.DefaultUser.Subject {
+		!strings.HasPrefix(out.URL, dev.NextcloudURL()+"/index.php/login/v2/flow/") || out.Username != devserver.DefaultUser.Subject {
 		t.Fatalf("provision result %+v", out)
 	}
 	if !strings.Contains(r.Stderr, "now has access to Nextcloud for alice: an app password (Login Flow v2) of Nextcloud user "+devserver.DefaultUser.Subject) {
@@ -96,7 +96,7 @@ func TestProvisionLoginFlow(t *testing.T) {
 	if n := dev.Elicitations("form", "accept"); n != 1 {
 		t.Errorf("%d accepted form elicitations, want 1", n)
 	}
-	if b := browserLog(t, log); strings.Count(b, "open ") != 1 || !strings.Contains(b, "final: 200 /index.php/login/v2/flow/") {
+	if b := browserLog(t, log); strings.Count(b, "open ") != 1 || !strings.Contains(b, "final: 200 /index.php/login/v2/flow\n") {
 		t.Errorf("browser log:\n%s", b)
 	}
 	tok, ok := dev.ProvisionedToken(devserver.DefaultUser.Subject)
@@ -158,7 +158,7 @@ func TestProvisionElicitationURLMode(t *testing.T) {
 	e := loggedIn(t, dev)
 	log := filepath.Join(t.TempDir(), "browser.log")
 	e.set("NCMCP_E2E_BROWSER_LOG", log)
-	if out, _ := provisionJSON(t, e, "--interval", "200ms"); out.Outcome != "provisioned" {
+	if out, _ := provisionJSON(t, e, "--interval", "200ms", "--open"); out.Outcome != "provisioned" {
 		t.Fatalf("provision: %+v", out)
 	}
 	if n := dev.Elicitations("url", "accept"); n != 1 {
@@ -226,7 +226,7 @@ func TestProvisionSettingsPage(t *testing.T) {
 	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
 	e := loggedIn(t, dev).set("NCMCP_BROWSER", "true")
 	r := e.mustRun("provision", "--method", "flow2", "--no-wait")
-	if !strings.Contains(r.Stderr, "provisions its access on a Nextcloud settings page") || !strings.Contains(r.Stderr, dev.URL()+"/settings/user/astrolabe#background-sync") {
+	if !strings.Contains(r.Stderr, "provisions its access on a Nextcloud settings page") || !strings.Contains(r.Stderr, dev.NextcloudURL()+"/settings/user/astrolabe#background-sync") {
 		t.Fatalf("stderr:\n%s", r.Stderr)
 	}
 	e.expectCode(8, "did not confirm its access within 1s", "provision", "--method", "flow2", "--timeout", "1s", "--interval", "200ms")
@@ -263,9 +263,13 @@ func TestProvisionFailures(t *testing.T) {
 			args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "did not confirm its access within 2s"},
 		{name: "the IdP refuses consent", dev: devserver.Options{DenyClients: []string{devserver.ServerClientID}}, args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "did not confirm"},
 		{name: "server without offline access", dev: devserver.Options{NoOfflineAccess: true}, code: 1, want: "offers no provisioning tools", noBrowse: true},
-		{name: "javascript: URL", dev: devserver.Options{ProvisionURL: "javascript:alert(1)"}, code: 1, want: `refusing to open "javascript:alert(1)"`, noBrowse: true},
-		{name: "Flow 2 URL on another origin", dev: devserver.Options{ProvisionURL: "https://evil.example/oauth/authorize-nextcloud?state=x"}, code: 1, want: "not on the server's origin", noBrowse: true},
-		{name: "Login Flow page over plain http elsewhere", dev: devserver.Options{Generation: 2, ProvisionURL: "http://cloud.example.com/x"}, code: 1, want: "must use https", noBrowse: true},
+		{name: "javascript: URL", dev: devserver.Options{ProvisionURL: "javascript:alert(1)"}, code: 1, want: `refuses to open: "javascript:alert(1)" is not an http(s) URL`, noBrowse: true},
+		{name: "URL with control characters", dev: devserver.Options{Generation: 2, ProvisionURL: "https://cloud.example.com/\x1b[2Jx"}, code: 1, want: "its URL has control characters", noBrowse: true},
+		{name: "URL with a password", dev: devserver.Options{Generation: 2, ProvisionURL: "https://user:pw@cloud.example.com/x"}, code: 1, want: "carries a user name or password", noBrowse: true},
+		{name: "Flow 2 URL on another origin, no terminal", dev: devserver.Options{ProvisionURL: "https://evil.example/oauth/authorize-nextcloud?state=x"},
+			args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "run 'ncmcp provision --open' to let ncmcp open pages on https://evil.example", noBrowse: true},
+		{name: "Login Flow page over plain http elsewhere", dev: devserver.Options{Generation: 2, ProvisionURL: "http://cloud.example.com/x"},
+			args: []string{"--timeout", "2s", "--interval", "200ms"}, code: 8, want: "your Nextcloud password would cross the network unencrypted", noBrowse: true},
 		{name: "unknown method", args: []string{"--method", "magic"}, code: 2, want: "--method auto, login-flow or flow2", noBrowse: true},
 		{name: "Login Flow asked of a Flow 2 server", args: []string{"--method", "login-flow"}, code: 1, want: "offers no login-flow provisioning tools", noBrowse: true},
 	}
@@ -295,8 +299,9 @@ func TestProvisionFailures(t *testing.T) {
 	}
 }
 
-// TestProvisionLoginFlowPageElsewhere: a Login Flow page on another host
-// (the Nextcloud host) is printed but never opened.
+// TestProvisionLoginFlowPageElsewhere: without a terminal, a Login Flow
+// page on a host not approved for the server is printed, named, and not
+// opened.
 func TestProvisionLoginFlowPageElsewhere(t *testing.T) {
 	t.Parallel()
 	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, ProvisionURL: "https://cloud.example.com/index.php/login/v2/flow/abc"})
@@ -304,7 +309,8 @@ func TestProvisionLoginFlowPageElsewhere(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "browser.log")
 	e.set("NCMCP_E2E_BROWSER_LOG", log)
 	r := e.mustRun("provision", "--no-wait")
-	if !strings.Contains(r.Stderr, "The page is on cloud.example.com, not on the MCP server, so ncmcp does not open it") {
+	if !strings.Contains(r.Stderr, "Not opened: https://cloud.example.com is not an origin you approved for "+dev.URL()) ||
+		!strings.Contains(r.Stderr, "(on cloud.example.com, Nextcloud for "+dev.URL()+")") || strings.Contains(r.Stderr, "reachable") {
 		t.Errorf("stderr:\n%s", r.Stderr)
 	}
 	if b := browserLog(t, log); len(b) > 0 {

@@ -21,12 +21,15 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date, StderrIsTerminal: stderrIsTerminal})
+	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date, StderrIsTerminal: isTerminal(os.Stderr), StdinIsTerminal: isTerminal(os.Stdin)})
 	stop()
 	os.Exit(code)
 }
 
-func stderrIsTerminal() bool {
-	fi, err := os.Stderr.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+// isTerminal returns whether f is a terminal (a character device).
+func isTerminal(f *os.File) func() bool {
+	return func() bool {
+		fi, err := f.Stat()
+		return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	}
 }

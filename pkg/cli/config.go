@@ -5,22 +5,27 @@ import (
 	"fmt"
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
+	"github.com/ncmcp/ncmcp/pkg/provision"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
 
 // configKeys are the settings 'ncmcp config' reads and writes.
-var configKeys = []string{"default-server", "active-account"}
+var configKeys = []string{"default-server", "active-account", "page-origin"}
 
 func newConfigCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
-		Short: "Read and change settings: default-server, active-account",
+		Short: "Read and change settings: default-server, active-account, page-origin",
 		Long: `Settings kept in the config file:
 
   default-server   the server used when --server is not given
   active-account   the account used on a server when --account is not
-                   given (per server: --server selects which)`,
+                   given (per server: --server selects which)
+  page-origin      the origin (your Nextcloud, such as
+                   https://cloud.example.com) whose provisioning pages
+                   'ncmcp provision' opens for a server without asking
+                   (per server; set by a yes or --open there)`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	set := &cobra.Command{
@@ -42,8 +47,45 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 			return runConfigGet(g, args[0])
 		},
 	}
-	cmd.AddCommand(set, get)
+	unset := &cobra.Command{
+		Use:       "unset KEY",
+		Short:     "Forget a setting: page-origin",
+		Example:   "  ncmcp config unset page-origin --server https://mcp.example.com",
+		Args:      usageArgs(cobra.ExactArgs(1)),
+		ValidArgs: []string{"page-origin"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runConfigUnset(cmd.Context(), g, args[0])
+		},
+	}
+	cmd.AddCommand(set, get, unset)
 	return cmd
+}
+
+func runConfigUnset(ctx context.Context, g *globalOptions, key string) error {
+	if key != "page-origin" {
+		return usageErrorf("keys: page-origin", "%q cannot be unset", key)
+	}
+	st, err := g.store()
+	if err != nil {
+		return err
+	}
+	var url string
+	err = st.Update(ctx, func(cfg *store.Config) error {
+		u, srv, err := g.selectServer(cfg)
+		if err != nil {
+			return err
+		}
+		if srv == nil {
+			return authNeeded(fmt.Errorf("not logged in to %s", u), "run 'ncmcp login --server "+u+"'")
+		}
+		url, srv.PageOrigin = u, ""
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.deps.Stderr, "ncmcp will ask before opening pages off %s again.\n", url)
+	return nil
 }
 
 func runConfigSet(ctx context.Context, g *globalOptions, key, value string) error {
@@ -78,8 +120,22 @@ func runConfigSet(ctx context.Context, g *globalOptions, key, value string) erro
 			}
 			srv.ActiveAccount = a.Subject
 			msg = fmt.Sprintf("Active account on %s: %s (sub %s)", url, a.DisplayName(), a.Subject)
+		case "page-origin":
+			url, srv, err := g.selectServer(cfg)
+			if err != nil {
+				return err
+			}
+			if srv == nil {
+				return authNeeded(fmt.Errorf("not logged in to %s", url), "run 'ncmcp login --server "+url+"'")
+			}
+			o, err := provision.ParseOrigin(value)
+			if err != nil {
+				return usageErrorf("pass your Nextcloud's origin, such as https://cloud.example.com", "%v", err)
+			}
+			srv.PageOrigin = o
+			msg = fmt.Sprintf("ncmcp will open provisioning pages on %s for %s without asking", o, url)
 		default:
-			return usageErrorf("keys: default-server, active-account", "unknown setting %q", key)
+			return usageErrorf("keys: default-server, active-account, page-origin", "unknown setting %q", key)
 		}
 		return nil
 	})
@@ -106,8 +162,16 @@ func runConfigGet(g *globalOptions, key string) error {
 		if srv != nil {
 			fmt.Fprintln(g.deps.Stdout, srv.ActiveAccount)
 		}
+	case "page-origin":
+		_, srv, err := g.selectServer(cfg)
+		if err != nil {
+			return err
+		}
+		if srv != nil && srv.PageOrigin != "" {
+			fmt.Fprintln(g.deps.Stdout, srv.PageOrigin)
+		}
 	default:
-		return usageErrorf("keys: default-server, active-account", "unknown setting %q", key)
+		return usageErrorf("keys: default-server, active-account, page-origin", "unknown setting %q", key)
 	}
 	return nil
 }

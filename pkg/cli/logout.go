@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/ncmcp/ncmcp/pkg/store"
 
 	"github.com/spf13/cobra"
 )
@@ -51,6 +52,7 @@ func runLogout(ctx context.Context, opts *LogoutOptions) error {
 		if !revokeAccount(ctx, g, st, cfg, target{srv.URL, acct.Subject}, false) {
 			return failure(fmt.Errorf("%s was not logged out: the tokens could not be revoked", acct.DisplayName()), "run 'ncmcp logout --revoke' again when the IdP is reachable, or 'ncmcp logout' to only forget them here")
 		}
+		forgetPageOrigin(ctx, g, st, srv.URL)
 		return nil
 	}
 	gone, err := st.RemoveAccount(ctx, srv.URL, acct.Subject)
@@ -62,5 +64,24 @@ func runLogout(ctx context.Context, opts *LogoutOptions) error {
 	}
 	name := gone.DisplayName()
 	fmt.Fprintf(d.Stderr, "Logged out %s from %s; its tokens were removed from the %s storage (not revoked at the IdP).\n", name, srv.URL, gone.Storage)
+	forgetPageOrigin(ctx, g, st, srv.URL)
 	return nil
+}
+
+// forgetPageOrigin forgets the page origin approved for a server once its
+// last account has logged out.
+func forgetPageOrigin(ctx context.Context, g *globalOptions, st *store.Store, serverURL string) {
+	var origin string
+	err := st.Update(ctx, func(cfg *store.Config) error {
+		if srv := cfg.Servers[serverURL]; srv != nil && len(srv.Accounts) == 0 {
+			origin, srv.PageOrigin = srv.PageOrigin, ""
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		fmt.Fprintf(g.deps.Stderr, "warning: could not forget the approved page origin of %s: %s\n", serverURL, oneLine(err.Error()))
+	case origin != "":
+		fmt.Fprintf(g.deps.Stderr, "ncmcp will ask again before opening pages on %s for %s.\n", origin, serverURL)
+	}
 }

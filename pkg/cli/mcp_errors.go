@@ -32,6 +32,10 @@ func toolFailure(err error, serverURL string) error {
 	if errors.As(err, &te) {
 		return failure(err, toolErrorHint(te.Message, serverURL))
 	}
+	var pe *provision.PageError
+	if errors.As(err, &pe) {
+		return failure(err, "ncmcp opens and shows only http(s) pages: this is the server's answer, its admin can say why it names such a page")
+	}
 	var re *provision.RefusedError
 	if errors.As(err, &re) {
 		return failure(err, "this is the server's answer; its logs say more")

@@ -20,6 +20,7 @@ type ProvisionOptions struct {
 	Force        bool
 	NoWait       bool
 	NoBrowser    bool
+	Open         bool
 	NoLogin      bool
 	JSON         bool
 	Timeout      time.Duration
@@ -45,14 +46,23 @@ through Flow 2 (provision_nextcloud_access, check_provisioning_status); newer
 ones answer that tool with a Nextcloud settings page instead, which ncmcp
 shows and then waits for. --method picks one where a server offers both.
 
-Pages on the server's own origin are opened in the browser; an https page on
-another host (your Nextcloud) is printed, not opened. When the server asks
+The page is usually on your Nextcloud, another host than the MCP server.
+ncmcp prints the whole URL and opens pages on the server's own origin in
+the browser. For another origin it asks first, on a terminal ("Open ...
+in your browser? [Y/n]"), and remembers a yes for this server ('ncmcp
+status' shows it, 'ncmcp config unset page-origin' forgets it): later
+runs open it without asking, and a server that names another origin is
+reported and asked about again. Without a terminal it opens only an
+approved origin, or with --open (which approves it); otherwise it prints
+the URL and keeps waiting, so that you can open it on any device. Plain
+http off this machine is allowed, with a warning. When the server asks
 for input while starting (MCP elicitation), ncmcp answers it the same way.
 Needs a login ('ncmcp login'). When the server refuses the token and a
 refresh does not help, or asks for more scopes, ncmcp logs in again in the
 browser (--no-login fails instead).`,
 		Example: `  ncmcp provision
   ncmcp provision --no-browser --timeout 10m
+  ncmcp provision --open       # in a script: open Nextcloud's page without asking
   ncmcp provision --scopes notes.read,files.read     # a restricted app password
   ncmcp provision --remove-scopes notes.write        # change an existing one
   ncmcp provision --force      # provision again, replacing the server's access`,
@@ -60,6 +70,9 @@ browser (--no-login fails instead).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("no-browser") {
 				opts.NoBrowser = envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
+			}
+			if opts.Open && opts.NoBrowser {
+				return usageErrorf("--open opens the page in the browser; --no-browser never does", "conflicting flags")
 			}
 			if opts.Timeout <= 0 || (cmd.Flags().Changed("interval") && opts.Interval <= 0) {
 				return usageErrorf("use positive durations", "invalid --timeout or --interval")
@@ -82,6 +95,7 @@ browser (--no-login fails instead).`,
 	f.BoolVar(&opts.Force, "force", false, "provision again even when the server already has access, replacing it")
 	f.BoolVar(&opts.NoWait, "no-wait", false, "return after showing the page, without waiting for the server to confirm")
 	f.BoolVar(&opts.NoBrowser, "no-browser", false, "print the URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
+	f.BoolVar(&opts.Open, "open", false, "open the page in the browser without asking, even on another origin than the server's (your Nextcloud), and remember that origin for this server")
 	f.BoolVar(&opts.NoLogin, "no-login", false, "fail instead of logging in again when the server refuses the token or asks for more scopes")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON on stdout")
 	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for the server to confirm")
@@ -129,11 +143,17 @@ func runProvision(ctx context.Context, opts *ProvisionOptions) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	ui := &provisionUI{g: g, noBrowser: opts.NoBrowser, server: srv.URL, name: name, limit: opts.Timeout}
+	ui := &provisionUI{g: g, st: st, noBrowser: opts.NoBrowser, open: opts.Open, approved: srv.PageOrigin,
+		interactive: d.StdinIsTerminal != nil && d.StdinIsTerminal() && d.StderrIsTerminal != nil && d.StderrIsTerminal(),
+		server:      srv.URL, name: name, limit: opts.Timeout}
 	p := &provision.Provisioner{ServerURL: srv.URL, UI: ui}
 	timedOutErr := func(err error) error {
-		return timedOut(fmt.Errorf("the server did not confirm its access within %s: %w", opts.Timeout, err),
-			"finish in the browser and run 'ncmcp provision' again (a provisioning page works once); --timeout waits longer")
+		hint := "finish in the browser and run 'ncmcp provision' again (a provisioning page works once); --timeout waits longer"
+		if ui.notOpened != "" {
+			hint = "ncmcp did not open the page (no terminal to ask): open it yourself within --timeout, or run 'ncmcp provision --open' to let ncmcp open pages on " +
+				ui.notOpened + " for " + srv.URL
+		}
+		return timedOut(fmt.Errorf("the server did not confirm its access within %s: %w", opts.Timeout, err), hint)
 	}
 	sess, err := connectMCP(ctx, g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser}, p.OnElicit)
 	if err != nil {

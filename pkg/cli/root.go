@@ -43,6 +43,9 @@ type Deps struct {
 	// StderrIsTerminal tells whether stderr is a terminal (progress
 	// displays); nil means it is not.
 	StderrIsTerminal func() bool
+	// StdinIsTerminal tells whether stdin is a terminal, where ncmcp may
+	// ask the user a question; nil means it is not.
+	StdinIsTerminal func() bool
 
 	Version, Commit, Date string
 

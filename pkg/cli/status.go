@@ -61,9 +61,12 @@ type ServerStatus struct {
 	Issuer     string `json:"issuer"`
 	// Version and AuthMode are the server's own (GET /api/v1/status, servers
 	// v0.65 on); empty when it has none or was not asked (--offline).
-	Version  string          `json:"version,omitempty"`
-	AuthMode string          `json:"auth_mode,omitempty"`
-	Accounts []AccountStatus `json:"accounts"`
+	Version  string `json:"version,omitempty"`
+	AuthMode string `json:"auth_mode,omitempty"`
+	// PageOrigin is the origin (Nextcloud's) whose provisioning pages
+	// ncmcp opens for this server without asking; empty for none.
+	PageOrigin string          `json:"page_origin,omitempty"`
+	Accounts   []AccountStatus `json:"accounts"`
 }
 
 // AccountStatus describes one account in StatusJSON.
@@ -115,7 +118,7 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 	n := 0
 	for _, u := range g.selectedServers(cfg) {
 		srv := cfg.Servers[u]
-		ss := ServerStatus{URL: u, Generation: srv.Generation, Issuer: srv.Issuer, Accounts: []AccountStatus{}}
+		ss := ServerStatus{URL: u, Generation: srv.Generation, Issuer: srv.Issuer, PageOrigin: srv.PageOrigin, Accounts: []AccountStatus{}}
 		if !opts.Offline {
 			ictx, cancel := context.WithTimeout(ctx, statusAskTimeout)
 			if info, err := serverinfo.Get(ictx, g.httpClient(), u); err == nil {
@@ -174,6 +177,9 @@ func printStatus(w io.Writer, now time.Time, s StatusJSON) {
 		fmt.Fprintf(w, "%s%s\n  generation %d, issuer %s\n", srv.URL, def, srv.Generation, srv.Issuer)
 		if srv.Version != "" {
 			fmt.Fprintf(w, "  server version %s, auth mode %s\n", oneLine(srv.Version), oneLine(srv.AuthMode))
+		}
+		if srv.PageOrigin != "" {
+			fmt.Fprintf(w, "  opens provisioning pages on %s without asking\n", srv.PageOrigin)
 		}
 		for _, a := range srv.Accounts {
 			mark := " "

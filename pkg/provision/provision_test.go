@@ -9,38 +9,78 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 )
 
-func TestCheckURL(t *testing.T) {
+func TestCheckPage(t *testing.T) {
 	const server = "https://mcp.example.com"
-	for _, u := range []string{"https://mcp.example.com/oauth/authorize-nextcloud?state=x", "https://MCP.example.com/x"} {
-		if err := CheckURL(u, server); err != nil {
-			t.Errorf("CheckURL(%q) = %v", u, err)
-		}
+	cases := []struct {
+		url            string
+		same, insecure bool
+		origin         string
+		ok             bool
+	}{
+		{"https://mcp.example.com/index.php/login/v2/flow/x", true, false, "https://mcp.example.com", true},
+		{"https://MCP.example.com:443/x", true, false, "https://mcp.example.com", true},
+		{"https://cloud.example.com/index.php/login/v2/flow/x", false, false, "https://cloud.example.com", true},
+		{"http://localhost:8080/index.php/login/v2/flow/x", false, false, "http://localhost:8080", true},
+		{"http://127.0.0.1:8080/x", false, false, "http://127.0.0.1:8080", true},
+		{"http://cloud.example.com/login/v2/flow/x", false, true, "http://cloud.example.com", true},
+		{"https://mcp.example.com:8443/x", false, false, "https://mcp.example.com:8443", true},
+		{"https://user:pw@cloud.example.com/x", false, false, "", false},
+		{"https://cloud.example.com/x\x1b[2J", false, false, "", false},
+		{"https://cloud.example.com/x\u009b", false, false, "", false},
+		{"javascript:alert(1)", false, false, "", false},
+		{"file:///etc/passwd", false, false, "", false},
+		{"//cloud.example.com/x", false, false, "", false},
+		{"", false, false, "", false},
 	}
-	for _, u := range []string{"javascript:alert(1)", "http://mcp.example.com/x", "https://mcp.example.com:8443/x", "https://evil.example/x",
-		"https://user@mcp.example.com/x", "file:///etc/passwd", "//mcp.example.com/x", ""} {
-		if err := CheckURL(u, server); err == nil {
-			t.Errorf("CheckURL(%q) accepted", u)
+	for _, c := range cases {
+		p, err := CheckPage(c.url, server, "login-flow")
+		var pe *PageError
+		if (err == nil) != c.ok || (!c.ok && !errors.As(err, &pe)) ||
+			(c.ok && (p.SameOrigin != c.same || p.Insecure != c.insecure || p.Origin != c.origin)) {
+			t.Errorf("CheckPage(%q) = %+v, %v", c.url, p, err)
 		}
 	}
 }
 
-func TestCheckPage(t *testing.T) {
-	const server = "https://mcp.example.com"
+// TestDecide: ncmcp opens a page on the server's origin or on the one the
+// user approved for the server; it asks on a terminal, opens with --open,
+// and otherwise only shows it; a new origin is reported with the old.
+func TestDecide(t *testing.T) {
+	nc := Page{Origin: "http://localhost:8080"}
+	other := Page{Origin: "https://evil.example"}
 	cases := []struct {
-		url  string
-		open bool
-		ok   bool
+		name        string
+		p           Page
+		approved    string
+		interactive bool
+		open        bool
+		want        Decision
 	}{
-		{"https://mcp.example.com/index.php/login/v2/flow/x", true, true},
-		{"https://cloud.example.com/index.php/login/v2/flow/x", false, true},
-		{"http://cloud.example.com/login/v2/flow/x", false, false},
-		{"https://user:pw@cloud.example.com/x", false, false},
-		{"javascript:alert(1)", false, false},
+		{"same origin", Page{SameOrigin: true, Origin: "https://mcp.example.com"}, "", false, false, Decision{Action: ActionOpen}},
+		{"approved", nc, "http://localhost:8080", false, false, Decision{Action: ActionOpen}},
+		{"first time, terminal", nc, "", true, false, Decision{Action: ActionAsk, Record: true}},
+		{"first time, script", nc, "", false, false, Decision{Action: ActionShow, Record: true}},
+		{"first time, --open", nc, "", false, true, Decision{Action: ActionOpen, Record: true}},
+		{"changed, terminal", other, "http://localhost:8080", true, false, Decision{Action: ActionAsk, Record: true, Changed: "http://localhost:8080"}},
+		{"changed, script", other, "http://localhost:8080", false, false, Decision{Action: ActionShow, Record: true, Changed: "http://localhost:8080"}},
+		{"changed, --open", other, "http://localhost:8080", false, true, Decision{Action: ActionOpen, Record: true, Changed: "http://localhost:8080"}},
 	}
 	for _, c := range cases {
-		p, err := CheckPage(c.url, server, "login-flow")
-		if (err == nil) != c.ok || (c.ok && p.Open != c.open) {
-			t.Errorf("CheckPage(%q) = %+v, %v", c.url, p, err)
+		if got := Decide(c.p, c.approved, c.interactive, c.open); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParseOrigin(t *testing.T) {
+	for in, want := range map[string]string{"https://Cloud.example.com/index.php": "https://cloud.example.com", "http://localhost:8080": "http://localhost:8080", "http://h:80/": "http://h"} {
+		if got, err := ParseOrigin(in); err != nil || got != want {
+			t.Errorf("ParseOrigin(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"cloud.example.com", "ftp://h", "https://u@h", ""} {
+		if _, err := ParseOrigin(in); err == nil {
+			t.Errorf("ParseOrigin(%q) accepted", in)
 		}
 	}
 }

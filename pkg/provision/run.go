@@ -11,9 +11,9 @@ import (
 
 // UI is how a provisioning run reaches the user.
 type UI interface {
-	// ShowPage asks the user to open p: in the browser when p.Open, else
-	// by printing it.
-	ShowPage(p Page)
+	// ShowPage asks the user to open p: it shows the page and, where the
+	// user consents (see Decide), opens it in the browser.
+	ShowPage(ctx context.Context, p Page)
 	// Notice tells the user something worth knowing. It may quote the
 	// server's text, which the UI must render safely.
 	Notice(msg string)
@@ -85,7 +85,7 @@ type Provisioner struct {
 // provisioning page, shown, and accepted; the form's fields keep their
 // defaults (ncmcp does not claim the user finished: polling confirms that).
 // Anything else is declined, with the server's message passed on.
-func (p *Provisioner) OnElicit(_ context.Context, e mcpclient.Elicitation) (mcpclient.ElicitAction, map[string]any) {
+func (p *Provisioner) OnElicit(ctx context.Context, e mcpclient.Elicitation) (mcpclient.ElicitAction, map[string]any) {
 	raw := e.URL
 	if e.Mode != "url" {
 		raw = FindURL(e.Message)
@@ -99,12 +99,12 @@ func (p *Provisioner) OnElicit(_ context.Context, e mcpclient.Elicitation) (mcpc
 		p.UI.Notice("The server asked to open a page that ncmcp refuses (declined): " + err.Error())
 		return mcpclient.ElicitDecline, nil
 	}
-	p.show(page)
+	p.show(ctx, page)
 	return mcpclient.ElicitAccept, nil
 }
 
 // show shows a page once per run, however often the server names it.
-func (p *Provisioner) show(page Page) {
+func (p *Provisioner) show(ctx context.Context, page Page) {
 	p.mu.Lock()
 	if p.shown == nil {
 		p.shown = map[string]bool{}
@@ -113,7 +113,7 @@ func (p *Provisioner) show(page Page) {
 	p.shown[page.URL] = true
 	p.mu.Unlock()
 	if !seen {
-		p.UI.ShowPage(page)
+		p.UI.ShowPage(ctx, page)
 	}
 }
 
@@ -172,7 +172,7 @@ func (p *Provisioner) loginFlow(ctx context.Context, c Caller, ts *Toolset, in I
 	default:
 		return nil, &RefusedError{Tool: ts.ncProvision.Name, State: start.Status, Message: start.Message}
 	}
-	if err := p.showPage(res, start.LoginURL, "login-flow"); err != nil {
+	if err := p.showPage(ctx, res, start.LoginURL, "login-flow"); err != nil {
 		return nil, err
 	}
 	return p.wait(ctx, res, in, MethodLoginFlow, func(ctx context.Context) (*Status, error) {
@@ -211,7 +211,7 @@ func (p *Provisioner) updateScopes(ctx context.Context, c Caller, ts *Toolset, i
 	default:
 		return nil, &RefusedError{Tool: ts.ncUpdate.Name, State: r.Status, Message: r.Message}
 	}
-	if err := p.showPage(res, r.LoginURL, "login-flow"); err != nil {
+	if err := p.showPage(ctx, res, r.LoginURL, "login-flow"); err != nil {
 		return nil, err
 	}
 	if !ts.CanRevoke() {
@@ -253,16 +253,13 @@ func (p *Provisioner) flow2(ctx context.Context, c Caller, ts *Toolset, in Input
 	}
 	switch {
 	case start.AuthorizationURL != "":
-		if err := CheckURL(start.AuthorizationURL, p.ServerURL); err != nil {
-			return nil, err
-		}
-		if err := p.showPage(res, start.AuthorizationURL, "flow2"); err != nil {
+		if err := p.showPage(ctx, res, start.AuthorizationURL, "flow2"); err != nil {
 			return nil, err
 		}
 	case start.ProvisioningURL != "":
 		// Newer servers moved this to a Nextcloud settings page, where
 		// the user chooses and confirms by hand.
-		if err := p.showPage(res, start.ProvisioningURL, "settings"); err != nil {
+		if err := p.showPage(ctx, res, start.ProvisioningURL, "settings"); err != nil {
 			return nil, err
 		}
 	default:
@@ -273,13 +270,13 @@ func (p *Provisioner) flow2(ctx context.Context, c Caller, ts *Toolset, in Input
 	})
 }
 
-func (p *Provisioner) showPage(res *Result, raw, purpose string) error {
+func (p *Provisioner) showPage(ctx context.Context, res *Result, raw, purpose string) error {
 	page, err := CheckPage(raw, p.ServerURL, purpose)
 	if err != nil {
 		return err
 	}
 	res.Page = &page
-	p.show(page)
+	p.show(ctx, page)
 	return nil
 }
 

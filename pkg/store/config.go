@@ -37,11 +37,15 @@ type Server struct {
 	Resource string `json:"resource,omitempty"`
 	// TokenAuthMethods lists the IdP's token_endpoint_auth_methods_supported,
 	// used to pick how a confidential client authenticates on refresh.
-	TokenAuthMethods   []string            `json:"token_endpoint_auth_methods,omitempty"`
-	RevocationEndpoint string              `json:"revocation_endpoint,omitempty"`
-	ActiveAccount      string              `json:"active_account,omitempty"`
-	Accounts           map[string]*Account `json:"accounts,omitempty"`
-	Clients            []Client            `json:"clients,omitempty"`
+	TokenAuthMethods   []string `json:"token_endpoint_auth_methods,omitempty"`
+	RevocationEndpoint string   `json:"revocation_endpoint,omitempty"`
+	ActiveAccount      string   `json:"active_account,omitempty"`
+	// PageOrigin is the origin (scheme://host[:port]) off the server's own
+	// whose provisioning pages, Nextcloud's, the user allowed ncmcp to open
+	// for this server; empty for none.
+	PageOrigin string              `json:"page_origin,omitempty"`
+	Accounts   map[string]*Account `json:"accounts,omitempty"`
+	Clients    []Client            `json:"clients,omitempty"`
 }
 
 // MCPEndpoint returns the server's MCP endpoint.

@@ -285,3 +285,17 @@ func (s *Store) ForgetClient(ctx context.Context, serverURL, id string) ([]strin
 	})
 	return users, err
 }
+
+// SetPageOrigin records origin as the one whose provisioning pages ncmcp
+// may open for the server without asking ("" forgets it), under the store
+// lock. The server must be configured.
+func (s *Store) SetPageOrigin(ctx context.Context, serverURL, origin string) error {
+	return s.Update(ctx, func(cfg *Config) error {
+		srv := cfg.Servers[serverURL]
+		if srv == nil {
+			return fmt.Errorf("%s is not configured", serverURL)
+		}
+		srv.PageOrigin = origin
+		return nil
+	})
+}
