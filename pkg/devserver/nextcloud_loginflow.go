@@ -31,7 +31,6 @@ const (
 // ncFlowTTL is how long a Login Flow v2 can be completed, as in Nextcloud.
 const ncFlowTTL = 20 * time.Minute
 
-
 // maxNCSessions bounds the browser sessions the stand-in keeps.
 const maxNCSessions = 1000
 
