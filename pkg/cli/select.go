@@ -49,7 +49,7 @@ func (g *globalOptions) selectedServers(cfg *store.Config) []string {
 // matches reports whether the account is selected by --account: all of
 // them without it.
 func (g *globalOptions) matches(a *store.Account) bool {
-	return g.Account == "" || a.Subject == g.Account || a.Username == g.Account || a.Email == g.Account
+	return g.Account == "" || a.Is(g.Account)
 }
 
 // selectAccount resolves the server and account for commands that need a login.

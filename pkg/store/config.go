@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -215,7 +216,20 @@ func (s *Server) FindAccount(name string) *Account {
 			return a
 		}
 	}
+	// Nextcloud user names and e-mail addresses are case-insensitive:
+	// people type "Bob" for "bob".
+	for _, id := range s.AccountIDs() {
+		if a := s.Accounts[id]; (a.Username != "" && strings.EqualFold(a.Username, name)) || (a.Email != "" && strings.EqualFold(a.Email, name)) {
+			return a
+		}
+	}
 	return nil
+}
+
+// Is reports whether name names the account: its subject exactly, or its
+// user name or e-mail address in any case (as Nextcloud compares them).
+func (a *Account) Is(name string) bool {
+	return a.Subject == name || (a.Username != "" && strings.EqualFold(a.Username, name)) || (a.Email != "" && strings.EqualFold(a.Email, name))
 }
 
 // ServerURLs returns the configured server URLs, sorted.

@@ -202,13 +202,13 @@ func TestFindAccount(t *testing.T) {
 		t.Fatal("two accounts, no active one: FindAccount(\"\") must not guess")
 	}
 	srv.ActiveAccount = "s2"
-	for name, want := range map[string]string{"": "s2", "s1": "s1", "alice": "s1", "bob@example.test": "s2"} {
+	for name, want := range map[string]string{"": "s2", "s1": "s1", "alice": "s1", "bob@example.test": "s2", "Alice": "s1", "BOB": "s2", "Bob@Example.test": "s2"} {
 		if a := srv.FindAccount(name); a == nil || a.Subject != want {
 			t.Errorf("FindAccount(%q) = %+v, want %s", name, a, want)
 		}
 	}
-	if srv.FindAccount("carol") != nil {
-		t.Error("FindAccount(carol) found someone")
+	if srv.FindAccount("carol") != nil || srv.FindAccount("S1") != nil {
+		t.Error("FindAccount(carol) or a subject in another case found someone")
 	}
 }
 
