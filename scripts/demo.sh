@@ -40,11 +40,11 @@ echo "== ncmcp login --server $server --client-id test-mcp-client" >&2
 "$ncmcp" login --server "$server" --client-id test-mcp-client
 
 if [ "$generation" = 2 ]; then
-  echo "== ncmcp provision (Login Flow v2: the server gets its own app password, confirmed)" >&2
+  echo "== ncmcp provision --open (Login Flow v2 on Nextcloud's own origin: the server gets its own app password, confirmed)" >&2
 else
   echo "== ncmcp provision (Flow 2: the server gets its own offline token, confirmed)" >&2
 fi
-"$ncmcp" provision --interval 500ms
+"$ncmcp" provision --open --interval 500ms   # a script: open Nextcloud's page (its own origin) without asking
 
 echo "== ncmcp status" >&2
 "$ncmcp" status
