@@ -58,9 +58,11 @@ curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' 
   -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}' \
   "$server/mcp" | head -c 300 >&2
 echo >&2
-echo "== ncmcp tools list, then ncmcp tools call nc_auth_check_status (MCP as the user)" >&2
+status_tool=nc_auth_check_status
+[ "$generation" = 2 ] || status_tool=check_provisioning_status   # generation 1 has only the Flow 2 tools
+echo "== ncmcp tools list, then ncmcp tools call $status_tool (MCP as the user)" >&2
 "$ncmcp" tools list >&2
-"$ncmcp" tools call nc_auth_check_status >&2
+"$ncmcp" tools call "$status_tool" >&2
 echo "== ncmcp token --min-ttl 2h (forces a refresh)" >&2
 [ "$("$ncmcp" token --min-ttl 2h)" != "$token" ] && echo "   new access token issued and stored" >&2
 echo "== ncmcp setup claude-desktop --print (the entry an MCP client runs)" >&2
