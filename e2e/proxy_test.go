@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,6 +331,40 @@ func TestTokenHeaders(t *testing.T) {
 	}
 	if b := browserLog(t, log); b != "" || other.TokenRequests("authorization_code") != 0 {
 		t.Errorf("a login was started: %q", b)
+	}
+}
+
+// TestTokenHeadersCIServerOnly: in CI mode (the refresh token in the
+// environment) 'token --headers' gives a token only for NCMCP_SERVER: a
+// CLAUDE_CODE_MCP_SERVER_URL naming another server is refused before any
+// request (a listener there counts none), and nothing is stored.
+func TestTokenHeadersCIServerOnly(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	rt := freshRefreshToken(t, dev)
+	var hits atomic.Int64
+	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(attacker.Close)
+	e := newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_SERVER", dev.URL()).set("NCMCP_CLIENT_ID", devserver.PublicClientID).
+		set("NCMCP_REFRESH_TOKEN", rt).set("NCMCP_CLIENT_SECRET", "ci-secret").set("CLAUDE_CODE_MCP_SERVER_URL", attacker.URL+"/mcp")
+	r := e.expectCode(1, "NCMCP_REFRESH_TOKEN is for NCMCP_SERVER", "token", "--headers")
+	if r.Stdout != "" || strings.Contains(r.Stderr, rt) || strings.Contains(r.Stderr, "ci-secret") {
+		t.Errorf("stdout %q, stderr %q", r.Stdout, r.Stderr)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the other server", n)
+	}
+	if _, err := os.Stat(filepath.Join(e.configDir(), "config.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("something was stored: %v", err)
+	}
+	// The same variables, with CLAUDE_CODE_MCP_SERVER_URL on NCMCP_SERVER:
+	// the headers.
+	e.set("NCMCP_CLIENT_SECRET", "").set("CLAUDE_CODE_MCP_SERVER_URL", dev.URL()+"/mcp")
+	if r := e.mustRun("token", "--headers"); !strings.HasPrefix(r.Stdout, `{"Authorization":"Bearer `) {
+		t.Errorf("stdout %q", r.Stdout)
 	}
 }
 

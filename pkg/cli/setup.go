@@ -98,7 +98,7 @@ func (g *globalOptions) setupEnv() setup.Env {
 		CodexHome: env("CODEX_HOME"), LookPath: exec.LookPath}
 }
 
-func runSetup(_ context.Context, opts *SetupOptions) error {
+func runSetup(ctx context.Context, opts *SetupOptions) error {
 	g, d := opts.g, opts.g.deps
 	env := g.setupEnv()
 	if opts.List {
@@ -115,7 +115,7 @@ func runSetup(_ context.Context, opts *SetupOptions) error {
 		return nil
 	}
 	c, _ := setup.Lookup(opts.Client)
-	_, srv, acct, err := g.mcpTarget()
+	st, srv, acct, err := g.mcpTarget()
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Code == ExitAuth {
@@ -143,8 +143,13 @@ func runSetup(_ context.Context, opts *SetupOptions) error {
 		_, err = d.Stdout.Write(snippet)
 		return err
 	}
-	res, err := c.Apply(path, en)
+	lock := func(path string) (func(), error) { return st.FileLock(ctx, path) }
+	res, err := c.Apply(path, en, setup.Options{Own: opts.File == "", Lock: lock})
 	if err != nil {
+		var fe *setup.FileError
+		if errors.As(err, &fe) {
+			return failure(fmt.Errorf("%s's configuration: %w", c.Title, err), "nothing was written; check what the file is, or use --print and add the entry yourself")
+		}
 		return failure(fmt.Errorf("%s's configuration: %w", c.Title, err), "nothing was written; fix the file, or use --print and add the entry yourself")
 	}
 	if !res.Changed {
@@ -155,6 +160,9 @@ func runSetup(_ context.Context, opts *SetupOptions) error {
 			verb = "Updated"
 		}
 		fmt.Fprintf(d.Stderr, "%s %s in %s's configuration: %s\n", verb, en.Name, c.Title, path)
+		if res.Target != "" {
+			fmt.Fprintf(d.Stderr, "It is a link: %s was changed in place, and the link kept.\n", res.Target)
+		}
 		if res.Backup != "" {
 			fmt.Fprintf(d.Stderr, "The file as it was is in %s.\n", res.Backup)
 		}

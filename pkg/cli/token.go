@@ -13,6 +13,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -59,6 +60,16 @@ takes the server from CLAUDE_CODE_MCP_SERVER_URL when --server is not given.`,
 				norm, err := discovery.NormalizeServerURL(u)
 				if err != nil {
 					return usageErrorf("pass --server", "invalid CLAUDE_CODE_MCP_SERVER_URL %q: %v", u, err)
+				}
+				// The environment's refresh token is for NCMCP_SERVER
+				// alone: never sent to a server another variable names.
+				if g.deps.Getenv("NCMCP_REFRESH_TOKEN") != "" {
+					ci, _ := discovery.NormalizeServerURL(g.deps.Getenv("NCMCP_SERVER"))
+					if ci == "" || (norm != ci && norm != ci+"/mcp") {
+						return failure(fmt.Errorf("CLAUDE_CODE_MCP_SERVER_URL names %s, but NCMCP_REFRESH_TOKEN is for NCMCP_SERVER (%q): refusing to use it there", termsafe.String(norm), termsafe.String(ci)),
+							"set CLAUDE_CODE_MCP_SERVER_URL to NCMCP_SERVER's server, or pass --server")
+					}
+					norm = ci
 				}
 				g.Server = norm
 			}

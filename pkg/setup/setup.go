@@ -178,12 +178,16 @@ func (c *Client) Snippet(en Entry) ([]byte, error) {
 // Result is what Apply did.
 type Result struct {
 	Path string
+	// Target is the file written when Path is a symbolic link to it (the
+	// link is kept).
+	Target string
 	// Changed is false when the entry was there already, as it would be
 	// written.
 	Changed bool
 	// Created is set when the file did not exist.
 	Created bool
-	// Backup is the copy of the file as it was, when it was changed.
+	// Backup is the copy of the file as it was, when it was changed: a
+	// new file, earlier backups are kept.
 	Backup string
 	// Replaced is set when an entry of that name was there and differed.
 	Replaced bool
@@ -192,7 +196,8 @@ type Result struct {
 	DroppedComments bool
 }
 
-// BackupSuffix is added to a configuration file's name for its backup.
+// BackupSuffix is added to a configuration file's name for its first
+// backup; later ones are numbered after it.
 const BackupSuffix = ".ncmcp-backup"
 
 // ErrNotAnObject reports a configuration file whose top level is not an
@@ -200,15 +205,31 @@ const BackupSuffix = ".ncmcp-backup"
 var ErrNotAnObject = errors.New("the file's top level is not an object")
 
 // Apply writes the entry into the client's configuration file at path,
-// merging it with what is there.
-func (c *Client) Apply(path string, en Entry) (*Result, error) {
-	res := &Result{Path: path}
-	old, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		res.Created = true
-	case err != nil:
+// merging it with what is there: under o.Lock, through a link only as o
+// says, never into a file of another user, the file as it was kept in a
+// new backup beside it, the new one written atomically with the old
+// one's mode.
+func (c *Client) Apply(path string, en Entry, o Options) (*Result, error) {
+	if o.Lock != nil {
+		unlock, err := o.Lock(path)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	real, fi, err := resolve(path, o.Own)
+	if err != nil {
 		return nil, err
+	}
+	res := &Result{Path: path, Created: fi == nil}
+	if real != path {
+		res.Target = real
+	}
+	var old []byte
+	if fi != nil {
+		if old, err = os.ReadFile(real); err != nil {
+			return nil, err
+		}
 	}
 	merged, err := c.format.merge(old, en)
 	if err != nil {
@@ -227,40 +248,18 @@ func (c *Client) Apply(path string, en Entry) (*Result, error) {
 	}
 	res.Changed = true
 	mode := os.FileMode(0o600)
-	if fi, err := os.Stat(path); err == nil {
+	if fi != nil {
 		mode = fi.Mode().Perm()
-		res.Backup = path + BackupSuffix
-		if err := os.WriteFile(res.Backup, old, mode); err != nil {
-			return nil, fmt.Errorf("back up %s: %w", path, err)
+		if res.Backup, err = backup(real, old, mode); err != nil {
+			return nil, fmt.Errorf("back up %s: %w", real, err)
 		}
-	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	} else if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(path, merged, mode); err != nil {
+	if err := writeAtomic(real, merged, mode); err != nil {
 		return nil, err
 	}
 	return res, nil
-}
-
-// writeAtomic replaces path with data through a temporary file beside it.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // presence says whether a file has the entry.

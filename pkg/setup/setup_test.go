@@ -111,7 +111,7 @@ func TestMergeJSON(t *testing.T) {
 }
 `
 	write(t, path, original)
-	res, err := c.Apply(path, entry)
+	res, err := c.Apply(path, entry, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestMergeJSON(t *testing.T) {
 		t.Errorf("the order of the file changed:\n%s", got)
 	}
 
-	again, err := c.Apply(path, entry)
+	again, err := c.Apply(path, entry, Options{})
 	if err != nil || again.Changed {
 		t.Errorf("second run: %+v, %v; want no change", again, err)
 	}
@@ -162,7 +162,7 @@ func TestMergeCreatesAndRefuses(t *testing.T) {
 	c, _ := Lookup("vscode")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Code", "User", "mcp.json")
-	res, err := c.Apply(path, entry)
+	res, err := c.Apply(path, entry, Options{})
 	if err != nil || !res.Created || !res.Changed || res.Backup != "" {
 		t.Fatalf("Apply to a new file = %+v, %v", res, err)
 	}
@@ -176,7 +176,7 @@ func TestMergeCreatesAndRefuses(t *testing.T) {
 
 	for _, bad := range []string{`[1, 2]`, `{"servers": [1]}`, `{"servers": {`} {
 		write(t, path, bad)
-		if _, err := c.Apply(path, entry); err == nil {
+		if _, err := c.Apply(path, entry, Options{}); err == nil {
 			t.Errorf("Apply to %q: no error", bad)
 		}
 		if read(t, path) != bad {
@@ -184,7 +184,7 @@ func TestMergeCreatesAndRefuses(t *testing.T) {
 		}
 	}
 	write(t, path, `[1]`)
-	if _, err := c.Apply(path, entry); !errors.Is(err, ErrNotAnObject) {
+	if _, err := c.Apply(path, entry, Options{}); !errors.Is(err, ErrNotAnObject) {
 		t.Errorf("a top-level array: %v, want ErrNotAnObject", err)
 	}
 }
@@ -213,7 +213,7 @@ X = "1"
 model = "o4-mini"
 `
 	write(t, path, original)
-	res, err := c.Apply(path, entry)
+	res, err := c.Apply(path, entry, Options{})
 	if err != nil || !res.Changed || !res.Replaced {
 		t.Fatalf("Apply = %+v, %v", res, err)
 	}
@@ -235,14 +235,14 @@ model = "o4-mini"
 	if got := read(t, path); got != want {
 		t.Errorf("merged:\n%s\nwant:\n%s", got, want)
 	}
-	if again, err := c.Apply(path, entry); err != nil || again.Changed {
+	if again, err := c.Apply(path, entry, Options{}); err != nil || again.Changed {
 		t.Errorf("second run: %+v, %v", again, err)
 	}
 
 	// Appended to a file without it.
 	path2 := filepath.Join(t.TempDir(), "config.toml")
 	write(t, path2, "model = \"o3\"")
-	if _, err := c.Apply(path2, entry); err != nil {
+	if _, err := c.Apply(path2, entry, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, path2); got != "model = \"o3\"\n\n[mcp_servers.nextcloud]\ncommand = \"/usr/local/bin/ncmcp\"\nargs = [\"proxy\", \"--server\", \"https://mcp.example.com\"]\n" {

@@ -70,3 +70,10 @@ func checkOwnerAndMode(path string, fi fs.FileInfo, what string) error {
 	}
 	return nil
 }
+
+// OwnedByAnother reports whether a file belongs to another user than the
+// current one, and which (Unix; elsewhere owners are not compared).
+func OwnedByAnother(fi fs.FileInfo) (uid int, another bool) {
+	uid, ok := ownerOf(fi)
+	return uid, ok && uid != os.Getuid()
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,6 +111,14 @@ func (s *Store) Lock(ctx context.Context) (unlock func(), err error) {
 // which a login takes to store its result.
 func (s *Store) LoginLock(ctx context.Context) (unlock func(), err error) {
 	return s.lockFile(ctx, "login.lock", "wait for another login")
+}
+
+// FileLock takes the store's lock for changes to another file (a client's
+// configuration, named by its path), so that concurrent ncmcp processes
+// change it one after the other.
+func (s *Store) FileLock(ctx context.Context, path string) (unlock func(), err error) {
+	sum := sha256.Sum256([]byte(path))
+	return s.lockFile(ctx, "file-"+hex.EncodeToString(sum[:8])+".lock", "wait for another ncmcp changing "+path)
 }
 
 func (s *Store) lockFile(ctx context.Context, name, what string) (unlock func(), err error) {
