@@ -166,9 +166,6 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 		if res.Backup != "" {
 			fmt.Fprintf(d.Stderr, "The file as it was is in %s.\n", res.Backup)
 		}
-		if res.DroppedComments {
-			fmt.Fprintln(d.Stderr, "warning: the file had comments, which were not kept; they are in the copy")
-		}
 		fmt.Fprintf(d.Stderr, "Next: %s.\n", c.Note)
 	}
 	if acct == nil {

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
+
+	"github.com/tailscale/hujson"
 )
 
 // kv is one member of an object whose order matters.
@@ -49,9 +52,11 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
-// jsonFormat is a JSON configuration file (comments and trailing commas
-// tolerated, as JSONC) whose entries are members of the object container
-// at its top level.
+// jsonFormat is a JSON configuration file whose entries are members of
+// the object container at its top level. Files with comments and trailing
+// commas (JSONC, as VS Code's and Zed's) are edited with
+// github.com/tailscale/hujson, which patches the syntax tree: comments,
+// layout and every other member stay as they were.
 type jsonFormat struct {
 	container string
 	entry     func(Entry) obj
@@ -113,9 +118,14 @@ func (o obj) get(k string) (any, bool) {
 // parse reads a configuration file: its top-level members and those of
 // the container (nil when absent).
 func (f jsonFormat) parse(old []byte) (top, entries obj, err error) {
-	clean, _ := stripJSONC(trimBOM(old))
-	if len(bytes.TrimSpace(clean)) == 0 {
+	old = trimBOM(old)
+	if len(bytes.TrimSpace(old)) == 0 {
 		return nil, nil, nil
+	}
+	// Standardize works in place: on a copy.
+	clean, err := hujson.Standardize(bytes.Clone(old))
+	if err != nil {
+		return nil, nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if top, err = members(clean); err != nil {
 		if err == ErrNotAnObject {
@@ -136,20 +146,68 @@ func (f jsonFormat) merge(old []byte, en Entry) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// An entry of that name keeps the members ncmcp does not write (env,
-	// disabled, ...).
 	entry := f.entry(en)
-	if cur, ok := entries.get(en.Name); ok {
-		if kept, err := members(cur.(json.RawMessage)); err == nil {
-			for _, m := range entry {
-				kept = kept.set(m.k, m.v)
+	if top == nil {
+		// A new file: the entry alone, indented.
+		return indented(obj{{f.container, obj{{en.Name, entry}}}})
+	}
+	// Patch the file's syntax tree (RFC 6902): add the container or the
+	// entry where missing, else set only the members ncmcp writes, so that
+	// the entry's own members (env, disabled, ...) and every comment stay.
+	base := "/" + pointerToken(f.container)
+	var ops []patchOp
+	switch _, has := top.get(f.container); {
+	case !has:
+		ops = append(ops, patchOp{Op: "add", Path: base, Value: obj{{en.Name, entry}}})
+	default:
+		cur, ok := entries.get(en.Name)
+		if _, isObj := cur.(json.RawMessage); ok && isObj {
+			if _, err := members(cur.(json.RawMessage)); err != nil {
+				ok = false // not an object: replaced whole
 			}
-			entry = kept
+		}
+		if !ok {
+			ops = append(ops, patchOp{Op: "add", Path: base + "/" + pointerToken(en.Name), Value: entry})
+			break
+		}
+		for _, m := range entry {
+			ops = append(ops, patchOp{Op: "add", Path: base + "/" + pointerToken(en.Name) + "/" + pointerToken(m.k), Value: m.v})
 		}
 	}
-	entries = entries.set(en.Name, entry)
-	top = top.set(f.container, entries)
-	raw, err := marshal(top)
+	patch, err := marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	v, err := hujson.Parse(trimBOM(old))
+	if err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if err := v.Patch(patch); err != nil {
+		return nil, fmt.Errorf("set the entry: %w", err)
+	}
+	out := v.Pack()
+	// Never write what does not read back with the entry in it.
+	if had, err := f.has(out, en); err != nil || had != entryEqual {
+		return nil, fmt.Errorf("the merged file does not read back with the entry (%v): nothing written", err)
+	}
+	return out, nil
+}
+
+// patchOp is one operation of a JSON Patch (RFC 6902).
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// pointerToken escapes a member name for a JSON Pointer (RFC 6901).
+func pointerToken(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// indented renders v as indented JSON with a final newline.
+func indented(v any) ([]byte, error) {
+	raw, err := marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -190,67 +248,4 @@ func (f jsonFormat) has(old []byte, en Entry) (presence, error) {
 		}
 	}
 	return entryEqual, nil
-}
-
-func (f jsonFormat) dropsComments(old []byte) bool {
-	_, had := stripJSONC(old)
-	return had
-}
-
-// stripJSONC removes // and /* */ comments and trailing commas outside
-// strings, and says whether there were comments.
-func stripJSONC(b []byte) ([]byte, bool) {
-	out := make([]byte, 0, len(b))
-	comments := false
-	inString, escaped := false, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			out = append(out, c)
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		switch {
-		case c == '"':
-			inString = true
-			out = append(out, c)
-		case c == '/' && i+1 < len(b) && b[i+1] == '/':
-			comments = true
-			for i < len(b) && b[i] != '\n' {
-				i++
-			}
-			if i < len(b) {
-				out = append(out, '\n')
-			}
-		case c == '/' && i+1 < len(b) && b[i+1] == '*':
-			comments = true
-			end := bytes.Index(b[i+2:], []byte("*/"))
-			if end < 0 {
-				i = len(b)
-			} else {
-				i += end + 3
-			}
-			out = append(out, ' ')
-		case c == '}' || c == ']':
-			// A comma before the closing bracket (and blanks) goes.
-			j := len(out) - 1
-			for j >= 0 && (out[j] == ' ' || out[j] == '\t' || out[j] == '\n' || out[j] == '\r') {
-				j--
-			}
-			if j >= 0 && out[j] == ',' {
-				out = append(out[:j], out[j+1:]...)
-			}
-			out = append(out, c)
-		default:
-			out = append(out, c)
-		}
-	}
-	return out, comments
 }

@@ -191,9 +191,6 @@ type Result struct {
 	Backup string
 	// Replaced is set when an entry of that name was there and differed.
 	Replaced bool
-	// DroppedComments is set when the file had comments, which a merge
-	// does not keep (they are in the backup).
-	DroppedComments bool
 }
 
 // BackupSuffix is added to a configuration file's name for its first
@@ -244,7 +241,6 @@ func (c *Client) Apply(path string, en Entry, o Options) (*Result, error) {
 			return res, nil
 		}
 		res.Replaced = had == entryDiffers
-		res.DroppedComments = c.format.dropsComments(old)
 	}
 	res.Changed = true
 	mode := os.FileMode(0o600)
@@ -277,8 +273,6 @@ type format interface {
 	merge(old []byte, en Entry) ([]byte, error)
 	// has tells whether the file has the entry already.
 	has(old []byte, en Entry) (presence, error)
-	// dropsComments tells whether merge loses comments of the file.
-	dropsComments(old []byte) bool
 }
 
 // stdio is the entry of clients that run a stdio server: the proxy.
@@ -335,7 +329,7 @@ var clients = []*Client{
 			}
 			return filepath.Join(e.Home, ".codex", "config.toml")
 		},
-		format: tomlFormat{table: "mcp_servers"},
+		format: tomlFormat{table: "mcp_servers", keys: codexKeys},
 		Note:   "start codex again"},
 }
 

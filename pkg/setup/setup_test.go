@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"github.com/tailscale/hujson"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,9 +95,9 @@ func read(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestMergeJSON: other entries, unknown fields and the order of the file
-// are kept; the file as it was is backed up; comments are reported as
-// dropped; a second run changes nothing.
+// TestMergeJSON: other entries, unknown fields, the order of the file,
+// its comments and trailing commas are kept; the file as it was is backed
+// up; a second run changes nothing.
 func TestMergeJSON(t *testing.T) {
 	c, _ := Lookup("claude-desktop")
 	path := filepath.Join(t.TempDir(), "claude_desktop_config.json")
@@ -115,7 +116,7 @@ func TestMergeJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Changed || !res.Replaced || !res.DroppedComments || res.Backup == "" {
+	if !res.Changed || !res.Replaced || res.Backup == "" {
 		t.Errorf("result %+v", res)
 	}
 	if read(t, res.Backup) != original {
@@ -125,6 +126,13 @@ func TestMergeJSON(t *testing.T) {
 		t.Errorf("mode %v, want the file's own 0640", fi.Mode().Perm())
 	}
 	got := read(t, path)
+	if !strings.Contains(got, "// the user's own\n") || !strings.Contains(got, `"env": {"KEEP": "me"}},`) {
+		t.Errorf("the comment or the trailing comma was not kept:\n%s", got)
+	}
+	std, err := hujson.Standardize([]byte(got))
+	if err != nil {
+		t.Fatalf("the merged file is not JSONC: %v\n%s", err, got)
+	}
 	var doc struct {
 		Shortcut   string `json:"globalShortcut"`
 		MCPServers map[string]struct {
@@ -134,7 +142,7 @@ func TestMergeJSON(t *testing.T) {
 		} `json:"mcpServers"`
 		Unknown map[string][]int `json:"zz_unknown"`
 	}
-	if err := json.Unmarshal([]byte(got), &doc); err != nil {
+	if err := json.Unmarshal(std, &doc); err != nil {
 		t.Fatalf("the merged file is not JSON: %v\n%s", err, got)
 	}
 	files, nc := doc.MCPServers["files"], doc.MCPServers["nextcloud"]
@@ -189,8 +197,9 @@ func TestMergeCreatesAndRefuses(t *testing.T) {
 	}
 }
 
-// TestMergeTOML: Codex's config.toml is edited as text: the entry's table
-// and sub-tables are replaced, every other line stays.
+// TestMergeTOML: Codex's config.toml is edited as text: ncmcp's keys in
+// the entry's table are set, and every other line (the entry's env
+// sub-table, its other keys, comments) stays.
 func TestMergeTOML(t *testing.T) {
 	c, _ := Lookup("codex")
 	path := filepath.Join(t.TempDir(), "config.toml")
@@ -202,8 +211,13 @@ command = "npx"
 args = ["-y", "@modelcontextprotocol/server-filesystem"]
 
 [mcp_servers.nextcloud]
-command = "old"
-args = []
+command = "old" # was here
+startup_timeout_sec = 30
+args = [
+  "a",
+  "b",
+]
+cwd = "/tmp"
 
 [mcp_servers.nextcloud.env]
 X = "1"
@@ -226,7 +240,12 @@ args = ["-y", "@modelcontextprotocol/server-filesystem"]
 
 [mcp_servers.nextcloud]
 command = "/usr/local/bin/ncmcp"
+startup_timeout_sec = 30
 args = ["proxy", "--server", "https://mcp.example.com"]
+cwd = "/tmp"
+
+[mcp_servers.nextcloud.env]
+X = "1"
 
 # profiles below
 [profiles.fast]

@@ -1,28 +1,74 @@
 package setup
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
-	"strconv"
+	"reflect"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // tomlFormat is a TOML configuration file whose entries are tables
 // [table.NAME] (Codex CLI's [mcp_servers.NAME]). The file is edited as
-// text: the entry's table (and its sub-tables) is replaced or appended,
-// and every other line stays as it is, comments included.
-type tomlFormat struct{ table string }
+// text, and only in the entry's table: ncmcp's keys are set there, every
+// other key, sub-table and comment stays, and the rest of the file is left
+// as it is. The file must parse before (github.com/pelletier/go-toml/v2)
+// and the result must parse with the entry set and everything else as it
+// was, or nothing is written. An entry defined as an inline table or with
+// dotted keys is refused.
+type tomlFormat struct {
+	table string
+	// keys are the keys ncmcp sets in the entry, in order.
+	keys func(Entry) []tomlKV
+}
 
-// section renders the entry's table.
-func (f tomlFormat) section(en Entry) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s.%s]\n", f.table, tomlKey(en.Name))
-	fmt.Fprintf(&b, "command = %s\n", strconv.Quote(en.Command))
-	quoted := make([]string, 0, 4)
+// tomlKV is a key of the entry and its value written as TOML.
+type tomlKV struct {
+	key   string
+	value string
+	// want is the value as go-toml reads it back, to check the result.
+	want any
+}
+
+// codexKeys are the keys of Codex's stdio entry.
+func codexKeys(en Entry) []tomlKV {
+	args := make([]string, 0, 4)
+	want := make([]any, 0, 4)
 	for _, a := range en.proxyArgs() {
-		quoted = append(quoted, strconv.Quote(a))
+		args = append(args, tomlString(a))
+		want = append(want, a)
 	}
-	fmt.Fprintf(&b, "args = [%s]\n", strings.Join(quoted, ", "))
+	return []tomlKV{
+		{"command", tomlString(en.Command), en.Command},
+		{"args", "[" + strings.Join(args, ", ") + "]", want},
+	}
+}
+
+// tomlString writes s as a TOML basic string: control characters as TOML
+// escapes (Go's \x and \a escapes are not TOML).
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
 	return b.String()
 }
 
@@ -33,128 +79,333 @@ func tomlKey(k string) string {
 	}) < 0 {
 		return k
 	}
-	return strconv.Quote(k)
+	return tomlString(k)
 }
 
-// header reads a table header line ("[a.b]" or "[[a.b]]"); ok is false
-// for other lines.
-func header(line string) (name string, ok bool) {
-	s := strings.TrimSpace(line)
-	if i := strings.Index(s, "#"); i >= 0 && !strings.Contains(s[:i], `"`) {
-		s = strings.TrimSpace(s[:i])
+// section renders a new entry table.
+func (f tomlFormat) section(en Entry) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s.%s]\n", f.table, tomlKey(en.Name))
+	for _, kv := range f.keys(en) {
+		fmt.Fprintf(&b, "%s = %s\n", kv.key, kv.value)
 	}
-	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") {
-		return "", false
+	return b.String()
+}
+
+// tomlLine is one line of a TOML file, as far as the edit needs to know.
+type tomlLine struct {
+	text string
+	// header is the dotted name of a table header line ("\x00"-joined),
+	// set only for header lines.
+	header string
+	// key is the first key of a key/value line that starts here, in its
+	// dotted parts ("\x00"-joined); end is the index of the line its value
+	// ends on.
+	key string
+	end int
+}
+
+// scanTOML reads a file's lines: which are table headers, and where each
+// key/value starts and ends. Strings (multi-line ones too), comments,
+// arrays and inline tables spanning lines are taken into account, so that
+// a "[x]" inside them is no header.
+func scanTOML(text string) []tomlLine {
+	lines := strings.SplitAfter(text, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
 	}
-	s = strings.Trim(s, "[]")
-	var parts []string
-	for _, p := range splitKey(s) {
-		p = strings.TrimSpace(p)
-		if uq, err := strconv.Unquote(p); err == nil {
-			p = uq
-		} else if strings.HasPrefix(p, "'") && strings.HasSuffix(p, "'") && len(p) >= 2 {
-			p = p[1 : len(p)-1]
+	out := make([]tomlLine, len(lines))
+	var (
+		ml    string // the open multi-line string's quotes
+		depth int    // open arrays and inline tables of a value
+		start = -1   // the line the value being read started on
+	)
+	for i, l := range lines {
+		out[i].text = l
+		trim := strings.TrimSpace(l)
+		if ml == "" && depth == 0 {
+			start = -1
+			switch {
+			case strings.HasPrefix(trim, "["):
+				out[i].header = headerName(trim)
+				continue
+			case trim == "" || strings.HasPrefix(trim, "#"):
+				continue
+			default:
+				out[i].key = keyName(trim)
+				start = i
+			}
 		}
-		parts = append(parts, p)
+		ml, depth = scanValue(l, ml, depth)
+		if start >= 0 && ml == "" && depth == 0 {
+			out[start].end = i
+		}
 	}
-	return strings.Join(parts, "\x00"), true
+	return out
 }
 
-// splitKey splits a dotted key at the dots outside quotes.
-func splitKey(s string) []string {
-	var out []string
-	var cur strings.Builder
-	quote := rune(0)
-	for _, r := range s {
-		switch {
+// scanValue follows strings and brackets through one line, from the state
+// the previous line left (an open multi-line string, open brackets).
+func scanValue(l, ml string, depth int) (string, int) {
+	for i := 0; i < len(l); i++ {
+		if ml != "" {
+			if ml == `"""` && l[i] == '\\' {
+				i++
+				continue
+			}
+			if strings.HasPrefix(l[i:], ml) {
+				i += 2
+				for i+1 < len(l) && l[i+1] == ml[0] { // up to two quotes more belong to the string
+					i++
+				}
+				ml = ""
+			}
+			continue
+		}
+		switch c := l[i]; {
+		case c == '#':
+			return ml, depth
+		case strings.HasPrefix(l[i:], `"""`) || strings.HasPrefix(l[i:], `'''`):
+			ml = l[i : i+3]
+			i += 2
+		case c == '"':
+			for i++; i < len(l) && l[i] != '"'; i++ {
+				if l[i] == '\\' {
+					i++
+				}
+			}
+		case c == '\'':
+			for i++; i < len(l) && l[i] != '\''; i++ {
+			}
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	return ml, depth
+}
+
+// headerName reads the name of a header line, "[a.b]" or "[[a.b]]".
+func headerName(trim string) string {
+	name, _, _ := cutUnquoted(strings.TrimLeft(trim, "["), ']')
+	return dottedName(name)
+}
+
+// keyName reads the key of a key/value line.
+func keyName(trim string) string {
+	key, _, _ := cutUnquoted(trim, '=')
+	return dottedName(key)
+}
+
+// cutUnquoted cuts s at the first sep outside quotes.
+func cutUnquoted(s string, sep byte) (string, string, bool) {
+	quote := byte(0)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
 		case quote != 0:
-			if r == quote {
+			if c == '\\' && quote == '"' {
+				i++
+			} else if c == quote {
 				quote = 0
 			}
-		case r == '"' || r == '\'':
-			quote = r
-		case r == '.':
-			out = append(out, cur.String())
-			cur.Reset()
-			continue
+		case c == '"' || c == '\'':
+			quote = c
+		case c == sep:
+			return s[:i], s[i+1:], true
 		}
-		cur.WriteRune(r)
 	}
-	return append(out, cur.String())
+	return s, "", false
 }
 
-// split cuts the file around the entry's table and its sub-tables: the
-// text before, the table itself (empty when absent), and the text after.
-func (f tomlFormat) split(old []byte, name string) (before, cur, after string) {
-	key := f.table + "\x00" + name
-	lines := strings.SplitAfter(string(old), "\n")
-	start, end := -1, len(lines)
-	for i, l := range lines {
-		h, ok := header(l)
-		if !ok {
-			continue
+// dottedName splits a dotted key at the dots outside quotes, unquotes the
+// parts, and joins them with "\x00".
+func dottedName(s string) string {
+	var parts []string
+	for {
+		part, rest, more := cutUnquoted(s, '.')
+		part = strings.TrimSpace(part)
+		if len(part) >= 2 && (part[0] == '"' || part[0] == '\'') && part[len(part)-1] == part[0] {
+			var v struct{ K string }
+			if err := toml.Unmarshal([]byte("K = "+part), &v); err == nil {
+				part = v.K
+			} else {
+				part = part[1 : len(part)-1]
+			}
 		}
-		inEntry := h == key || strings.HasPrefix(h, key+"\x00")
-		if start < 0 && inEntry {
-			start = i
-			continue
+		parts = append(parts, part)
+		if !more {
+			return strings.Join(parts, "\x00")
 		}
-		if start >= 0 && !inEntry {
-			end = i
-			break
-		}
+		s = rest
 	}
-	if start < 0 {
-		return string(old), "", ""
+}
+
+// ErrEntryNotATable reports an entry defined as an inline table or with
+// dotted keys, which ncmcp does not rewrite.
+var ErrEntryNotATable = errors.New("the entry is defined as an inline table or with dotted keys, which ncmcp does not rewrite: make it a table of its own, or add ncmcp's entry yourself (--print shows it)")
+
+// entryOf returns the entry's table in a parsed file.
+func (f tomlFormat) entryOf(doc map[string]any, name string) (map[string]any, bool) {
+	t, _ := doc[f.table].(map[string]any)
+	e, ok := t[name]
+	if !ok {
+		return nil, false
 	}
-	return strings.Join(lines[:start], ""), strings.Join(lines[start:end], ""), strings.Join(lines[end:], "")
+	m, _ := e.(map[string]any)
+	return m, true
+}
+
+func parseTOML(b []byte) (map[string]any, error) {
+	doc := map[string]any{}
+	if err := toml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("not valid TOML: %w", err)
+	}
+	return doc, nil
 }
 
 func (f tomlFormat) merge(old []byte, en Entry) ([]byte, error) {
 	old = trimBOM(old)
-	before, cur, after := f.split(old, en.Name)
-	sec := f.section(en)
-	if cur != "" {
-		// Blank lines and comments that followed the table stay where
-		// they were: they belong to what comes next.
-		trail := trailing(cur)
-		return []byte(before + sec + trail + after), nil
+	doc, err := parseTOML(old)
+	if err != nil {
+		return nil, err
 	}
-	var b bytes.Buffer
-	b.WriteString(before)
-	if len(before) > 0 {
-		if !strings.HasSuffix(before, "\n") {
-			b.WriteByte('\n')
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteString(sec)
-	return b.Bytes(), nil
-}
-
-// trailing returns the blank and comment lines that end a table.
-func trailing(table string) string {
-	lines := strings.SplitAfter(table, "\n")
-	i := len(lines)
-	for i > 1 {
-		s := strings.TrimSpace(lines[i-1])
-		if s != "" && !strings.HasPrefix(s, "#") {
+	text := string(old)
+	lines := scanTOML(text)
+	key := f.table + "\x00" + en.Name
+	head := -1
+	for i, l := range lines {
+		if l.header == key {
+			head = i
 			break
 		}
-		i--
 	}
-	return strings.Join(lines[i:], "")
+	_, defined := f.entryOf(doc, en.Name)
+	var out string
+	switch {
+	case head < 0 && defined:
+		return nil, ErrEntryNotATable
+	case head < 0:
+		var b strings.Builder
+		b.WriteString(text)
+		if text != "" {
+			if !strings.HasSuffix(text, "\n") {
+				b.WriteByte('\n')
+			}
+			b.WriteByte('\n')
+		}
+		b.WriteString(f.section(en))
+		out = b.String()
+	default:
+		out = f.setKeys(lines, head, en)
+	}
+	if err := f.check(doc, []byte(out), en); err != nil {
+		return nil, err
+	}
+	return []byte(out), nil
+}
+
+// setKeys sets ncmcp's keys in the entry's table, whose header is line
+// head: a key that is there is replaced where it stands (its value may
+// span lines), a missing one goes after the table's last key.
+func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry) string {
+	end := len(lines) // the table's own lines end at the next header
+	for i := head + 1; i < len(lines); i++ {
+		if lines[i].header != "" {
+			end = i
+			break
+		}
+	}
+	replaced := map[string]bool{}
+	text := make([]string, len(lines))
+	for i, l := range lines {
+		text[i] = l.text
+	}
+	lastKey := head
+	for i := head + 1; i < end; i++ {
+		if lines[i].key == "" {
+			continue
+		}
+		lastKey = max(lastKey, lines[i].end)
+		for _, kv := range f.keys(en) {
+			if lines[i].key != kv.key {
+				continue
+			}
+			text[i] = kv.key + " = " + kv.value + "\n"
+			for j := i + 1; j <= lines[i].end; j++ {
+				text[j] = ""
+			}
+			replaced[kv.key] = true
+		}
+	}
+	var add strings.Builder
+	for _, kv := range f.keys(en) {
+		if !replaced[kv.key] {
+			fmt.Fprintf(&add, "%s = %s\n", kv.key, kv.value)
+		}
+	}
+	if add.Len() > 0 {
+		if !strings.HasSuffix(text[lastKey], "\n") {
+			text[lastKey] += "\n"
+		}
+		text[lastKey] += add.String()
+	}
+	return strings.Join(text, "")
+}
+
+// check holds an edited file to what the edit must do: it parses, the
+// entry has ncmcp's keys with their values, and everything else reads as
+// it did before.
+func (f tomlFormat) check(before map[string]any, after []byte, en Entry) error {
+	doc, err := parseTOML(after)
+	if err != nil {
+		return fmt.Errorf("the edited file would not be valid TOML (%v): nothing written", err)
+	}
+	got, ok := f.entryOf(doc, en.Name)
+	if !ok {
+		return errors.New("the edited file would lack the entry: nothing written")
+	}
+	for _, kv := range f.keys(en) {
+		if !reflect.DeepEqual(got[kv.key], kv.want) {
+			return fmt.Errorf("the edited file would read %s = %v: nothing written", kv.key, got[kv.key])
+		}
+	}
+	strip := func(doc map[string]any) {
+		if e, ok := f.entryOf(doc, en.Name); ok && e != nil {
+			for _, kv := range f.keys(en) {
+				delete(e, kv.key)
+			}
+			if len(e) == 0 {
+				delete(doc[f.table].(map[string]any), en.Name)
+			}
+		}
+		if t, ok := doc[f.table].(map[string]any); ok && len(t) == 0 {
+			delete(doc, f.table)
+		}
+	}
+	strip(before)
+	strip(doc)
+	if !reflect.DeepEqual(before, doc) {
+		return errors.New("the edit would change more of the file than the entry: nothing written")
+	}
+	return nil
 }
 
 func (f tomlFormat) has(old []byte, en Entry) (presence, error) {
-	_, cur, _ := f.split(trimBOM(old), en.Name)
-	switch {
-	case cur == "":
-		return entryAbsent, nil
-	case strings.TrimRight(strings.TrimSuffix(cur, trailing(cur)), "\n") == strings.TrimRight(f.section(en), "\n"):
-		return entryEqual, nil
+	doc, err := parseTOML(trimBOM(old))
+	if err != nil {
+		return entryAbsent, err
 	}
-	return entryDiffers, nil
+	got, ok := f.entryOf(doc, en.Name)
+	if !ok {
+		return entryAbsent, nil
+	}
+	for _, kv := range f.keys(en) {
+		if !reflect.DeepEqual(got[kv.key], kv.want) {
+			return entryDiffers, nil
+		}
+	}
+	return entryEqual, nil
 }
-
-func (f tomlFormat) dropsComments([]byte) bool { return false }
