@@ -368,6 +368,59 @@ func TestTokenHeadersCIServerOnly(t *testing.T) {
 	}
 }
 
+// TestSetupLogsInFirst: 'setup cursor' in a fresh config logs in first (one
+// browser window), and writes the entry with the settings the proxy needs;
+// run as Cursor runs it, with no more of the shell's environment than
+// HOME and PATH, it connects without a browser.
+func TestSetupLogsInFirst(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	log := filepath.Join(t.TempDir(), "browser.log")
+	e.set("NCMCP_E2E_BROWSER_LOG", log)
+	r := e.mustRun("setup", "cursor", "--server", dev.URL(), "--command", ncmcpBin)
+	if !strings.Contains(r.Stderr, "Logging in to "+dev.URL()+" first") || strings.Contains(r.Stderr, "Not logged in") {
+		t.Errorf("stderr:\n%s", r.Stderr)
+	}
+	if b := browserLog(t, log); strings.Count(b, "open ") != 1 {
+		t.Fatalf("browser log:\n%s", b)
+	}
+	var cursor struct {
+		MCPServers map[string]struct {
+			Command string            `json:"command"`
+			Args    []string          `json:"args"`
+			Env     map[string]string `json:"env"`
+		} `json:"mcpServers"`
+	}
+	b, err := os.ReadFile(filepath.Join(e.vars["HOME"], ".cursor", "mcp.json"))
+	if err != nil || json.Unmarshal(b, &cursor) != nil {
+		t.Fatalf("Cursor's mcp.json: %v\n%s", err, b)
+	}
+	ent := cursor.MCPServers["nextcloud"]
+	if ent.Env["NCMCP_CONFIG_DIR"] != e.configDir() || ent.Env["NCMCP_STORAGE"] != "file" || len(ent.Env) != 2 {
+		t.Fatalf("the entry's env %v", ent.Env)
+	}
+	cmd := exec.Command(ent.Command, ent.Args...)
+	cmd.Env = []string{"HOME=" + e.vars["HOME"], "PATH=" + os.Getenv("PATH"), "NCMCP_BROWSER=/bin/false"}
+	for k, v := range ent.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "cursor-like", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("running the entry: %v", err)
+	}
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Errorf("tools/list through the written entry: %v", err)
+	}
+	_ = cs.Close()
+	if n := dev.TokenRequests("authorization_code"); n != 1 {
+		t.Errorf("%d code exchanges, want the one of setup", n)
+	}
+}
+
 // TestSetupThenConnect: what 'ncmcp setup' writes is what the client
 // runs: the stdio entry of Cursor's mcp.json, run as Cursor runs it,
 // reaches the server; Claude Code's headersHelper, run by a shell with

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/setup"
+	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/spf13/cobra"
 )
 
@@ -26,6 +28,10 @@ type SetupOptions struct {
 	// File writes to this configuration file instead of the client's own
 	// (a project's .mcp.json, a workspace's .vscode/mcp.json).
 	File string
+	// NoLogin writes without making sure of a usable login first.
+	NoLogin bool
+	// OS shows, with Print, the entry for another OS.
+	OS string
 }
 
 func newSetupCmd(g *globalOptions, runF func(context.Context, *SetupOptions) error) *cobra.Command {
@@ -39,11 +45,23 @@ access token expires: 'ncmcp proxy' as a stdio server for Claude Desktop,
 Cursor, VS Code, Windsurf, Gemini CLI, Zed and Codex CLI; the server's URL
 with 'ncmcp token --headers' as headersHelper for Claude Code.
 
-The entry is merged into what is there: other servers and settings are
-kept, the file as it was is copied beside it (` + setup.BackupSuffix + `),
-and nothing is written when the entry is there already. Comments in JSON
-files are not kept (they stay in the copy). --print shows the entry without
-writing; --list shows which clients are installed.
+The entry is merged into what is there: other servers, settings, the
+entry's own keys (env, timeouts) and comments are kept, the file as it was
+is copied beside it (` + setup.BackupSuffix + `, numbered after the first,
+which is never overwritten), and nothing is written when the entry is there
+already, or when the result would not parse. The client's own file may be a
+link into your dotfiles: its target is changed, the link kept. A --file
+that is a link may lead only within its directory, and files of another
+user are refused.
+
+The entry carries what ncmcp needs where the client runs it, which is not
+your shell: the config directory, storage and CA file when they are not
+the defaults (in its env). Before writing, setup makes sure of a usable
+login, logging in in the browser when needed (--no-login skips that), so
+that the client's first connection never waits for a browser.
+
+--print shows the entry without writing (--os for another OS); --list
+shows which clients are installed.
 
 Clients: ` + strings.Join(setup.IDs(), ", ") + `.`,
 		Example: `  ncmcp setup claude-desktop --server https://mcp.example.com
@@ -65,6 +83,10 @@ Clients: ` + strings.Join(setup.IDs(), ", ") + `.`,
 				return usageErrorf("name one of: "+strings.Join(setup.IDs(), ", "), "which client?")
 			case opts.Print && opts.File != "":
 				return usageErrorf("use one of them", "--print writes nothing, --file says where to write")
+			case opts.OS != "" && !opts.Print:
+				return usageErrorf("use --os with --print", "--os shows another OS's entry; setup writes for this one")
+			case opts.OS != "" && opts.OS != "linux" && opts.OS != "darwin" && opts.OS != "windows":
+				return usageErrorf("use --os linux, darwin or windows", "unknown --os %q", opts.OS)
 			}
 			if _, ok := setup.Lookup(opts.Client); !ok && !opts.List {
 				return usageErrorf("name one of: "+strings.Join(setup.IDs(), ", "), "%v", &setup.UnknownClientError{ID: opts.Client})
@@ -84,23 +106,61 @@ Clients: ` + strings.Join(setup.IDs(), ", ") + `.`,
 	f.BoolVar(&opts.List, "list", false, "list the clients ncmcp sets up and whether they are installed")
 	f.StringVar(&opts.Command, "command", "", "the ncmcp executable the client runs (default: this one)")
 	f.StringVar(&opts.File, "file", "", "write to this configuration file instead of the client's own")
+	f.BoolVar(&opts.NoLogin, "no-login", false, "write without making sure of a usable login first")
+	f.StringVar(&opts.OS, "os", "", "with --print: the entry and path for this OS (linux, darwin, windows)")
+	_ = cmd.RegisterFlagCompletionFunc("os", cobra.FixedCompletions([]string{"linux", "darwin", "windows"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-// setupEnv is where this machine's clients keep their configuration.
-func (g *globalOptions) setupEnv() setup.Env {
+// setupEnv is where this machine's clients keep their configuration; for
+// another OS (--os), where they keep it there, from the home directory.
+func (g *globalOptions) setupEnv(goos string) setup.Env {
+	switch goos {
+	case "", runtime.GOOS:
+	case "windows":
+		return setup.Env{GOOS: goos, Home: "%USERPROFILE%", AppData: "%APPDATA%"}
+	default:
+		return setup.Env{GOOS: goos, Home: "~"}
+	}
 	env := g.deps.Getenv
 	home := env("HOME")
 	if home == "" {
 		home, _ = os.UserHomeDir()
 	}
 	return setup.Env{GOOS: runtime.GOOS, Home: home, AppData: env("APPDATA"), XDGConfigHome: env("XDG_CONFIG_HOME"),
-		CodexHome: env("CODEX_HOME"), LookPath: exec.LookPath}
+		CodexHome: env("CODEX_HOME"), ClaudeConfigDir: env("CLAUDE_CONFIG_DIR"), LookPath: exec.LookPath}
+}
+
+// entryEnv is the part of this shell's ncmcp settings that a client must
+// be given: those that differ from what ncmcp would use without them.
+// Never a secret.
+func (g *globalOptions) entryEnv() map[string]string {
+	env := map[string]string{}
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	if g.deps.Getenv("NCMCP_CONFIG_DIR") != "" || g.deps.Getenv("XDG_CONFIG_HOME") != "" {
+		if dir, err := g.configDir(); err == nil {
+			if def, err := os.UserConfigDir(); err != nil || filepath.Join(def, "ncmcp") != abs(dir) {
+				env["NCMCP_CONFIG_DIR"] = abs(dir)
+			}
+		}
+	}
+	if g.Storage != "" && g.Storage != "auto" {
+		env["NCMCP_STORAGE"] = g.Storage
+	}
+	if g.CACert != "" {
+		env["NCMCP_CACERT"] = abs(g.CACert)
+	}
+	return env
 }
 
 func runSetup(ctx context.Context, opts *SetupOptions) error {
 	g, d := opts.g, opts.g.deps
-	env := g.setupEnv()
+	env := g.setupEnv(opts.OS)
 	if opts.List {
 		for _, f := range setup.Installed(env) {
 			state := "not found"
@@ -127,7 +187,8 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 	if err != nil {
 		return err
 	}
-	en := setup.Entry{Name: opts.Name, Command: command, Server: srv.URL, Endpoint: srv.MCPEndpoint(), Account: g.Account}
+	en := setup.Entry{Name: opts.Name, Command: command, Server: srv.URL, Endpoint: srv.MCPEndpoint(), Account: g.Account,
+		Env: g.entryEnv(), GOOS: env.GOOS}
 	path := c.Path(env)
 	if opts.File != "" {
 		if path, err = filepath.Abs(opts.File); err != nil {
@@ -140,8 +201,16 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 			return failure(err, "")
 		}
 		fmt.Fprintf(d.Stderr, "%s reads %s; its entry:\n", c.Title, path)
+		if u := c.Unofficial(env); u != "" {
+			fmt.Fprintf(d.Stderr, "(%s)\n", u)
+		}
 		_, err = d.Stdout.Write(snippet)
 		return err
+	}
+	if !opts.NoLogin {
+		if acct, err = ensureLogin(ctx, g, st, srv, acct); err != nil {
+			return err
+		}
 	}
 	lock := func(path string) (func(), error) { return st.FileLock(ctx, path) }
 	res, err := c.Apply(path, en, setup.Options{Own: opts.File == "", Lock: lock})
@@ -165,6 +234,9 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 		}
 		if res.Backup != "" {
 			fmt.Fprintf(d.Stderr, "The file as it was is in %s.\n", res.Backup)
+		}
+		if u := c.Unofficial(env); u != "" {
+			fmt.Fprintf(d.Stderr, "Note: %s.\n", u)
 		}
 		fmt.Fprintf(d.Stderr, "Next: %s.\n", c.Note)
 	}
@@ -193,4 +265,29 @@ func setupCommand(flag string) (string, error) {
 		exe = resolved
 	}
 	return exe, nil
+}
+
+// ensureLogin makes sure the account can give a token, logging in in the
+// browser when it cannot (or there is none yet), so that a client's first
+// connection does not wait for a login. It returns the account then.
+func ensureLogin(ctx context.Context, g *globalOptions, st *store.Store, srv *store.Server, acct *store.Account) (*store.Account, error) {
+	if acct != nil {
+		if _, err := g.source(st, srv.URL, acct.Subject).Token(ctx, time.Minute); err == nil {
+			return acct, nil
+		}
+	}
+	fmt.Fprintf(g.deps.Stderr, "Logging in to %s first, so that the client connects without waiting for a browser (--no-login skips this).\n", srv.URL)
+	noBrowser := envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
+	l, err := sessionLogin(ctx, g, st, srv.MCPEndpoint(), nil, noBrowser)
+	if err != nil {
+		return nil, sessionError(err, srv.URL)
+	}
+	_, cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if s := cfg.Servers[l.Server]; s != nil {
+		return s.Accounts[l.Subject], nil
+	}
+	return nil, nil
 }

@@ -170,8 +170,22 @@ func (f jsonFormat) merge(old []byte, en Entry) ([]byte, error) {
 			ops = append(ops, patchOp{Op: "add", Path: base + "/" + pointerToken(en.Name), Value: entry})
 			break
 		}
+		have, _ := members(cur.(json.RawMessage))
+		at := base + "/" + pointerToken(en.Name) + "/"
 		for _, m := range entry {
-			ops = append(ops, patchOp{Op: "add", Path: base + "/" + pointerToken(en.Name) + "/" + pointerToken(m.k), Value: m.v})
+			// An object ncmcp writes (env) is merged with the entry's
+			// own: its other members stay.
+			if sub, isObj := m.v.(obj); isObj {
+				if raw, ok := have.get(m.k); ok {
+					if _, err := members(raw.(json.RawMessage)); err == nil {
+						for _, sm := range sub {
+							ops = append(ops, patchOp{Op: "add", Path: at + pointerToken(m.k) + "/" + pointerToken(sm.k), Value: sm.v})
+						}
+						continue
+					}
+				}
+			}
+			ops = append(ops, patchOp{Op: "add", Path: at + pointerToken(m.k), Value: m.v})
 		}
 	}
 	patch, err := marshal(ops)
@@ -232,20 +246,38 @@ func (f jsonFormat) has(old []byte, en Entry) (presence, error) {
 	if err != nil {
 		return entryDiffers, nil
 	}
-	// Equal when every member ncmcp writes is there with its value.
-	for _, m := range f.entry(en) {
+	// Equal when every member ncmcp writes is there with its value (of an
+	// object, its members).
+	if !contains(have, f.entry(en)) {
+		return entryDiffers, nil
+	}
+	return entryEqual, nil
+}
+
+// contains reports whether the object have has every member of want with
+// its value; of an object value, every member of it.
+func contains(have obj, want obj) bool {
+	for _, m := range want {
 		v, ok := have.get(m.k)
 		if !ok {
-			return entryDiffers, nil
+			return false
+		}
+		raw, _ := v.(json.RawMessage)
+		if sub, isObj := m.v.(obj); isObj {
+			inner, err := members(raw)
+			if err != nil || !contains(inner, sub) {
+				return false
+			}
+			continue
 		}
 		want, err := marshal(m.v)
 		if err != nil {
-			return entryAbsent, err
+			return false
 		}
 		var a, b any
-		if json.Unmarshal(v.(json.RawMessage), &a) != nil || json.Unmarshal(want, &b) != nil || !reflect.DeepEqual(a, b) {
-			return entryDiffers, nil
+		if json.Unmarshal(raw, &a) != nil || json.Unmarshal(want, &b) != nil || !reflect.DeepEqual(a, b) {
+			return false
 		}
 	}
-	return entryEqual, nil
+	return true
 }

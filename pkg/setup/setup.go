@@ -29,6 +29,9 @@ type Env struct {
 	XDGConfigHome string
 	// CodexHome is $CODEX_HOME, if set.
 	CodexHome string
+	// ClaudeConfigDir is $CLAUDE_CONFIG_DIR, if set: where Claude Code
+	// keeps .claude.json instead of the home directory.
+	ClaudeConfigDir string
 	// LookPath finds a command on PATH (nil: none is found).
 	LookPath func(string) (string, error)
 }
@@ -62,6 +65,22 @@ type Entry struct {
 	Server, Endpoint string
 	// Account, when set, selects an account of several.
 	Account string
+	// Env are the environment variables ncmcp needs where the client runs
+	// it (its config directory, storage, CA file, when not the defaults):
+	// clients do not pass on the shell's environment. Never a secret.
+	Env map[string]string
+	// GOOS is the OS the client runs on, for quoting ("windows": cmd.exe).
+	GOOS string
+}
+
+// envKeys returns the names of the entry's environment, sorted.
+func (e Entry) envKeys() []string {
+	keys := make([]string, 0, len(e.Env))
+	for k := range e.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // proxyArgs are the arguments of the stdio proxy's command line.
@@ -73,13 +92,36 @@ func (e Entry) proxyArgs() []string {
 	return args
 }
 
-// headersHelper is the shell command line of 'ncmcp token --headers'.
+// headersHelper is the command line of 'ncmcp token --headers', with the
+// entry's environment, for the shell the client runs it with: sh, or
+// cmd.exe on Windows.
 func (e Entry) headersHelper() string {
-	parts := []string{shellQuote(e.Command), "token", "--headers"}
+	quote := shellQuote
+	if e.GOOS == "windows" {
+		quote = cmdQuote
+	}
+	var parts []string
+	for _, k := range e.envKeys() {
+		if e.GOOS == "windows" {
+			parts = append(parts, `set "`+k+"="+e.Env[k]+`" &&`)
+		} else {
+			parts = append(parts, k+"="+shellQuote(e.Env[k]))
+		}
+	}
+	parts = append(parts, quote(e.Command), "token", "--headers")
 	if e.Account != "" {
-		parts = append(parts, "--account", shellQuote(e.Account))
+		parts = append(parts, "--account", quote(e.Account))
 	}
 	return strings.Join(parts, " ")
+}
+
+// cmdQuote quotes s for cmd.exe when it needs it: in double quotes, which
+// Windows paths cannot contain.
+func cmdQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t&|<>^()%!,;=\"") {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
@@ -107,6 +149,18 @@ type Client struct {
 	format format
 	// Note says what to do after the change.
 	Note string
+	// unofficial, if set, says why the path on an OS is not the client's
+	// documented one ("" where it is).
+	unofficial func(Env) string
+}
+
+// Unofficial says why the configuration path on this OS is not one the
+// client documents, or "".
+func (c *Client) Unofficial(e Env) string {
+	if c.unofficial == nil {
+		return ""
+	}
+	return c.unofficial(e)
 }
 
 // Path returns the client's configuration file.
@@ -275,7 +329,8 @@ type format interface {
 	has(old []byte, en Entry) (presence, error)
 }
 
-// stdio is the entry of clients that run a stdio server: the proxy.
+// stdio is the entry of clients that run a stdio server: the proxy, with
+// the entry's environment.
 func stdio(en Entry, extra ...kv) obj {
 	args := make([]any, 0, 4)
 	for _, a := range en.proxyArgs() {
@@ -283,16 +338,35 @@ func stdio(en Entry, extra ...kv) obj {
 	}
 	o := obj{}
 	o = append(o, extra...)
-	return append(o, kv{"command", en.Command}, kv{"args", args})
+	o = append(o, kv{"command", en.Command}, kv{"args", args})
+	if len(en.Env) > 0 {
+		env := obj{}
+		for _, k := range en.envKeys() {
+			env = append(env, kv{k, en.Env[k]})
+		}
+		o = append(o, kv{"env", env})
+	}
+	return o
 }
 
 var clients = []*Client{
 	{ID: "claude-desktop", Title: "Claude Desktop", Commands: []string{"claude-desktop"},
 		path:   func(e Env) string { return filepath.Join(e.appConfig("Claude"), "claude_desktop_config.json") },
 		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj { return stdio(en) }},
-		Note:   "restart Claude Desktop"},
+		Note:   "restart Claude Desktop",
+		unofficial: func(e Env) string {
+			if e.GOOS == "linux" {
+				return "Claude Desktop has no official Linux build: this is the path the community builds use"
+			}
+			return ""
+		}},
 	{ID: "claude-code", Title: "Claude Code", Commands: []string{"claude"},
-		path: func(e Env) string { return filepath.Join(e.Home, ".claude.json") },
+		path: func(e Env) string {
+			if e.ClaudeConfigDir != "" {
+				return filepath.Join(e.ClaudeConfigDir, ".claude.json")
+			}
+			return filepath.Join(e.Home, ".claude.json")
+		},
 		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj {
 			return obj{{"type", "http"}, {"url", en.Endpoint}, {"headersHelper", en.headersHelper()}}
 		}},
@@ -315,8 +389,12 @@ var clients = []*Client{
 		Note:   "start gemini again; '/mcp' shows the server"},
 	{ID: "zed", Title: "Zed", Commands: []string{"zed", "zeditor"},
 		path: func(e Env) string {
-			if e.GOOS == "windows" {
+			switch e.GOOS {
+			case "windows":
 				return filepath.Join(e.AppData, "Zed", "settings.json")
+			case "darwin":
+				// Zed on macOS reads ~/.config/zed, whatever XDG_CONFIG_HOME says.
+				return filepath.Join(e.Home, ".config", "zed", "settings.json")
 			}
 			return filepath.Join(e.xdgConfig(), "zed", "settings.json")
 		},

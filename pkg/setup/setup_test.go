@@ -15,29 +15,59 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 
 var entry = Entry{Name: "nextcloud", Command: "/usr/local/bin/ncmcp", Server: "https://mcp.example.com", Endpoint: "https://mcp.example.com/mcp"}
 
-// TestSnippets holds each client's entry to a golden file: what 'ncmcp
-// setup CLIENT --print' shows and a fresh configuration file holds.
+// osEntries are what 'ncmcp setup' writes on each OS: the command where
+// ncmcp is installed there, a config directory and storage that are not
+// the defaults (so the entry's environment shows), an account.
+var osEntries = map[string]struct {
+	env Env
+	en  Entry
+}{
+	"linux": {Env{GOOS: "linux", Home: "/home/alice"},
+		Entry{Command: "/usr/local/bin/ncmcp", Env: map[string]string{"NCMCP_CONFIG_DIR": "/home/alice/dotfiles/ncmcp", "NCMCP_STORAGE": "file"}}},
+	"darwin": {Env{GOOS: "darwin", Home: "/Users/alice"},
+		Entry{Command: "/opt/homebrew/bin/ncmcp", Env: map[string]string{"NCMCP_CACERT": "/Users/alice/corp-ca.pem"}}},
+	"windows": {Env{GOOS: "windows", Home: `C:\Users\alice`, AppData: `C:\Users\alice\AppData\Roaming`},
+		Entry{Command: `C:\Program Files\ncmcp\ncmcp.exe`, Env: map[string]string{"NCMCP_CONFIG_DIR": `D:\ncmcp config`}}},
+}
+
+// TestSnippets holds each client's entry on each OS to a golden file:
+// where 'ncmcp setup CLIENT --print' says it goes (and whether that path
+// is the client's own), and what a fresh configuration file holds: the
+// command, quoted for the shell that runs it, the entry's environment.
 func TestSnippets(t *testing.T) {
 	for _, c := range Clients() {
-		t.Run(c.ID, func(t *testing.T) {
-			got, err := c.Snippet(entry)
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", c.ID+".golden")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
+		for goos, tc := range osEntries {
+			t.Run(c.ID+"-"+goos, func(t *testing.T) {
+				en := tc.en
+				en.Name, en.Server, en.Endpoint, en.Account, en.GOOS = entry.Name, entry.Server, entry.Endpoint, "alice", goos
+				snippet, err := c.Snippet(en)
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (go test ./pkg/setup -update writes it)", err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("snippet differs from %s:\n%s", golden, got)
-			}
-		})
+				path := filepath.ToSlash(c.Path(tc.env))
+				if goos == "windows" {
+					path = strings.ReplaceAll(path, "/", `\`)
+				}
+				got := "path: " + path + "\n"
+				if u := c.Unofficial(tc.env); u != "" {
+					got += "note: " + u + "\n"
+				}
+				got += string(snippet)
+				golden := filepath.Join("testdata", c.ID+"-"+goos+".golden")
+				if *update {
+					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (go test ./pkg/setup -update writes it)", err)
+				}
+				if got != string(want) {
+					t.Errorf("differs from %s:\n%s", golden, got)
+				}
+			})
+		}
 	}
 }
 
@@ -264,7 +294,7 @@ model = "o4-mini"
 	if _, err := c.Apply(path2, entry, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(t, path2); got != "model = \"o3\"\n\n[mcp_servers.nextcloud]\ncommand = \"/usr/local/bin/ncmcp\"\nargs = [\"proxy\", \"--server\", \"https://mcp.example.com\"]\n" {
+	if got := read(t, path2); got != "model = \"o3\"\n\n[mcp_servers.nextcloud]\ncommand = \"/usr/local/bin/ncmcp\"\nargs = [\"proxy\", \"--server\", \"https://mcp.example.com\"]\nstartup_timeout_sec = 60\n" {
 		t.Errorf("appended:\n%s", got)
 	}
 }

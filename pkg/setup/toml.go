@@ -25,13 +25,68 @@ type tomlFormat struct {
 
 // tomlKV is a key of the entry and its value written as TOML.
 type tomlKV struct {
-	key   string
+	// path is the key, dotted ("env", "NAME") below the entry's table.
+	path  []string
 	value string
 	// want is the value as go-toml reads it back, to check the result.
 	want any
+	// ifAbsent keeps a value the entry has already.
+	ifAbsent bool
 }
 
-// codexKeys are the keys of Codex's stdio entry.
+// key is the dotted key as written.
+func (kv tomlKV) key() string {
+	parts := make([]string, len(kv.path))
+	for i, p := range kv.path {
+		parts[i] = tomlKey(p)
+	}
+	return strings.Join(parts, ".")
+}
+
+// name is the key as scanTOML reads it.
+func (kv tomlKV) name() string { return strings.Join(kv.path, "\x00") }
+
+// lookup returns the value at the key's path in a table.
+func (kv tomlKV) lookup(t map[string]any) (any, bool) {
+	var v any = t
+	for _, p := range kv.path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[p]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// remove deletes the value at the key's path, and tables it leaves empty.
+func (kv tomlKV) remove(t map[string]any) {
+	var walk func(m map[string]any, path []string)
+	walk = func(m map[string]any, path []string) {
+		if len(path) == 1 {
+			delete(m, path[0])
+			return
+		}
+		if sub, ok := m[path[0]].(map[string]any); ok {
+			walk(sub, path[1:])
+			if len(sub) == 0 {
+				delete(m, path[0])
+			}
+		}
+	}
+	walk(t, kv.path)
+}
+
+// codexStartupTimeout is the startup_timeout_sec ncmcp gives Codex's entry
+// when it has none: Codex waits 10 s by default, and a first connection may
+// wait for a login.
+const codexStartupTimeout = 60
+
+// codexKeys are the keys of Codex's stdio entry: the proxy, its
+// environment (Codex passes the proxy only a short allowlist of the
+// shell's), and a startup timeout unless the entry has one.
 func codexKeys(en Entry) []tomlKV {
 	args := make([]string, 0, 4)
 	want := make([]any, 0, 4)
@@ -39,10 +94,15 @@ func codexKeys(en Entry) []tomlKV {
 		args = append(args, tomlString(a))
 		want = append(want, a)
 	}
-	return []tomlKV{
-		{"command", tomlString(en.Command), en.Command},
-		{"args", "[" + strings.Join(args, ", ") + "]", want},
+	kvs := []tomlKV{
+		{path: []string{"command"}, value: tomlString(en.Command), want: en.Command},
+		{path: []string{"args"}, value: "[" + strings.Join(args, ", ") + "]", want: want},
+		{path: []string{"startup_timeout_sec"}, value: fmt.Sprint(codexStartupTimeout), want: int64(codexStartupTimeout), ifAbsent: true},
 	}
+	for _, k := range en.envKeys() {
+		kvs = append(kvs, tomlKV{path: []string{"env", k}, value: tomlString(en.Env[k]), want: en.Env[k]})
+	}
+	return kvs
 }
 
 // tomlString writes s as a TOML basic string: control characters as TOML
@@ -87,7 +147,7 @@ func (f tomlFormat) section(en Entry) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[%s.%s]\n", f.table, tomlKey(en.Name))
 	for _, kv := range f.keys(en) {
-		fmt.Fprintf(&b, "%s = %s\n", kv.key, kv.value)
+		fmt.Fprintf(&b, "%s = %s\n", kv.key(), kv.value)
 	}
 	return b.String()
 }
@@ -299,7 +359,14 @@ func (f tomlFormat) merge(old []byte, en Entry) ([]byte, error) {
 		b.WriteString(f.section(en))
 		out = b.String()
 	default:
-		out = f.setKeys(lines, head, en)
+		// Keys the entry has in a sub-table ([NAME.env]) count as there.
+		has := map[string]bool{}
+		if cur, ok := f.entryOf(doc, en.Name); ok {
+			for _, kv := range f.keys(en) {
+				_, has[kv.name()] = kv.lookup(cur)
+			}
+		}
+		out = f.setKeys(lines, head, en, has)
 	}
 	if err := f.check(doc, []byte(out), en); err != nil {
 		return nil, err
@@ -310,7 +377,7 @@ func (f tomlFormat) merge(old []byte, en Entry) ([]byte, error) {
 // setKeys sets ncmcp's keys in the entry's table, whose header is line
 // head: a key that is there is replaced where it stands (its value may
 // span lines), a missing one goes after the table's last key.
-func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry) string {
+func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry, has map[string]bool) string {
 	end := len(lines) // the table's own lines end at the next header
 	for i := head + 1; i < len(lines); i++ {
 		if lines[i].header != "" {
@@ -330,20 +397,23 @@ func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry) string {
 		}
 		lastKey = max(lastKey, lines[i].end)
 		for _, kv := range f.keys(en) {
-			if lines[i].key != kv.key {
+			if lines[i].key != kv.name() {
 				continue
 			}
-			text[i] = kv.key + " = " + kv.value + "\n"
+			replaced[kv.name()] = true
+			if kv.ifAbsent {
+				continue
+			}
+			text[i] = kv.key() + " = " + kv.value + "\n"
 			for j := i + 1; j <= lines[i].end; j++ {
 				text[j] = ""
 			}
-			replaced[kv.key] = true
 		}
 	}
 	var add strings.Builder
 	for _, kv := range f.keys(en) {
-		if !replaced[kv.key] {
-			fmt.Fprintf(&add, "%s = %s\n", kv.key, kv.value)
+		if !replaced[kv.name()] && !(kv.ifAbsent && has[kv.name()]) {
+			fmt.Fprintf(&add, "%s = %s\n", kv.key(), kv.value)
 		}
 	}
 	if add.Len() > 0 {
@@ -368,14 +438,14 @@ func (f tomlFormat) check(before map[string]any, after []byte, en Entry) error {
 		return errors.New("the edited file would lack the entry: nothing written")
 	}
 	for _, kv := range f.keys(en) {
-		if !reflect.DeepEqual(got[kv.key], kv.want) {
-			return fmt.Errorf("the edited file would read %s = %v: nothing written", kv.key, got[kv.key])
+		if v, _ := kv.lookup(got); !kv.ifAbsent && !reflect.DeepEqual(v, kv.want) {
+			return fmt.Errorf("the edited file would read %s = %v: nothing written", kv.key(), v)
 		}
 	}
 	strip := func(doc map[string]any) {
 		if e, ok := f.entryOf(doc, en.Name); ok && e != nil {
 			for _, kv := range f.keys(en) {
-				delete(e, kv.key)
+				kv.remove(e)
 			}
 			if len(e) == 0 {
 				delete(doc[f.table].(map[string]any), en.Name)
@@ -403,7 +473,8 @@ func (f tomlFormat) has(old []byte, en Entry) (presence, error) {
 		return entryAbsent, nil
 	}
 	for _, kv := range f.keys(en) {
-		if !reflect.DeepEqual(got[kv.key], kv.want) {
+		v, ok := kv.lookup(got)
+		if !ok || (!kv.ifAbsent && !reflect.DeepEqual(v, kv.want)) {
 			return entryDiffers, nil
 		}
 	}

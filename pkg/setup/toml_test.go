@@ -89,11 +89,24 @@ func checkTOMLMerge(t *testing.T, before string, out []byte, en Entry) {
 	if e["command"] != en.Command || !reflect.DeepEqual(e["args"], []any{"proxy", "--server", en.Server}) {
 		t.Fatalf("the entry reads %v:\n%s", e, out)
 	}
+	c, _ := Lookup("codex")
+	keys := c.format.(tomlFormat).keys(en)
+	oldServers, _ := old["mcp_servers"].(map[string]any)
+	if oe, ok := oldServers[en.Name].(map[string]any); ok {
+		for _, kv := range keys {
+			if v, had := kv.lookup(oe); kv.ifAbsent && had {
+				if now, _ := kv.lookup(e); !reflect.DeepEqual(now, v) {
+					t.Errorf("%s was %v, now %v: the entry's own value must stay", kv.key(), v, now)
+				}
+			}
+		}
+	}
 	for _, d := range []map[string]any{old, doc} {
 		if s, ok := d["mcp_servers"].(map[string]any); ok {
 			if e, ok := s[en.Name].(map[string]any); ok {
-				delete(e, "command")
-				delete(e, "args")
+				for _, kv := range keys {
+					kv.remove(e)
+				}
 				if len(e) == 0 {
 					delete(s, en.Name)
 				}
