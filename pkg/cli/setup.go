@@ -115,11 +115,10 @@ Clients: ` + strings.Join(setup.IDs(), ", ") + `.`,
 // setupEnv is where this machine's clients keep their configuration; for
 // another OS (--os), where they keep it there, from the home directory.
 func (g *globalOptions) setupEnv(goos string) setup.Env {
-	switch goos {
-	case "", runtime.GOOS:
-	case "windows":
-		return setup.Env{GOOS: goos, Home: "%USERPROFILE%", AppData: "%APPDATA%"}
-	default:
+	if goos != "" && goos != runtime.GOOS {
+		if goos == "windows" {
+			return setup.Env{GOOS: goos, Home: "%USERPROFILE%", AppData: "%APPDATA%"}
+		}
 		return setup.Env{GOOS: goos, Home: "~"}
 	}
 	env := g.deps.Getenv
@@ -213,7 +212,21 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 		}
 	}
 	lock := func(path string) (func(), error) { return st.FileLock(ctx, path) }
-	res, err := c.Apply(path, en, setup.Options{Own: opts.File == "", Lock: lock})
+	o := setup.Options{Own: opts.File == "", Lock: lock}
+	if env.LookPath != nil {
+		o.Run = func(name string, args ...string) error {
+			exe, err := env.LookPath(name)
+			if err != nil {
+				return err
+			}
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(rctx, exe, args...)
+			cmd.Stdout, cmd.Stderr = d.Stderr, d.Stderr
+			return cmd.Run()
+		}
+	}
+	res, err := c.Apply(path, en, o)
 	if err != nil {
 		var fe *setup.FileError
 		if errors.As(err, &fe) {
@@ -229,6 +242,9 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 			verb = "Updated"
 		}
 		fmt.Fprintf(d.Stderr, "%s %s in %s's configuration: %s\n", verb, en.Name, c.Title, path)
+		if res.Via != "" {
+			fmt.Fprintf(d.Stderr, "(through '%s', %s's own command)\n", res.Via, c.Title)
+		}
 		if res.Target != "" {
 			fmt.Fprintf(d.Stderr, "It is a link: %s was changed in place, and the link kept.\n", res.Target)
 		}

@@ -23,6 +23,10 @@ type Options struct {
 	// Lock, if set, is held around reading, merging and writing the file,
 	// so that concurrent runs change it one after the other.
 	Lock func(path string) (unlock func(), err error)
+	// Run, if set, runs a client's own command to add a new entry to its
+	// own file (Claude Code's 'claude mcp add-json'); when that fails or
+	// does not leave the entry, ncmcp edits the file itself.
+	Run Runner
 }
 
 // FileError reports a configuration file ncmcp refuses to touch; nothing

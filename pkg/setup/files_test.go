@@ -248,3 +248,41 @@ func TestConcurrentSetups(t *testing.T) {
 		t.Errorf("%d entries, want 20", n)
 	}
 }
+
+// TestClaudeAddJSON: with Claude Code installed, a new entry is added by
+// its own 'claude mcp add-json --scope user' (here a script that stands
+// in for the claude command, which these machines do not have, and writes
+// what Claude Code would); when that fails, ncmcp edits the file.
+func TestClaudeAddJSON(t *testing.T) {
+	c, _ := Lookup("claude-code")
+	for _, works := range []bool{true, false} {
+		dir := t.TempDir()
+		path := filepath.Join(dir, ".claude.json")
+		writeFile(t, path, `{"numStartups": 3, "mcpServers": {}}`, 0o600)
+		var calls [][]string
+		run := func(name string, args ...string) error {
+			calls = append(calls, append([]string{name}, args...))
+			if !works {
+				return errors.New("exit status 1")
+			}
+			// What Claude Code does: the entry under mcpServers.
+			_, err := c.Apply(path, entry, Options{})
+			return err
+		}
+		res, err := c.Apply(path, entry, Options{Own: true, Run: run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"claude", "mcp", "add-json", "--scope", "user", "nextcloud",
+			`{"type":"http","url":"https://mcp.example.com/mcp","headersHelper":"/usr/local/bin/ncmcp token --headers"}`}
+		if len(calls) != 1 || !slices.Equal(calls[0], want) {
+			t.Errorf("calls %q, want %q", calls, want)
+		}
+		if !res.Changed || (res.Via != "") != works || !strings.Contains(readFile(t, path), `"numStartups": 3`) {
+			t.Errorf("works=%t: result %+v\n%s", works, res, readFile(t, path))
+		}
+		if again, err := c.Apply(path, entry, Options{Own: true, Run: run}); err != nil || again.Changed || len(calls) != 1 {
+			t.Errorf("a second run: %+v %v, %d calls", again, err, len(calls))
+		}
+	}
+}

@@ -152,6 +152,25 @@ type Client struct {
 	// unofficial, if set, says why the path on an OS is not the client's
 	// documented one ("" where it is).
 	unofficial func(Env) string
+	// add, if set, adds a new entry with the client's own command (named
+	// addName), which knows the file better than ncmcp.
+	add     func(run Runner, en Entry) error
+	addName string
+}
+
+// Runner runs an installed command with arguments (never through a
+// shell) and returns its error.
+type Runner func(name string, args ...string) error
+
+// claudeAdd adds the entry with 'claude mcp add-json --scope user': Claude
+// Code rewrites ~/.claude.json itself, and entries others wrote there get
+// lost.
+func claudeAdd(run Runner, en Entry) error {
+	ent, err := marshal(obj{{"type", "http"}, {"url", en.Endpoint}, {"headersHelper", en.headersHelper()}})
+	if err != nil {
+		return err
+	}
+	return run("claude", "mcp", "add-json", "--scope", "user", en.Name, string(ent))
 }
 
 // Unofficial says why the configuration path on this OS is not one the
@@ -235,6 +254,9 @@ type Result struct {
 	// Target is the file written when Path is a symbolic link to it (the
 	// link is kept).
 	Target string
+	// Via names the client's own command that added the entry, when it
+	// did ("" when ncmcp edited the file).
+	Via string
 	// Changed is false when the entry was there already, as it would be
 	// written.
 	Changed bool
@@ -295,6 +317,19 @@ func (c *Client) Apply(path string, en Entry, o Options) (*Result, error) {
 			return res, nil
 		}
 		res.Replaced = had == entryDiffers
+	}
+	// A client that edits its own file adds a new entry with its own
+	// command, when it is installed: what it writes is checked. (Not
+	// through a dotfiles link, which the client might replace.)
+	if c.add != nil && o.Own && o.Run != nil && !res.Replaced && res.Target == "" {
+		if err := c.add(o.Run, en); err == nil {
+			if now, err := os.ReadFile(real); err == nil {
+				if had, err := c.format.has(now, en); err == nil && had == entryEqual {
+					res.Changed, res.Via = true, c.addName
+					return res, nil
+				}
+			}
+		}
 	}
 	res.Changed = true
 	mode := os.FileMode(0o600)
@@ -367,6 +402,7 @@ var clients = []*Client{
 			}
 			return filepath.Join(e.Home, ".claude.json")
 		},
+		add: claudeAdd, addName: "claude mcp add-json",
 		format: jsonFormat{container: "mcpServers", entry: func(en Entry) obj {
 			return obj{{"type", "http"}, {"url", en.Endpoint}, {"headersHelper", en.headersHelper()}}
 		}},

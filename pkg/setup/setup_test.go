@@ -7,6 +7,7 @@ import (
 	"github.com/tailscale/hujson"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -326,5 +327,34 @@ func TestInstalled(t *testing.T) {
 	}
 	if !found["cursor"].Config || !found["claude-code"].Config || found["codex"].Command != "/usr/bin/codex" || found["zed"].Config || found["zed"].Command != "" {
 		t.Errorf("found %+v", found)
+	}
+}
+
+// TestJSONCCorpus: JSON with comments and trailing commas, as people keep
+// VS Code's and Zed's files: every comment stays, the result parses, and
+// the rest reads as before.
+func TestJSONCCorpus(t *testing.T) {
+	c, _ := Lookup("vscode")
+	for name, in := range map[string]string{
+		"line comments":       "{\n  // servers I use\n  \"servers\": {\n    // none yet\n  },\n}\n",
+		"block comments":      "/* top */ {\"servers\": /* inline */ {\"x\": {\"command\": \"x\"} /* after x */}}",
+		"no container":        "{\n  \"inputs\": [], // prompts\n}\n",
+		"trailing commas":     "{\"servers\": {\"a\": {\"args\": [1, 2,],},},}",
+		"entry with comments": "{\"servers\": {\"nextcloud\": {\n  // keep this\n  \"command\": \"old\", \"env\": {\"A\": \"1\" /* a */},\n}}}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, err := c.format.merge([]byte(in), entry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range regexp.MustCompile(`//[^\n]*|/\*.*?\*/`).FindAllString(in, -1) {
+				if !strings.Contains(string(out), m) {
+					t.Errorf("comment %q lost:\n%s", m, out)
+				}
+			}
+			if had, err := c.format.has(out, entry); err != nil || had != entryEqual {
+				t.Errorf("the result reads %v, %v:\n%s", had, err, out)
+			}
+		})
 	}
 }
