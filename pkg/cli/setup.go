@@ -199,7 +199,11 @@ func runSetup(ctx context.Context, opts *SetupOptions) error {
 		if err != nil {
 			return failure(err, "")
 		}
-		fmt.Fprintf(d.Stderr, "%s reads %s; its entry:\n", c.Title, path)
+		shown := path
+		if env.GOOS == "windows" && runtime.GOOS != "windows" {
+			shown = strings.ReplaceAll(path, "/", `\`) // the path as Windows writes it
+		}
+		fmt.Fprintf(d.Stderr, "%s reads %s; its entry:\n", c.Title, shown)
 		if u := c.Unofficial(env); u != "" {
 			fmt.Fprintf(d.Stderr, "(%s)\n", u)
 		}
