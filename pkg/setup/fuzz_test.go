@@ -78,15 +78,19 @@ func FuzzMergeTOML(f *testing.F) {
 		f.Add(tc.text)
 	}
 	c, _ := Lookup("codex")
+	withEnv := entry
+	withEnv.Env = map[string]string{"NCMCP_CONFIG_DIR": "/home/u/.ncmcp", "NCMCP_CACERT": "/etc/ca.pem"}
 	f.Fuzz(func(t *testing.T, in string) {
-		out, err := c.format.merge([]byte(in), entry)
-		if err != nil {
-			return
+		for _, en := range []Entry{entry, withEnv} {
+			out, err := c.format.merge([]byte(in), en)
+			if err != nil {
+				continue
+			}
+			var old map[string]any
+			if toml.Unmarshal([]byte(in), &old) != nil {
+				t.Fatalf("merged a file that does not parse:\n%q", in)
+			}
+			checkTOMLMerge(t, in, out, en)
 		}
-		var old map[string]any
-		if toml.Unmarshal([]byte(in), &old) != nil {
-			t.Fatalf("merged a file that does not parse:\n%q", in)
-		}
-		checkTOMLMerge(t, in, out, entry)
 	})
 }

@@ -375,9 +375,44 @@ func (f tomlFormat) merge(old []byte, en Entry) ([]byte, error) {
 }
 
 // setKeys sets ncmcp's keys in the entry's table, whose header is line
-// head: a key that is there is replaced where it stands (its value may
-// span lines), a missing one goes after the table's last key.
+// head. Keys below a sub-table that has a header of its own ([NAME.env])
+// are set there; the others in the entry's table, dotted where they are
+// below it (env.KEY). A key that is there is replaced where it stands
+// (its value may span lines), a missing one goes after the table's last
+// key. has says which keys the entry has already, wherever.
 func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry, has map[string]bool) string {
+	text := make([]string, len(lines))
+	for i, l := range lines {
+		text[i] = l.text
+	}
+	// The sub-tables of the entry with headers, by their first key.
+	prefix := lines[head].header + "\x00"
+	sub := map[string]int{}
+	for i, l := range lines {
+		if rest, ok := strings.CutPrefix(l.header, prefix); ok && !strings.Contains(rest, "\x00") {
+			sub[rest] = i
+		}
+	}
+	byTable := map[int][]tomlKV{}
+	for _, kv := range f.keys(en) {
+		if h, ok := sub[kv.path[0]]; ok && len(kv.path) > 1 {
+			rel := kv
+			rel.path = kv.path[1:]
+			byTable[h] = append(byTable[h], rel)
+			continue
+		}
+		byTable[head] = append(byTable[head], kv)
+	}
+	for h, kvs := range byTable {
+		// Only the entry's own keys are kept when there (ifAbsent).
+		setInTable(lines, text, h, kvs, func(kv tomlKV) bool { return h == head && has[kv.name()] })
+	}
+	return strings.Join(text, "")
+}
+
+// setInTable sets kvs in the table whose header is line head, changing
+// text (the file's lines).
+func setInTable(lines []tomlLine, text []string, head int, kvs []tomlKV, had func(tomlKV) bool) {
 	end := len(lines) // the table's own lines end at the next header
 	for i := head + 1; i < len(lines); i++ {
 		if lines[i].header != "" {
@@ -386,17 +421,13 @@ func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry, has map[string
 		}
 	}
 	replaced := map[string]bool{}
-	text := make([]string, len(lines))
-	for i, l := range lines {
-		text[i] = l.text
-	}
 	lastKey := head
 	for i := head + 1; i < end; i++ {
 		if lines[i].key == "" {
 			continue
 		}
 		lastKey = max(lastKey, lines[i].end)
-		for _, kv := range f.keys(en) {
+		for _, kv := range kvs {
 			if lines[i].key != kv.name() {
 				continue
 			}
@@ -411,8 +442,8 @@ func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry, has map[string
 		}
 	}
 	var add strings.Builder
-	for _, kv := range f.keys(en) {
-		if !replaced[kv.name()] && !(kv.ifAbsent && has[kv.name()]) {
+	for _, kv := range kvs {
+		if !replaced[kv.name()] && !(kv.ifAbsent && had(kv)) {
 			fmt.Fprintf(&add, "%s = %s\n", kv.key(), kv.value)
 		}
 	}
@@ -422,7 +453,6 @@ func (f tomlFormat) setKeys(lines []tomlLine, head int, en Entry, has map[string
 		}
 		text[lastKey] += add.String()
 	}
-	return strings.Join(text, "")
 }
 
 // check holds an edited file to what the edit must do: it parses, the

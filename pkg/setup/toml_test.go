@@ -2,6 +2,7 @@ package setup
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,6 +16,9 @@ import (
 var tomlCorpus = map[string]struct {
 	text   string
 	refuse error // nil: merged
+	// refuseEnv: refused when ncmcp sets env keys (an inline env table
+	// cannot take more keys), merged otherwise.
+	refuseEnv bool
 }{
 	"empty":    {text: ""},
 	"comments": {text: "# top\nmodel = \"o3\" # inline\n\n# tail\n"},
@@ -27,8 +31,10 @@ TOKEN_FILE = "/x"
 [mcp_servers.other]
 command = "o"
 `},
-	"entry as an inline table": {text: "[mcp_servers]\nnextcloud = { command = \"old\", args = [] }\n", refuse: ErrEntryNotATable},
-	"entry with dotted keys":   {text: "mcp_servers.nextcloud.command = \"old\"\nmcp_servers.nextcloud.args = []\n", refuse: ErrEntryNotATable},
+	"the entry's env as a sub-table": {text: "[mcp_servers.nextcloud]\ncommand = \"old\"\n\n[mcp_servers.nextcloud.env]\nHTTPS_PROXY = \"http://proxy:3128\"\nNCMCP_STORAGE = \"keyring\"\n"},
+	"the entry's env inline":         {text: "[mcp_servers.nextcloud]\nenv = { HTTPS_PROXY = \"http://p\" }\n", refuseEnv: true},
+	"entry as an inline table":       {text: "[mcp_servers]\nnextcloud = { command = \"old\", args = [] }\n", refuse: ErrEntryNotATable},
+	"entry with dotted keys":         {text: "mcp_servers.nextcloud.command = \"old\"\nmcp_servers.nextcloud.args = []\n", refuse: ErrEntryNotATable},
 	"a header inside a multi-line string": {text: `notes = """
 [mcp_servers.nextcloud]
 command = "inside a string"
@@ -49,27 +55,37 @@ var errAny = errors.New("any error")
 
 func TestTOMLCorpus(t *testing.T) {
 	c, _ := Lookup("codex")
-	en := entry
-	en.Command = "C:\\Program Files\\ncmcp\\ncmcp.exe\x1b"
-	for name, tc := range tomlCorpus {
-		t.Run(name, func(t *testing.T) {
-			out, err := c.format.merge([]byte(tc.text), en)
-			switch {
-			case tc.refuse == errAny && err != nil:
-				return
-			case tc.refuse != nil:
-				if !errors.Is(err, tc.refuse) && tc.refuse != errAny {
-					t.Fatalf("merge = %v, want %v", err, tc.refuse)
+	plain := entry
+	plain.Command = "C:\\Program Files\\ncmcp\\ncmcp.exe\x1b"
+	withEnv := plain
+	withEnv.Env = map[string]string{"NCMCP_CONFIG_DIR": "/home/u/dotfiles/ncmcp", "NCMCP_STORAGE": "file"}
+	for _, en := range []Entry{plain, withEnv} {
+		for name, tc := range tomlCorpus {
+			t.Run(fmt.Sprintf("%s, %d env", name, len(en.Env)), func(t *testing.T) {
+				out, err := c.format.merge([]byte(tc.text), en)
+				if tc.refuseEnv && len(en.Env) > 0 {
+					if err == nil {
+						t.Fatalf("merged, want a refusal:\n%s", out)
+					}
+					return
 				}
-				if err == nil {
-					t.Fatalf("merged, want a refusal:\n%s", out)
+				switch {
+				case tc.refuse == errAny && err != nil:
+					return
+				case tc.refuse != nil:
+					if !errors.Is(err, tc.refuse) && tc.refuse != errAny {
+						t.Fatalf("merge = %v, want %v", err, tc.refuse)
+					}
+					if err == nil {
+						t.Fatalf("merged, want a refusal:\n%s", out)
+					}
+					return
+				case err != nil:
+					t.Fatalf("merge: %v", err)
 				}
-				return
-			case err != nil:
-				t.Fatalf("merge: %v", err)
-			}
-			checkTOMLMerge(t, tc.text, out, en)
-		})
+				checkTOMLMerge(t, tc.text, out, en)
+			})
+		}
 	}
 }
 
