@@ -196,8 +196,20 @@ func (f jsonFormat) merge(old []byte, en Entry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
+	unit, pretty := indentUnit(&v)
+	existed := make([]bool, len(ops))
+	for i, op := range ops {
+		existed[i] = v.Find(op.Path) != nil
+	}
 	if err := v.Patch(patch); err != nil {
 		return nil, fmt.Errorf("set the entry: %w", err)
+	}
+	if pretty {
+		for i, op := range ops {
+			if err := layout(&v, op, existed[i], unit); err != nil {
+				return nil, err
+			}
+		}
 	}
 	out := v.Pack()
 	// Never write what does not read back with the entry in it.
@@ -280,4 +292,79 @@ func contains(have obj, want obj) bool {
 		}
 	}
 	return true
+}
+
+// indentUnit returns the file's indentation step (as its top-level
+// members are indented), and whether the file is laid out on lines at all
+// (an empty object counts as such; a minified file does not).
+func indentUnit(v *hujson.Value) (string, bool) {
+	o, ok := v.Value.(*hujson.Object)
+	if !ok || len(o.Members) == 0 {
+		return "  ", true
+	}
+	before := string(o.Members[0].Name.BeforeExtra)
+	i := strings.LastIndexByte(before, '\n')
+	if i < 0 {
+		return "", false
+	}
+	unit := before[i+1:]
+	if unit == "" || strings.Trim(unit, " \t") != "" {
+		unit = "  "
+	}
+	return unit, true
+}
+
+// layout gives a member that a patch operation set the file's layout: a
+// new member goes on a line of its own, indented as deep as it is, and
+// the value ncmcp wrote is indented to match; what surrounds it stays.
+func layout(root *hujson.Value, op patchOp, existed bool, unit string) error {
+	depth := strings.Count(op.Path, "/")
+	parentPath, name := op.Path[:strings.LastIndexByte(op.Path, '/')], op.Path[strings.LastIndexByte(op.Path, '/')+1:]
+	parent := root.Find(parentPath)
+	if parent == nil {
+		return nil
+	}
+	o, ok := parent.Value.(*hujson.Object)
+	if !ok {
+		return nil
+	}
+	name = strings.ReplaceAll(strings.ReplaceAll(name, "~1", "/"), "~0", "~")
+	for i := range o.Members {
+		m := &o.Members[i]
+		lit, ok := m.Name.Value.(hujson.Literal)
+		if !ok || lit.String() != name {
+			continue
+		}
+		raw, err := json.MarshalIndent(json.RawMessage(mustMarshal(op.Value)), strings.Repeat(unit, depth), unit)
+		if err != nil {
+			return err
+		}
+		val, err := hujson.Parse(raw)
+		if err != nil {
+			return err
+		}
+		val.BeforeExtra, val.AfterExtra = m.Value.BeforeExtra, m.Value.AfterExtra
+		if !existed {
+			// Comments that came to stand before it (a trailing comment of
+			// the member before) stay.
+			before := strings.TrimRight(string(m.Name.BeforeExtra), " \t\r\n")
+			m.Name.BeforeExtra = hujson.Extra(before + "\n" + strings.Repeat(unit, depth))
+			val.BeforeExtra = hujson.Extra(" ")
+			if i == len(o.Members)-1 && !strings.Contains(string(val.AfterExtra), "\n") && o.AfterExtra == nil {
+				// The closing brace of the object on a line of its own.
+				val.AfterExtra = hujson.Extra("\n" + strings.Repeat(unit, depth-1))
+			}
+		}
+		m.Value = val
+	}
+	return nil
+}
+
+// mustMarshal encodes a value ncmcp built (it always encodes).
+func mustMarshal(v any) []byte {
+	b, err := marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
