@@ -38,7 +38,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
+func read(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -74,13 +74,13 @@ func TestBackupNeverFollowsALink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, keys); got != "ssh-ed25519 AAAA user@host\n" {
+	if got := read(t, keys); got != "ssh-ed25519 AAAA user@host\n" {
 		t.Fatalf("authorized_keys changed: %q", got)
 	}
 	if fi, err := os.Lstat(cfg + BackupSuffix); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("the planted link was replaced: %v %v", fi, err)
 	}
-	if res.Backup != cfg+BackupSuffix+".1" || !strings.Contains(readFile(t, res.Backup), "ATTACKER") {
+	if res.Backup != cfg+BackupSuffix+".1" || !strings.Contains(read(t, res.Backup), "ATTACKER") {
 		t.Errorf("backup %q", res.Backup)
 	}
 }
@@ -107,7 +107,7 @@ func TestFileLinkOutOfItsDirectory(t *testing.T) {
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "out of the directory it is in") {
 		t.Fatalf("Apply = %v", err)
 	}
-	if readFile(t, other) != secret {
+	if read(t, other) != secret {
 		t.Error("the other client's file changed")
 	}
 	if fi, _ := os.Lstat(cfg); fi.Mode()&os.ModeSymlink == 0 {
@@ -123,7 +123,7 @@ func TestFileLinkOutOfItsDirectory(t *testing.T) {
 	if err != nil || res.Target != filepath.Join(repo, "conf", "real.json") {
 		t.Fatalf("a link within its directory: %+v %v", res, err)
 	}
-	if !strings.Contains(readFile(t, res.Target), "nextcloud") {
+	if !strings.Contains(read(t, res.Target), "nextcloud") {
 		t.Error("the target was not edited")
 	}
 }
@@ -149,7 +149,7 @@ func TestOwnFileLinkIsEditedInPlace(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("the link was replaced by a file: %v %v", fi, err)
 	}
-	got := readFile(t, target)
+	got := read(t, target)
 	if !strings.Contains(got, `"nextcloud"`) || !strings.Contains(got, `"a"`) || res.Target != target || res.Backup != target+BackupSuffix {
 		t.Errorf("target %q, result %+v", got, res)
 	}
@@ -175,7 +175,7 @@ func TestFileOfAnotherUser(t *testing.T) {
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "another user (uid 65534)") {
 		t.Fatalf("Apply = %v", err)
 	}
-	if readFile(t, path) != `{"mcpServers": {}}` {
+	if read(t, path) != `{"mcpServers": {}}` {
 		t.Error("the file changed")
 	}
 	if _, err := os.Lstat(path + BackupSuffix); !errors.Is(err, os.ErrNotExist) {
@@ -203,7 +203,7 @@ func TestBackupsAreKept(t *testing.T) {
 	if first.Backup != path+BackupSuffix || again.Backup != path+BackupSuffix+".1" {
 		t.Fatalf("backups %q, %q", first.Backup, again.Backup)
 	}
-	if readFile(t, first.Backup) != original {
+	if read(t, first.Backup) != original {
 		t.Error("the first backup was overwritten")
 	}
 	for _, b := range []string{first.Backup, again.Backup} {
@@ -238,7 +238,7 @@ func TestConcurrentSetups(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	got := readFile(t, path)
+	got := read(t, path)
 	for i := range 20 {
 		if !strings.Contains(got, fmt.Sprintf(`"n%d"`, i)) {
 			t.Errorf("entry n%d lost", i)
@@ -278,8 +278,8 @@ func TestClaudeAddJSON(t *testing.T) {
 		if len(calls) != 1 || !slices.Equal(calls[0], want) {
 			t.Errorf("calls %q, want %q", calls, want)
 		}
-		if !res.Changed || (res.Via != "") != works || !strings.Contains(readFile(t, path), `"numStartups": 3`) {
-			t.Errorf("works=%t: result %+v\n%s", works, res, readFile(t, path))
+		if !res.Changed || (res.Via != "") != works || !strings.Contains(read(t, path), `"numStartups": 3`) {
+			t.Errorf("works=%t: result %+v\n%s", works, res, read(t, path))
 		}
 		if again, err := c.Apply(path, entry, Options{Own: true, Run: run}); err != nil || again.Changed || len(calls) != 1 {
 			t.Errorf("a second run: %+v %v, %d calls", again, err, len(calls))

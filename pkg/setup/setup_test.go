@@ -107,24 +107,7 @@ func TestPaths(t *testing.T) {
 	}
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+func write(t *testing.T, path, content string) { writeFile(t, path, content, 0o640) }
 
 // TestMergeJSON: other entries, unknown fields, the order of the file,
 // its comments and trailing commas are kept; the file as it was is backed
