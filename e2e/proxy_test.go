@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -481,4 +484,52 @@ func TestSetupThenConnect(t *testing.T) {
 	if !mcpAccepts(t, dev, strings.TrimPrefix(headers["Authorization"], "Bearer ")) {
 		t.Errorf("the server refuses the helper's headers %q", headers)
 	}
+}
+
+// TestProxyStopsOnSIGTERM: a host stops its server with SIGTERM, stdin
+// still open: the proxy exits within 2 s, and the dev server sees the
+// session ended (DELETE).
+func TestProxyStopsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var reqs []string
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, Logf: func(format string, args ...any) {
+		mu.Lock()
+		reqs = append(reqs, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}})
+	e := loggedIn(t, dev)
+	cmd := exec.Command(ncmcpBin, "proxy", "--server", dev.URL(), "--log-file", filepath.Join(t.TempDir(), "proxy.log"))
+	cmd.Env = e.list()
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	io.WriteString(stdin, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"host","version":"1"}}}`+"\n")
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"result"`) {
+		t.Fatalf("initialize: %q, %v", line, err)
+	}
+	io.WriteString(stdin, `{"jsonrpc":"2.0","method":"notifications/initialized"}`+"\n")
+	time.Sleep(300 * time.Millisecond)
+	began := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the proxy outlived SIGTERM by 2 s, with stdin open")
+	}
+	t.Logf("stopped %s after SIGTERM", time.Since(began).Round(time.Millisecond))
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(strings.Join(reqs, "\n"), "mcp: DELETE /mcp -> 200"); n != 1 {
+		t.Errorf("%d DELETE of the session, want 1:\n%s", n, strings.Join(reqs, "\n"))
+	}
+	_ = stdin.Close()
 }

@@ -24,6 +24,9 @@ type ProxyOptions struct {
 	// LogFile receives the proxy's messages besides stderr; "" picks
 	// proxy.log in the config directory when stderr is not a terminal.
 	LogFile string
+	// IdleTimeout ends an answer of the server from which no byte came for
+	// this long.
+	IdleTimeout time.Duration
 }
 
 func newProxyCmd(g *globalOptions, runF func(context.Context, *ProxyOptions) error) *cobra.Command {
@@ -45,14 +48,25 @@ that start at once (--no-login fails the request instead).
 
 stdout carries only the protocol. Progress and errors go to stderr and,
 when stderr is not a terminal (an MCP client reading it), also to
-proxy.log in the config directory (--log-file). The proxy ends when stdin
-closes. 'ncmcp setup CLIENT' writes the entry that runs it.`,
+proxy.log in the config directory (--log-file).
+
+Every request the client sends gets one answer: an answer of the server
+that is not JSON, or from which no byte came for --idle-timeout, becomes a
+JSON-RPC error, and a request the client cancels is aborted at the server.
+The standalone stream backs off, up to 30 s, while the server fails. The
+proxy stops within about 2 s when stdin closes or at SIGTERM, SIGINT or
+SIGHUP (and Windows' Ctrl-C and console close): requests still under way
+are answered with an error, and the server's session is ended. 'ncmcp
+setup CLIENT' writes the entry that runs it.`,
 		Example: `  ncmcp proxy --server https://mcp.example.com
   {"mcpServers": {"nextcloud": {"command": "ncmcp", "args": ["proxy", "--server", "https://mcp.example.com"]}}}`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("no-browser") {
 				opts.NoBrowser = envBool(g.deps.Getenv("NCMCP_NO_BROWSER"))
+			}
+			if opts.IdleTimeout <= 0 {
+				return usageErrorf("use a positive duration such as 10m", "invalid --idle-timeout %s", opts.IdleTimeout)
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -63,6 +77,7 @@ closes. 'ncmcp setup CLIENT' writes the entry that runs it.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.NoLogin, "no-login", false, "answer requests with an error instead of logging in when no token is accepted")
 	f.BoolVar(&opts.NoBrowser, "no-browser", false, "print the login URL instead of opening a browser (env NCMCP_NO_BROWSER=1)")
+	f.DurationVar(&opts.IdleTimeout, "idle-timeout", proxy.DefaultIdleTimeout, "answer a request with an error when no byte of the server's answer came for this long")
 	f.StringVar(&opts.LogFile, "log-file", "", "also write the proxy's messages to this file (default: proxy.log in the config directory when stderr is not a terminal)")
 	return cmd
 }
@@ -91,7 +106,7 @@ func runProxy(ctx context.Context, opts *ProxyOptions) error {
 		out = d.Stdout
 	}
 	p := proxy.New(proxy.Options{
-		Endpoint: srv.MCPEndpoint(), HTTP: &hc, In: d.Stdin, Out: out, Log: logf,
+		Endpoint: srv.MCPEndpoint(), HTTP: &hc, In: d.Stdin, Out: out, Log: logf, IdleTimeout: opts.IdleTimeout,
 		Refused: func() error { return refusalReason(at.Denied(), srv.URL) },
 	})
 	logf(fmt.Sprintf("ncmcp proxy %s: forwarding stdio to %s", d.Version, srv.MCPEndpoint()))

@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +67,15 @@ type Options struct {
 	Refused func() error
 	// MaxMessage bounds one message (DefaultMaxMessage when zero).
 	MaxMessage int
+	// IdleTimeout ends an answer from which no byte came for this long:
+	// the host gets an error instead of waiting for ever
+	// (DefaultIdleTimeout when zero).
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is how long an answer may go without a byte, by
+// default: long enough for slow tools.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // Proxy is one host's connection to the server.
 type Proxy struct {
@@ -87,20 +97,58 @@ type Proxy struct {
 	// goroutine, the standalone stream too.
 	inflight sync.WaitGroup
 	wg       sync.WaitGroup
+	// pending are the host's requests under way, by id: to cancel one
+	// (notifications/cancelled), and to answer them when the proxy stops.
+	pending map[string]*pendingRequest
+}
+
+// pendingRequest is a host request under way.
+type pendingRequest struct {
+	env    envelope
+	cancel context.CancelFunc
+	// done is set once the host got its answer (or must get none).
+	done bool
 }
 
 // Linger is how long the proxy waits, after the host closed stdin, for
-// the answers to requests it already forwarded.
-const Linger = 10 * time.Second
+// the answers to requests it already forwarded; then they are cancelled
+// and answered with an error. With endTimeout it bounds how long the
+// proxy takes to stop.
+const Linger = time.Second
+
+// endTimeout bounds the DELETE that ends the server's session.
+const endTimeout = time.Second
 
 // New returns a proxy.
 func New(o Options) *Proxy {
 	if o.MaxMessage <= 0 {
 		o.MaxMessage = DefaultMaxMessage
 	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	hc := *o.HTTP
 	hc.Timeout = 0
-	return &Proxy{o: o, hc: &hc}
+	check := hc.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		// The session is the server's: never sent to another origin.
+		if len(via) > 0 && !sameOrigin(req.URL, via[0].URL) {
+			req.Header.Del(headerSession)
+			req.Header.Del(headerLastID)
+		}
+		if check != nil {
+			return check(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &Proxy{o: o, hc: &hc, pending: map[string]*pendingRequest{}}
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
 }
 
 func (p *Proxy) log(format string, args ...any) {
@@ -109,30 +157,54 @@ func (p *Proxy) log(format string, args ...any) {
 	}
 }
 
-// Run forwards until the host closes stdin or ctx ends, then ends the
-// server's session. It returns nil when stdin closed.
+// Run forwards until the host closes stdin or ctx ends (a signal), then
+// ends the server's session: within about Linger + endTimeout, requests
+// still under way cancelled and answered with an error. It returns nil.
 func (p *Proxy) Run(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := bufio.NewReaderSize(p.o.In, 64<<10)
+	type line struct {
+		b   []byte
+		err error
+	}
+	lines := make(chan line)
+	go func() {
+		r := bufio.NewReaderSize(p.o.In, 64<<10)
+		for {
+			b, err := readLine(r, p.o.MaxMessage)
+			select {
+			case lines <- line{b, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil && !errors.Is(err, errTooLarge) {
+				return
+			}
+		}
+	}()
+read:
 	for {
-		line, err := readLine(r, p.o.MaxMessage)
-		if errors.Is(err, errTooLarge) {
+		var l line
+		select {
+		case l = <-lines:
+		case <-ctx.Done():
+			p.log("stopping: %v", context.Cause(parent))
+			break read
+		}
+		if errors.Is(l.err, errTooLarge) {
 			p.log("a message from the host is over %d bytes: not forwarded", p.o.MaxMessage)
 			p.reply(nil, CodeTooLarge, fmt.Sprintf("ncmcp proxy: message over %d bytes", p.o.MaxMessage))
 			continue
 		}
-		if len(bytes.TrimSpace(line)) > 0 {
-			p.fromHost(ctx, bytes.TrimSpace(line))
+		if len(bytes.TrimSpace(l.b)) > 0 {
+			p.fromHost(ctx, bytes.TrimSpace(l.b))
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				p.log("reading from the host: %v", err)
+		if l.err != nil {
+			if !errors.Is(l.err, io.EOF) {
+				p.log("reading from the host: %v", l.err)
 			}
 			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 	}
 	done := make(chan struct{})
@@ -143,9 +215,84 @@ func (p *Proxy) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	cancel()
+	p.answerPending("ncmcp proxy: stopped before the server answered")
 	p.wg.Wait()
 	p.end()
 	return nil
+}
+
+// track registers a host request under way and returns its context.
+func (p *Proxy) track(ctx context.Context, env envelope) (context.Context, func()) {
+	if !env.isRequest() {
+		return ctx, func() {}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	key := string(env.ID)
+	p.mu.Lock()
+	p.pending[key] = &pendingRequest{env: env, cancel: cancel}
+	p.mu.Unlock()
+	return rctx, func() {
+		cancel()
+		p.mu.Lock()
+		r := p.pending[key]
+		delete(p.pending, key)
+		unanswered := r != nil && !r.done
+		if unanswered {
+			r.done = true
+		}
+		p.mu.Unlock()
+		// Every request gets one answer: one that got none (the proxy is
+		// stopping) gets an error.
+		if unanswered {
+			p.reply(env.ID, CodeUnreachable, "ncmcp proxy: stopped before the server answered")
+		}
+	}
+}
+
+// cancelRequest aborts the upstream request of a host request the host
+// cancelled (notifications/cancelled): its connection is closed, and the
+// host, which expects no answer, gets none.
+func (p *Proxy) cancelRequest(msg []byte) {
+	var n struct {
+		Params struct {
+			RequestID json.RawMessage `json:"requestId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(msg, &n) != nil || len(n.Params.RequestID) == 0 {
+		return
+	}
+	p.mu.Lock()
+	if r := p.pending[string(n.Params.RequestID)]; r != nil {
+		r.done = true
+		r.cancel()
+	}
+	p.mu.Unlock()
+}
+
+// answered marks a host request as answered.
+func (p *Proxy) answered(id json.RawMessage) {
+	p.mu.Lock()
+	if r := p.pending[string(id)]; r != nil {
+		r.done = true
+	}
+	p.mu.Unlock()
+}
+
+// answerPending answers, with an error, every host request still waiting.
+func (p *Proxy) answerPending(msg string) {
+	p.mu.Lock()
+	var todo []envelope
+	for _, r := range p.pending {
+		if !r.done {
+			r.done = true
+			todo = append(todo, r.env)
+		}
+		r.cancel()
+	}
+	p.mu.Unlock()
+	for _, env := range todo {
+		p.reply(env.ID, CodeUnreachable, msg)
+	}
 }
 
 var errTooLarge = errors.New("message too large")
@@ -202,6 +349,9 @@ func (p *Proxy) fromHost(ctx context.Context, msg []byte) {
 		p.initialized = append([]byte(nil), msg...)
 	}
 	p.mu.Unlock()
+	if env.Method == "notifications/cancelled" {
+		p.cancelRequest(msg)
+	}
 	written := make(chan struct{})
 	p.wg.Add(1)
 	p.inflight.Add(1)
@@ -222,6 +372,8 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 	var once sync.Once
 	wrote := func() { once.Do(func() { close(written) }) }
 	defer wrote()
+	ctx, untrack := p.track(ctx, env)
+	defer untrack()
 	pctx := ctx
 	if env.Method != "initialize" {
 		// The next message may go once this one is on the wire; after
@@ -265,7 +417,14 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 			p.startStream(ctx)
 		}
 		if resp.StatusCode != http.StatusAccepted {
-			p.answer(ctx, resp, env, func(m []byte) { p.toHost(m, env) })
+			p.answer(ctx, resp, env, func(m []byte) {
+				p.toHost(m, env)
+				if env.Method == "initialize" && isResponseTo(m, env) {
+					// The session and the protocol version are known: the
+					// next message may go, though the stream stays open.
+					wrote()
+				}
+			})
 		}
 	default:
 		p.failed(resp, env)
@@ -278,7 +437,9 @@ func (p *Proxy) failed(resp *http.Response, env envelope) {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, int64(p.o.MaxMessage)))
 	var e envelope
 	if json.Unmarshal(body, &e) == nil && len(e.ID) > 0 && bytes.Equal(e.ID, env.ID) {
-		p.write(body)
+		if p.claim(env) {
+			p.write(body)
+		}
 		return
 	}
 	p.log("%s: HTTP %d", describe(env), resp.StatusCode)
@@ -288,6 +449,9 @@ func (p *Proxy) failed(resp *http.Response, env envelope) {
 // toHost passes a server message on, noting the initialize result's
 // protocol version.
 func (p *Proxy) toHost(m []byte, req envelope) {
+	if isResponseTo(m, req) && !p.claim(req) {
+		return // answered already (the proxy stopped), or cancelled
+	}
 	var e envelope
 	if req.Method == "initialize" && json.Unmarshal(m, &e) == nil && bytes.Equal(e.ID, req.ID) {
 		var r struct {
@@ -328,14 +492,87 @@ func (p *Proxy) setSession(id string) {
 
 // post sends one message with the session's headers.
 func (p *Proxy) post(ctx context.Context, msg []byte, sid string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.Endpoint, bytes.NewReader(msg))
+	return p.do(ctx, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.Endpoint, bytes.NewReader(msg))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		p.headers(req, sid)
+		return req, nil
+	})
+}
+
+// do sends a request whose answer must keep coming: when no byte of it
+// arrives for IdleTimeout, the request is cancelled (its connection
+// closed) and reading the body fails.
+func (p *Proxy) do(ctx context.Context, build func(context.Context) (*http.Request, error)) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	req, err := build(ctx)
 	if err != nil {
+		cancel(nil)
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	p.headers(req, sid)
-	return p.hc.Do(req)
+	idle := fmt.Errorf("no byte of the answer for %s", p.o.IdleTimeout)
+	timer := time.AfterFunc(p.o.IdleTimeout, func() { cancel(idle) })
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		timer.Stop()
+		cancel(nil)
+		if context.Cause(ctx) == idle {
+			err = idle
+		}
+		return nil, err
+	}
+	timer.Reset(p.o.IdleTimeout)
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, idle: p.o.IdleTimeout, cancel: cancel}
+	return resp, nil
+}
+
+// idleBody restarts its timer with every byte read, and cancels the
+// request when closed.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelCauseFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
+}
+
+// validEventID tells whether an SSE event id can be sent back in a
+// Last-Event-ID header: printable ASCII, at most 256 bytes.
+func validEventID(id string) bool {
+	if id == "" || len(id) > 256 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "no content type"
+	}
+	return s
 }
 
 func (p *Proxy) headers(req *http.Request, sid string) {
@@ -363,6 +600,9 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: reading the answer: %v", err))
 		case len(body) > p.o.MaxMessage:
 			p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: the answer is over %d bytes", p.o.MaxMessage))
+		case len(bytes.TrimSpace(body)) > 0 && !json.Valid(body):
+			p.log("%s: the server answered %q, not JSON", describe(req), mt)
+			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server answered with %s, not JSON", orUnknown(mt)))
 		case len(bytes.TrimSpace(body)) > 0:
 			deliver(body)
 		}
@@ -370,8 +610,7 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 	}
 	answered := false
 	watch := func(m []byte) {
-		var e envelope
-		if req.isRequest() && json.Unmarshal(m, &e) == nil && e.Method == "" && bytes.Equal(e.ID, req.ID) {
+		if isResponseTo(m, req) {
 			answered = true
 		}
 		deliver(m)
@@ -428,7 +667,10 @@ func (p *Proxy) readEvents(body io.Reader, deliver func([]byte)) (string, error)
 				data, tooLarge = nil, true
 			}
 		case strings.HasPrefix(s, "id:"):
-			last = strings.TrimSpace(strings.TrimPrefix(s, "id:"))
+			// An id that cannot be sent back as Last-Event-ID is not kept.
+			if id := strings.TrimSpace(strings.TrimPrefix(s, "id:")); validEventID(id) {
+				last = id
+			}
 		case strings.HasPrefix(s, "event:"):
 			event = strings.TrimSpace(strings.TrimPrefix(s, "event:"))
 		}
@@ -443,16 +685,18 @@ func (p *Proxy) readEvents(body io.Reader, deliver func([]byte)) (string, error)
 
 // get opens an SSE stream: the standalone one, or a resumed one.
 func (p *Proxy) get(ctx context.Context, lastID string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.Endpoint, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if lastID != "" {
-		req.Header.Set(headerLastID, lastID)
-	}
-	p.headers(req, p.sessionID())
-	return p.hc.Do(req)
+	return p.do(ctx, func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.Endpoint, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "text/event-stream")
+		if lastID != "" {
+			req.Header.Set(headerLastID, lastID)
+		}
+		p.headers(req, p.sessionID())
+		return req, nil
+	})
 }
 
 // startStream opens the standalone SSE stream, once, which carries the
@@ -472,42 +716,67 @@ func (p *Proxy) startStream(ctx context.Context) {
 	}()
 }
 
+// Back-off of the standalone stream: after each failure the wait doubles,
+// with jitter, up to streamMaxWait; a stream that delivered a message
+// resets it.
+const (
+	streamMinWait = time.Second
+	streamMaxWait = 30 * time.Second
+)
+
 // stream keeps the standalone stream open until ctx ends or the server
-// says it has none (405).
+// says it has none (405). Every attempt, failed or not, is followed by a
+// wait: at most one request a second, sustained, whatever the server does.
 func (p *Proxy) stream(ctx context.Context) {
-	wait, last := time.Second, ""
+	wait, last := streamMinWait, ""
 	for ctx.Err() == nil {
 		sid := p.sessionID()
 		resp, err := p.get(ctx, last)
+		failure := ""
 		switch {
 		case err != nil:
+			failure = err.Error()
 		case resp.StatusCode == http.StatusMethodNotAllowed:
 			resp.Body.Close()
 			return
 		case resp.StatusCode == http.StatusNotFound && sid != "":
 			resp.Body.Close()
+			failure = "the server does not know the session"
 			if err := p.reinit(ctx, sid); err != nil && ctx.Err() == nil {
-				p.log("the server lost the session and a new one could not be begun: %v", err)
+				failure = "the server lost the session and a new one could not be begun: " + err.Error()
 			}
 			last = ""
-			continue
 		case resp.StatusCode == http.StatusOK:
-			wait = time.Second
-			l, _ := p.readEvents(resp.Body, func(m []byte) { p.write(m) })
+			delivered := false
+			l, _ := p.readEvents(resp.Body, func(m []byte) { delivered = true; p.write(m) })
 			resp.Body.Close()
 			if l != "" {
 				last = l
 			}
+			if delivered {
+				wait = streamMinWait
+			}
 		default:
 			resp.Body.Close()
+			failure = fmt.Sprintf("HTTP %d", resp.StatusCode)
+		}
+		d := jitter(wait)
+		if failure != "" && ctx.Err() == nil {
+			p.log("the server's stream of notifications: %s; again in %s", failure, d.Round(100*time.Millisecond))
+			wait = min(2*wait, streamMaxWait)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(d):
 		}
-		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// jitter returns d spread by up to a fifth either way, so that proxies
+// restarted together do not retry together.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 
 // reinit begins a new session with the host's initialize request and
@@ -542,7 +811,18 @@ func (p *Proxy) reinit(ctx context.Context, sid string) error {
 		return fmt.Errorf("initialize: HTTP %d", resp.StatusCode)
 	}
 	p.setSession(resp.Header.Get(headerSession))
-	p.answer(ctx, resp, envelope{}, func([]byte) {})
+	// The result is all that is needed of the answer, though its stream
+	// may stay open; the host, which has its own, gets none of it.
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
+		req := envelope{ID: m["id"], Method: "initialize"}
+		_, _ = p.readEvents(resp.Body, func(b []byte) {
+			if isResponseTo(b, req) {
+				resp.Body.Close()
+			}
+		})
+	} else {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, int64(p.o.MaxMessage)))
+	}
 	if inited != nil {
 		r, err := p.post(ctx, inited, p.sessionID())
 		if err != nil {
@@ -561,7 +841,7 @@ func (p *Proxy) end() {
 	if sid == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.o.Endpoint, nil)
 	if err != nil {
@@ -589,12 +869,41 @@ func (p *Proxy) write(m []byte) {
 	}
 }
 
-// replyTo answers the host's request with an error; notifications and
-// responses get none.
+// replyTo answers the host's request with an error, unless it got its
+// answer already; notifications and responses get none.
 func (p *Proxy) replyTo(env envelope, code int, msg string) {
-	if env.isRequest() {
+	if env.isRequest() && p.claim(env) {
 		p.reply(env.ID, code, msg)
 	}
+}
+
+// claim marks the host's request env as answered; false when it was
+// already (or the host cancelled it): every request gets one answer.
+func (p *Proxy) claim(env envelope) bool {
+	if !env.isRequest() {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.pending[string(env.ID)]
+	if r == nil {
+		return true
+	}
+	if r.done {
+		return false
+	}
+	r.done = true
+	return true
+}
+
+// isResponseTo tells whether the server message m is the response to the
+// host's request req.
+func isResponseTo(m []byte, req envelope) bool {
+	if !req.isRequest() {
+		return false
+	}
+	var e envelope
+	return json.Unmarshal(m, &e) == nil && e.Method == "" && bytes.Equal(e.ID, req.ID)
 }
 
 func (p *Proxy) reply(id json.RawMessage, code int, msg string) {
