@@ -269,15 +269,6 @@ func (p *Proxy) cancelRequest(msg []byte) {
 	p.mu.Unlock()
 }
 
-// answered marks a host request as answered.
-func (p *Proxy) answered(id json.RawMessage) {
-	p.mu.Lock()
-	if r := p.pending[string(id)]; r != nil {
-		r.done = true
-	}
-	p.mu.Unlock()
-}
-
 // answerPending answers, with an error, every host request still waiting.
 func (p *Proxy) answerPending(msg string) {
 	p.mu.Lock()
