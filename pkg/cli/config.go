@@ -71,12 +71,9 @@ func runConfigUnset(ctx context.Context, g *globalOptions, key string) error {
 	}
 	var url string
 	err = st.Update(ctx, func(cfg *store.Config) error {
-		u, srv, err := g.selectServer(cfg)
+		u, srv, err := g.configuredServer(cfg)
 		if err != nil {
 			return err
-		}
-		if srv == nil {
-			return authNeeded(fmt.Errorf("not logged in to %s", u), "run 'ncmcp login --server "+u+"'")
 		}
 		url, srv.PageOrigin = u, ""
 		return nil
@@ -107,12 +104,9 @@ func runConfigSet(ctx context.Context, g *globalOptions, key, value string) erro
 			cfg.DefaultServer = u
 			msg = "Default server: " + u
 		case "active-account":
-			url, srv, err := g.selectServer(cfg)
+			url, srv, err := g.configuredServer(cfg)
 			if err != nil {
 				return err
-			}
-			if srv == nil {
-				return authNeeded(fmt.Errorf("not logged in to %s", url), "run 'ncmcp login --server "+url+"'")
 			}
 			a := srv.FindAccount(value)
 			if a == nil {
@@ -121,12 +115,9 @@ func runConfigSet(ctx context.Context, g *globalOptions, key, value string) erro
 			srv.ActiveAccount = a.Subject
 			msg = fmt.Sprintf("Active account on %s: %s (sub %s)", url, a.DisplayName(), a.Subject)
 		case "page-origin":
-			url, srv, err := g.selectServer(cfg)
+			url, srv, err := g.configuredServer(cfg)
 			if err != nil {
 				return err
-			}
-			if srv == nil {
-				return authNeeded(fmt.Errorf("not logged in to %s", url), "run 'ncmcp login --server "+url+"'")
 			}
 			o, err := provision.ParseOrigin(value)
 			if err != nil {
@@ -174,4 +165,17 @@ func runConfigGet(g *globalOptions, key string) error {
 		return usageErrorf("keys: default-server, active-account, page-origin", "unknown setting %q", key)
 	}
 	return nil
+}
+
+// configuredServer selects the server of a setting: one ncmcp is logged
+// in to.
+func (g *globalOptions) configuredServer(cfg *store.Config) (string, *store.Server, error) {
+	u, srv, err := g.selectServer(cfg)
+	if err != nil {
+		return "", nil, err
+	}
+	if srv == nil {
+		return "", nil, authNeeded(fmt.Errorf("not logged in to %s", u), "run 'ncmcp login --server "+u+"'")
+	}
+	return u, srv, nil
 }

@@ -335,7 +335,11 @@ func layout(root *hujson.Value, op patchOp, existed bool, unit string) error {
 		if !ok || lit.String() != name {
 			continue
 		}
-		raw, err := json.MarshalIndent(json.RawMessage(mustMarshal(op.Value)), strings.Repeat(unit, depth), unit)
+		compact, err := marshal(op.Value)
+		if err != nil {
+			return err
+		}
+		raw, err := json.MarshalIndent(json.RawMessage(compact), strings.Repeat(unit, depth), unit)
 		if err != nil {
 			return err
 		}
@@ -358,13 +362,4 @@ func layout(root *hujson.Value, op patchOp, existed bool, unit string) error {
 		m.Value = val
 	}
 	return nil
-}
-
-// mustMarshal encodes a value ncmcp built (it always encodes).
-func mustMarshal(v any) []byte {
-	b, err := marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

@@ -60,7 +60,7 @@ func checkFile(path string) (fs.FileInfo, error) {
 
 // checkOwnerAndMode refuses what another user owns or may write.
 func checkOwnerAndMode(path string, fi fs.FileInfo, what string) error {
-	if uid, ok := ownerOf(fi); ok && uid != os.Getuid() {
+	if uid, another := OwnedByAnother(fi); another {
 		return &UnsafePathError{Path: path, Reason: fmt.Sprintf("the %s belongs to another user (uid %d), who could change where ncmcp sends your tokens", what, uid),
 			Fix: "use a directory of your own (NCMCP_CONFIG_DIR), or have it chown'ed to you"}
 	}
