@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,19 +97,20 @@ func runProxy(ctx context.Context, opts *ProxyOptions) error {
 	}
 	creds := newCredentials(g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser})
 	creds.Notice = func(m string) { logf(m) }
-	hc := *g.httpClient()
-	at, err := mcpclient.NewAuthTransport(hc.Transport, srv.MCPEndpoint(), creds)
-	if err != nil {
+	if _, err := url.Parse(srv.MCPEndpoint()); err != nil {
 		return usageErrorf("check --server", "the MCP endpoint %q: %v", srv.MCPEndpoint(), err)
 	}
-	hc.Transport = at
+	authorize := func(next http.RoundTripper) http.RoundTripper {
+		at, _ := mcpclient.NewAuthTransport(next, srv.MCPEndpoint(), creds) // the endpoint parses: checked above
+		return at
+	}
 	out := d.rawStdout
 	if out == nil {
 		out = d.Stdout
 	}
 	p := proxy.New(proxy.Options{
-		Endpoint: srv.MCPEndpoint(), HTTP: &hc, In: d.Stdin, Out: out, Log: logf, IdleTimeout: opts.IdleTimeout,
-		Refused: func() error { return refusalReason(at.Denied(), srv.URL) },
+		Endpoint: srv.MCPEndpoint(), HTTP: g.httpClient(), Authorize: authorize, In: d.Stdin, Out: out, Log: logf, IdleTimeout: opts.IdleTimeout,
+		Explain: func(err error) error { return refusalReason(err, srv.URL) },
 	})
 	logf(fmt.Sprintf("ncmcp proxy %s: forwarding stdio to %s", d.Version, srv.MCPEndpoint()))
 	return p.Run(ctx)

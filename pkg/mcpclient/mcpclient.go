@@ -162,7 +162,7 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tok, err := b.creds.Token(req.Context())
 	if err != nil {
-		b.setDenied(err)
+		b.setDenied(req.Context(), err)
 		return nil, err
 	}
 	resp, err := b.send(req, tok)
@@ -175,14 +175,14 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		if req.Body != nil && req.GetBody == nil {
-			b.setDenied(refusal.Err()) // cannot send it again
+			b.setDenied(req.Context(), refusal.Err()) // cannot send it again
 			return resp, nil
 		}
 		b.renewMu.Lock()
 		next, rerr := b.creds.Renew(req.Context(), tok, refusal)
 		b.renewMu.Unlock()
 		if rerr != nil {
-			b.setDenied(rerr)
+			b.setDenied(req.Context(), rerr)
 			return resp, nil
 		}
 		resp.Body.Close()
@@ -198,7 +198,7 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if refusal, refused := refusalOf(resp); refused {
-		b.setDenied(refusal.Err())
+		b.setDenied(req.Context(), refusal.Err())
 	}
 	return resp, nil
 }
@@ -230,12 +230,35 @@ func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.b.RoundTrip(req)
 }
 
-// Denied returns why the last refusal was given up on: the refusal's
-// error, or the credentials' failure to renew; nil when none was.
-func (t *AuthTransport) Denied() error {
-	t.b.mu.Lock()
-	defer t.b.mu.Unlock()
-	return t.b.denied
+// denialKey is the context key of a request's denial (WithDenial).
+type denialKey struct{}
+
+// denial is where an AuthTransport records why it gave up on one request.
+type denial struct {
+	mu  sync.Mutex
+	err error
+}
+
+// WithDenial returns a context for requests whose refusal must be
+// explained on its own, and a function that returns why the
+// AuthTransport gave up on a refusal of a request made with it: the
+// refusal's error, or the credentials' failure to renew; nil when it did
+// not give up. Requests made with other contexts cannot change it.
+func WithDenial(ctx context.Context) (context.Context, func() error) {
+	d := &denial{}
+	return context.WithValue(ctx, denialKey{}, d), func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.err
+	}
+}
+
+// Refused tells whether the answer is a refusal of the token: a 401, or a
+// 403 with an insufficient_scope challenge (RFC 6750 section 3.1). Other
+// answers, other 403s included, are the server's own.
+func Refused(resp *http.Response) bool {
+	_, refused := refusalOf(resp)
+	return refused
 }
 
 // maxRenewals bounds the renewals for one request: a refresh or login
@@ -268,10 +291,17 @@ func refusalOf(resp *http.Response) (Refusal, bool) {
 	return r, false
 }
 
-func (b *bearer) setDenied(err error) {
+// setDenied records why the bearer gave up on a refusal: for the session
+// (wrap), and for the request's own context when it has a denial.
+func (b *bearer) setDenied(ctx context.Context, err error) {
 	b.mu.Lock()
 	b.denied = err
 	b.mu.Unlock()
+	if d, ok := ctx.Value(denialKey{}).(*denial); ok {
+		d.mu.Lock()
+		d.err = err
+		d.mu.Unlock()
+	}
 }
 
 // wrap turns an SDK error after a refusal into the refusal's error.

@@ -296,7 +296,7 @@ func TestInitializeStreamStaysOpen(t *testing.T) {
 // notifications/cancelled closes the upstream request's connection, and
 // the host gets no answer for it.
 func TestCancelledAbortsTheUpstreamRequest(t *testing.T) {
-	aborted := make(chan struct{})
+	aborted, started := make(chan struct{}), make(chan struct{})
 	srv := hostileServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, id := rpc(r)
 		if string(id) == "3" {
@@ -304,13 +304,14 @@ func TestCancelledAbortsTheUpstreamRequest(t *testing.T) {
 			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":3,"result":{"content":[]}}`)
 			return
 		}
+		close(started)
 		<-r.Context().Done() // a tool that never ends, until its connection does
 		close(aborted)
 	})
 	h := startRaw(t, srv.URL, Options{})
 	h.initialize()
 	h.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"forever"}}`)
-	time.Sleep(200 * time.Millisecond)
+	<-started
 	h.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2,"reason":"the user stopped it"}}`)
 	select {
 	case <-aborted:

@@ -4,7 +4,8 @@
 // both directions, the server's standalone SSE stream, the session and
 // protocol-version headers, and a new session, begun with the host's own
 // initialize, when the server lost its own (a restart). Authorization is
-// the HTTP client's business (mcpclient.AuthTransport).
+// the HTTP client's business (mcpclient.AuthTransport, with the proxy's
+// Transport below it).
 package proxy
 
 import (
@@ -23,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 )
 
 // DefaultMaxMessage bounds one message, in either direction, by default.
@@ -53,20 +56,35 @@ const (
 type Options struct {
 	// Endpoint is the server's MCP endpoint.
 	Endpoint string
-	// HTTP sends the requests; its transport adds the authorization. Its
-	// Timeout is ignored: streams last as long as the session.
+	// HTTP sends the requests. Its Timeout is ignored: streams last as
+	// long as the session.
 	HTTP *http.Client
+	// Authorize, when set, wraps HTTP's transport with the authorization
+	// (mcpclient.AuthTransport). The proxy's own transport goes below it:
+	// it sees the MCP request itself, not a token refresh made on the way,
+	// and releases the host's next message once that request is written.
+	Authorize func(http.RoundTripper) http.RoundTripper
 	// In and Out are the host's side: stdin and stdout.
 	In  io.Reader
 	Out io.Writer
 	// Log receives what the proxy tells its user (stderr, a log file);
 	// nil drops it. Nothing of it goes to Out.
 	Log func(string)
-	// Refused says why the server's refusal of a request could not be
-	// answered with another token; nil: the refusal itself.
-	Refused func() error
+	// Explain adds what to do to the reason a refused request got no
+	// other token (the refusal's error, or the credentials' failure to
+	// renew); nil leaves it as it is.
+	Explain func(error) error
 	// MaxMessage bounds one message (DefaultMaxMessage when zero).
 	MaxMessage int
+	// MaxBuffered bounds the bytes of all messages in flight together:
+	// the host's being forwarded and the server's being read (4 x
+	// MaxMessage when zero, at least 2 x MaxMessage). A host message waits
+	// for room; an answer that finds none becomes an error.
+	MaxBuffered int
+	// MaxConcurrent bounds the host's requests under way at the server
+	// (DefaultMaxConcurrent when zero); further ones wait, in order.
+	// Notifications and responses are not held back.
+	MaxConcurrent int
 	// IdleTimeout ends an answer from which no byte came for this long:
 	// the host gets an error instead of waiting for ever
 	// (DefaultIdleTimeout when zero).
@@ -76,6 +94,10 @@ type Options struct {
 // DefaultIdleTimeout is how long an answer may go without a byte, by
 // default: long enough for slow tools.
 const DefaultIdleTimeout = 10 * time.Minute
+
+// DefaultMaxConcurrent is how many requests of the host may be under way
+// at the server at once, by default.
+const DefaultMaxConcurrent = 16
 
 // Proxy is one host's connection to the server.
 type Proxy struct {
@@ -100,6 +122,10 @@ type Proxy struct {
 	// pending are the host's requests under way, by id: to cancel one
 	// (notifications/cancelled), and to answer them when the proxy stops.
 	pending map[string]*pendingRequest
+	// slots bound the host's requests under way at the server; mem the
+	// bytes of the messages in flight.
+	slots chan struct{}
+	mem   *budget
 }
 
 // pendingRequest is a host request under way.
@@ -127,8 +153,23 @@ func New(o Options) *Proxy {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
+	if o.MaxBuffered <= 0 {
+		o.MaxBuffered = 4 * o.MaxMessage
+	}
+	o.MaxBuffered = max(o.MaxBuffered, 2*o.MaxMessage)
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
 	hc := *o.HTTP
 	hc.Timeout = 0
+	next := hc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	hc.Transport = watch{next}
+	if o.Authorize != nil {
+		hc.Transport = o.Authorize(hc.Transport)
+	}
 	check := hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		// The session is the server's: never sent to another origin.
@@ -144,7 +185,26 @@ func New(o Options) *Proxy {
 		}
 		return nil
 	}
-	return &Proxy{o: o, hc: &hc, pending: map[string]*pendingRequest{}}
+	return &Proxy{o: o, hc: &hc, pending: map[string]*pendingRequest{},
+		slots: make(chan struct{}, o.MaxConcurrent), mem: newBudget(int64(o.MaxBuffered))}
+}
+
+// wroteKey is the context key of the function Transport calls once the
+// request is written.
+type wroteKey struct{}
+
+// watch tells the proxy when each of its MCP requests is written. It is
+// below the authorization: there it sees only the MCP request itself, and
+// not the token refresh made with the same context on the way, so that
+// the host's next message never overtakes this one.
+type watch struct{ next http.RoundTripper }
+
+func (w watch) RoundTrip(req *http.Request) (*http.Response, error) {
+	if wrote, ok := req.Context().Value(wroteKey{}).(func()); ok {
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	}
+	return w.next.RoundTrip(req)
 }
 
 func sameOrigin(a, b *url.URL) bool {
@@ -164,17 +224,20 @@ func (p *Proxy) Run(ctx context.Context) error {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type line struct {
-		b   []byte
-		err error
-	}
-	lines := make(chan line)
+	// The host's messages are read ahead of their turn, within the
+	// budget: a cancellation then reaches a request that still waits for
+	// its turn (MaxConcurrent), and is never sent.
+	queue := make(chan hostMessage, 256)
 	go func() {
 		r := bufio.NewReaderSize(p.o.In, 64<<10)
 		for {
 			b, err := readLine(r, p.o.MaxMessage)
+			m := hostMessage{err: err}
+			if msg := bytes.TrimSpace(b); len(msg) > 0 && !p.accept(ctx, msg, &m) {
+				return // stopping
+			}
 			select {
-			case lines <- line{b, err}:
+			case queue <- m:
 			case <-ctx.Done():
 				return
 			}
@@ -185,24 +248,27 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}()
 read:
 	for {
-		var l line
+		var m hostMessage
 		select {
-		case l = <-lines:
+		case m = <-queue:
 		case <-ctx.Done():
 			p.log("stopping: %v", context.Cause(parent))
 			break read
 		}
-		if errors.Is(l.err, errTooLarge) {
+		if errors.Is(m.err, errTooLarge) {
 			p.log("a message from the host is over %d bytes: not forwarded", p.o.MaxMessage)
 			p.reply(nil, CodeTooLarge, fmt.Sprintf("ncmcp proxy: message over %d bytes", p.o.MaxMessage))
 			continue
 		}
-		if len(bytes.TrimSpace(l.b)) > 0 {
-			p.fromHost(ctx, bytes.TrimSpace(l.b))
+		if m.msg != nil {
+			select {
+			case <-p.send(m):
+			case <-ctx.Done():
+			}
 		}
-		if l.err != nil {
-			if !errors.Is(l.err, io.EOF) {
-				p.log("reading from the host: %v", l.err)
+		if m.err != nil {
+			if !errors.Is(m.err, io.EOF) {
+				p.log("reading from the host: %v", m.err)
 			}
 			break
 		}
@@ -221,6 +287,17 @@ read:
 	return nil
 }
 
+// hostMessage is a message of the host, read and waiting for its turn.
+type hostMessage struct {
+	msg []byte
+	env envelope
+	// ctx is the request's own; untrack ends it (track).
+	ctx     context.Context
+	untrack func()
+	// err is the reading's, after msg.
+	err error
+}
+
 // track registers a host request under way and returns its context.
 func (p *Proxy) track(ctx context.Context, env envelope) (context.Context, func()) {
 	if !env.isRequest() {
@@ -228,15 +305,17 @@ func (p *Proxy) track(ctx context.Context, env envelope) (context.Context, func(
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	key := string(env.ID)
+	r := &pendingRequest{env: env, cancel: cancel}
 	p.mu.Lock()
-	p.pending[key] = &pendingRequest{env: env, cancel: cancel}
+	p.pending[key] = r
 	p.mu.Unlock()
 	return rctx, func() {
 		cancel()
 		p.mu.Lock()
-		r := p.pending[key]
-		delete(p.pending, key)
-		unanswered := r != nil && !r.done
+		if p.pending[key] == r {
+			delete(p.pending, key)
+		}
+		unanswered := !r.done
 		if unanswered {
 			r.done = true
 		}
@@ -250,15 +329,16 @@ func (p *Proxy) track(ctx context.Context, env envelope) (context.Context, func(
 }
 
 // cancelRequest aborts the upstream request of a host request the host
-// cancelled (notifications/cancelled): its connection is closed, and the
-// host, which expects no answer, gets none.
+// cancelled (notifications/cancelled): its connection is closed, or it is
+// never sent, and the host, which expects no answer, gets none.
 func (p *Proxy) cancelRequest(msg []byte) {
 	var n struct {
+		Method string `json:"method"`
 		Params struct {
 			RequestID json.RawMessage `json:"requestId"`
 		} `json:"params"`
 	}
-	if json.Unmarshal(msg, &n) != nil || len(n.Params.RequestID) == 0 {
+	if json.Unmarshal(msg, &n) != nil || n.Method != "notifications/cancelled" || len(n.Params.RequestID) == 0 {
 		return
 	}
 	p.mu.Lock()
@@ -286,7 +366,86 @@ func (p *Proxy) answerPending(msg string) {
 	}
 }
 
-var errTooLarge = errors.New("message too large")
+var (
+	errTooLarge = errors.New("message too large")
+	errBudget   = errors.New("over the memory budget")
+)
+
+// budget counts the bytes of the messages in flight against a total.
+type budget struct {
+	mu        sync.Mutex
+	used, max int64
+	// freed is closed, and replaced, whenever bytes are given back.
+	freed chan struct{}
+}
+
+func newBudget(max int64) *budget { return &budget{max: max, freed: make(chan struct{})} }
+
+// take takes n bytes if there is room, without waiting.
+func (b *budget) take(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+int64(n) > b.max {
+		return false
+	}
+	b.used += int64(n)
+	return true
+}
+
+// wait takes n bytes, waiting for room until ctx ends.
+func (b *budget) wait(ctx context.Context, n int) error {
+	for {
+		b.mu.Lock()
+		if b.used+int64(n) <= b.max {
+			b.used += int64(n)
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// give gives n bytes back.
+func (b *budget) give(n int) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= int64(n)
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// inUse returns the bytes taken.
+func (b *budget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// metered reads from r, taking every byte read from the budget; a read
+// that finds no room fails with errBudget. The caller gives n back.
+type metered struct {
+	r   io.Reader
+	mem *budget
+	n   int
+}
+
+func (m *metered) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if !m.mem.take(n) {
+		return 0, errBudget
+	}
+	m.n += n
+	return n, err
+}
 
 // readLine reads one line of at most max bytes; a longer one is skipped
 // to its end and reported as errTooLarge.
@@ -311,6 +470,30 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
+// readBounded reads one line of the server of at most max bytes, taking
+// it from the budget; the caller gives len(line) back. A longer line is
+// errTooLarge, one that finds no room errBudget: neither is skipped, for
+// a line need never end.
+func readBounded(r *bufio.Reader, max int, mem *budget) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > max {
+			mem.give(len(line))
+			return nil, errTooLarge
+		}
+		if !mem.take(len(chunk)) {
+			mem.give(len(line))
+			return nil, errBudget
+		}
+		line = append(line, chunk...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return line, err
+	}
+}
+
 // envelope is what the proxy reads of a JSON-RPC message.
 type envelope struct {
 	ID     json.RawMessage `json:"id"`
@@ -320,15 +503,16 @@ type envelope struct {
 
 func (e envelope) isRequest() bool { return e.Method != "" && len(e.ID) > 0 && string(e.ID) != "null" }
 
-// fromHost forwards one message of the host. It returns once the request
-// is written, so that messages reach the server in the host's order, and
-// handles the answer in the background.
-func (p *Proxy) fromHost(ctx context.Context, msg []byte) {
-	var env envelope
+// accept takes a message of the host as it is read: it answers one that
+// is not JSON, notes initialize and initialized, takes its bytes from the
+// budget (waiting for room), registers a request, and applies a
+// cancellation at once. It returns false when the proxy stops meanwhile.
+func (p *Proxy) accept(ctx context.Context, msg []byte, m *hostMessage) bool {
 	if !json.Valid(msg) {
 		p.reply(nil, CodeParseError, "ncmcp proxy: the host sent a line that is not JSON")
-		return
+		return true
 	}
+	var env envelope
 	if msg[0] == '{' {
 		_ = json.Unmarshal(msg, &env)
 	}
@@ -340,21 +524,42 @@ func (p *Proxy) fromHost(ctx context.Context, msg []byte) {
 		p.initialized = append([]byte(nil), msg...)
 	}
 	p.mu.Unlock()
+	if err := p.mem.wait(ctx, len(msg)); err != nil {
+		return false
+	}
+	m.msg, m.env = msg, env
+	m.ctx, m.untrack = p.track(ctx, env)
 	if env.Method == "notifications/cancelled" {
 		p.cancelRequest(msg)
 	}
+	return true
+}
+
+// send forwards a message of the host in the background, once there is
+// a slot for it (a request). The returned channel is closed once its
+// request is written (or failed, or cancelled), so that messages reach
+// the server in the host's order.
+func (p *Proxy) send(m hostMessage) <-chan struct{} {
 	written := make(chan struct{})
 	p.wg.Add(1)
 	p.inflight.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer p.inflight.Done()
-		p.forward(ctx, msg, env, written, true)
+		defer p.mem.give(len(m.msg))
+		defer m.untrack()
+		if m.env.isRequest() {
+			select {
+			case p.slots <- struct{}{}:
+				defer func() { <-p.slots }()
+			case <-m.ctx.Done():
+				close(written) // cancelled, or stopping, while waiting
+				return
+			}
+		}
+		p.forward(m.ctx, m.msg, m.env, written, true)
 	}()
-	select {
-	case <-written:
-	case <-ctx.Done():
-	}
+	return written
 }
 
 // forward posts one message and passes the answer on. written is closed
@@ -363,17 +568,18 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 	var once sync.Once
 	wrote := func() { once.Do(func() { close(written) }) }
 	defer wrote()
-	ctx, untrack := p.track(ctx, env)
-	defer untrack()
-	pctx := ctx
+	pctx, denied := mcpclient.WithDenial(ctx)
 	if env.Method != "initialize" {
-		// The next message may go once this one is on the wire; after
-		// initialize, only once its answer (the session, the protocol
-		// version) is in.
-		pctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }})
+		// The next message may go once this one is on the wire (watch
+		// says when); after initialize, only once its answer (the session,
+		// the protocol version) is in.
+		pctx = context.WithValue(pctx, wroteKey{}, wrote)
 	}
 	sid := p.sessionID()
 	resp, err := p.post(pctx, msg, sid)
+	if env.Method != "initialize" {
+		wrote() // written, for sure, once the answer began
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log("%s: %v", describe(env), err)
@@ -393,10 +599,16 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 			return
 		}
 		p.forward(ctx, msg, env, make(chan struct{}), false)
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		why := fmt.Errorf("HTTP %d", resp.StatusCode)
-		if p.o.Refused != nil && p.o.Refused() != nil {
-			why = p.o.Refused()
+	case mcpclient.Refused(resp):
+		// A refusal of the token (401, 403 insufficient_scope) that the
+		// authorization could not answer with another; other 403s are the
+		// server's own answers, passed on below.
+		why := denied()
+		if why == nil {
+			why = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		if p.o.Explain != nil {
+			why = p.o.Explain(why)
 		}
 		p.log("the server refused the token: %v", why)
 		p.replyTo(env, CodeUnauthorized, fmt.Sprintf("ncmcp proxy: the MCP server refused the access token: %v", why))
@@ -517,7 +729,7 @@ func (p *Proxy) do(ctx context.Context, build func(context.Context) (*http.Reque
 		return nil, err
 	}
 	timer.Reset(p.o.IdleTimeout)
-	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, idle: p.o.IdleTimeout, cancel: cancel}
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, idle: p.o.IdleTimeout, cancel: cancel, ctx: ctx, cause: idle}
 	return resp, nil
 }
 
@@ -527,6 +739,10 @@ type idleBody struct {
 	io.ReadCloser
 	timer  *time.Timer
 	idle   time.Duration
+	// ctx is the request's: a read that fails because it ended for
+	// idleness fails with cause.
+	ctx   context.Context
+	cause error
 	cancel context.CancelCauseFunc
 }
 
@@ -534,6 +750,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.timer.Reset(b.idle)
+	}
+	if err != nil && context.Cause(b.ctx) == b.cause {
+		err = b.cause
 	}
 	return n, err
 }
@@ -585,8 +804,13 @@ func (p *Proxy) headers(req *http.Request, sid string) {
 func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, deliver func([]byte)) {
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != "text/event-stream" {
-		body, err := io.ReadAll(io.LimitReader(resp.Body, int64(p.o.MaxMessage)+1))
+		m := &metered{r: io.LimitReader(resp.Body, int64(p.o.MaxMessage)+1), mem: p.mem}
+		body, err := io.ReadAll(m)
+		defer p.mem.give(m.n)
 		switch {
+		case errors.Is(err, errBudget):
+			p.log("%s: no room for the answer (%d bytes of messages in flight)", describe(req), p.o.MaxBuffered)
+			p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: no room for the answer: %d bytes of messages are in flight", p.o.MaxBuffered))
 		case err != nil:
 			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: reading the answer: %v", err))
 		case len(body) > p.o.MaxMessage:
@@ -606,69 +830,105 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 		}
 		deliver(m)
 	}
-	last, _ := p.readEvents(resp.Body, watch)
-	for try := 0; req.isRequest() && !answered && last != "" && try < 3 && ctx.Err() == nil; try++ {
-		r, err := p.get(ctx, last)
-		if err != nil || r.StatusCode != http.StatusOK {
+	last, err := p.readEvents(resp.Body, watch)
+	for try := 0; req.isRequest() && !answered && !overflow(err) && last != "" && try < 3 && ctx.Err() == nil; try++ {
+		r, gerr := p.get(ctx, last)
+		if gerr != nil || r.StatusCode != http.StatusOK {
 			if r != nil {
 				r.Body.Close()
 			}
 			break
 		}
-		l, _ := p.readEvents(r.Body, watch)
+		var l string
+		l, err = p.readEvents(r.Body, watch)
 		r.Body.Close()
 		if l != "" {
 			last = l
 		}
+	}
+	switch {
+	case answered:
+	case overflow(err):
+		p.log("%s: %v", describe(req), p.overflowed(err))
+		p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: %v", p.overflowed(err)))
+		return
+	case err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil:
+		p.log("%s: %v", describe(req), err)
+		p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: reading the answer: %v", err))
+		return
 	}
 	if req.isRequest() && !answered && ctx.Err() == nil {
 		p.replyTo(req, CodeUnreachable, "ncmcp proxy: the server's stream ended without an answer")
 	}
 }
 
+// overflow tells whether reading stopped at an event over the size limit
+// or the budget.
+func overflow(err error) bool { return errors.Is(err, errTooLarge) || errors.Is(err, errBudget) }
+
+// overflowed says what an overflow was, with its limit.
+func (p *Proxy) overflowed(err error) error {
+	if errors.Is(err, errTooLarge) {
+		return fmt.Errorf("the server sent a message over %d bytes", p.o.MaxMessage)
+	}
+	return fmt.Errorf("no room for the server's message: %d bytes of messages are in flight", p.o.MaxBuffered)
+}
+
 // readEvents reads an SSE stream and hands the data of each message event
-// on; it returns the last event id seen.
+// on; it returns the last event id seen, and why it stopped. An event
+// over MaxMessage, or one that finds no room in the budget, stops it
+// (errTooLarge, errBudget): the stream is dropped rather than read on.
 func (p *Proxy) readEvents(body io.Reader, deliver func([]byte)) (string, error) {
-	r := bufio.NewReaderSize(body, 64<<10)
+	r := bufio.NewReaderSize(body, 16<<10)
 	var data []byte
 	var last, event string
-	tooLarge := false
-	for {
-		line, err := readLine(r, p.o.MaxMessage)
-		if errors.Is(err, errTooLarge) {
-			tooLarge = true
-			continue
+	defer func() { p.mem.give(len(data)) }()
+	emit := func() {
+		if len(data) > 0 && (event == "" || event == "message") {
+			deliver(data)
 		}
-		s := strings.TrimRight(string(line), "\r\n")
+		p.mem.give(len(data))
+		data, event = nil, ""
+	}
+	for {
+		line, err := readBounded(r, p.o.MaxMessage, p.mem)
+		if overflow(err) {
+			return last, err
+		}
+		s := bytes.TrimRight(line, "\r\n")
 		switch {
-		case s == "" && len(line) > 0:
-			if tooLarge {
-				p.log("the server sent an event over %d bytes: dropped", p.o.MaxMessage)
-			} else if len(data) > 0 && (event == "" || event == "message") {
-				deliver(data)
+		case len(s) == 0 && len(line) > 0:
+			emit()
+		case bytes.HasPrefix(s, []byte(":")):
+		case bytes.HasPrefix(s, []byte("data:")):
+			v := bytes.TrimPrefix(bytes.TrimPrefix(s, []byte("data:")), []byte(" "))
+			n := len(v)
+			if len(data) > 0 {
+				n++
 			}
-			data, event, tooLarge = nil, "", false
-		case strings.HasPrefix(s, ":"):
-		case strings.HasPrefix(s, "data:"):
+			if len(data)+n > p.o.MaxMessage {
+				p.mem.give(len(line))
+				return last, errTooLarge
+			}
+			if !p.mem.take(n) {
+				p.mem.give(len(line))
+				return last, errBudget
+			}
 			if len(data) > 0 {
 				data = append(data, '\n')
 			}
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(s, "data:"), " ")...)
-			if len(data) > p.o.MaxMessage {
-				data, tooLarge = nil, true
-			}
-		case strings.HasPrefix(s, "id:"):
+			data = append(data, v...)
+		case bytes.HasPrefix(s, []byte("id:")):
 			// An id that cannot be sent back as Last-Event-ID is not kept.
-			if id := strings.TrimSpace(strings.TrimPrefix(s, "id:")); validEventID(id) {
+			if id := strings.TrimSpace(string(bytes.TrimPrefix(s, []byte("id:")))); validEventID(id) {
 				last = id
 			}
-		case strings.HasPrefix(s, "event:"):
-			event = strings.TrimSpace(strings.TrimPrefix(s, "event:"))
+		case bytes.HasPrefix(s, []byte("event:")):
+			event = strings.TrimSpace(string(bytes.TrimPrefix(s, []byte("event:"))))
 		}
+		p.mem.give(len(line))
 		if err != nil {
-			if len(data) > 0 && !tooLarge && (event == "" || event == "message") {
-				deliver(data)
-			}
+			emit()
 			return last, err
 		}
 	}
@@ -739,13 +999,16 @@ func (p *Proxy) stream(ctx context.Context) {
 			last = ""
 		case resp.StatusCode == http.StatusOK:
 			delivered := false
-			l, _ := p.readEvents(resp.Body, func(m []byte) { delivered = true; p.write(m) })
+			l, err := p.readEvents(resp.Body, func(m []byte) { delivered = true; p.write(m) })
 			resp.Body.Close()
 			if l != "" {
 				last = l
 			}
 			if delivered {
 				wait = streamMinWait
+			}
+			if overflow(err) {
+				failure = p.overflowed(err).Error()
 			}
 		default:
 			resp.Body.Close()
