@@ -737,12 +737,12 @@ func (p *Proxy) do(ctx context.Context, build func(context.Context) (*http.Reque
 // request when closed.
 type idleBody struct {
 	io.ReadCloser
-	timer  *time.Timer
-	idle   time.Duration
+	timer *time.Timer
+	idle  time.Duration
 	// ctx is the request's: a read that fails because it ended for
 	// idleness fails with cause.
-	ctx   context.Context
-	cause error
+	ctx    context.Context
+	cause  error
 	cancel context.CancelCauseFunc
 }
 
