@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -79,7 +80,46 @@ func splitList(s string) []string {
 	return out
 }
 
-func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
+// devServer is the running dev server with its periodic restarts
+// (--restart-every), which Close stops first.
+type devServer struct {
+	*devserver.Server
+	stopRestarts func()
+}
+
+// Close stops the restarts, then the server.
+func (d *devServer) Close() error {
+	d.stopRestarts()
+	return d.Server.Close()
+}
+
+// restartEvery calls srv.RestartServer every period, logging each restart,
+// until the returned stop is called; stop waits for a restart under way.
+// A period of 0 restarts nothing.
+func restartEvery(srv *devserver.Server, period time.Duration, logf func(string, ...any)) (stop func()) {
+	if period <= 0 {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				srv.RestartServer()
+				logf("restarted the MCP server (restart %d): its MCP sessions, logins in progress and Login Flows are forgotten", n)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
+}
+
+func start(args []string, stdout, stderr io.Writer) (*devServer, error) {
 	fs := flag.NewFlagSet("ncmcp-devserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defaultClients := strings.Join(devserver.DefaultAllowedClients, ",")
@@ -115,6 +155,8 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		loginFlow    = fs.Bool("login-flow-tools", false, "generation 1: also offer the nc_auth_* tools and the Login Flow v2 stand-in (generation 2 always does)")
 		ncUser       = fs.String("nextcloud-user", devserver.DefaultUser.Username, "test user logged in at the Login Flow stand-in's pages for flows the tools did not start")
 		quiet        = fs.Bool("quiet", false, "do not log requests")
+		restarts     = fs.Duration("restart-every", 0, "restart the MCP server this often, as a real restart would (MCP sessions, logins in progress and Login Flows are forgotten; tokens stay valid), logging each restart; 0: never")
+		forgetReg    = fs.Bool("forget-clients-on-restart", false, "each restart of the MCP server (--restart-every) also makes the IdP forget the clients registered at its /register, with their tokens, as an authorization server that keeps registrations in memory does: their refreshes and code exchanges get invalid_client")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: ncmcp-devserver [flags]\n\nRuns a development stand-in for the Nextcloud MCP server and its identity provider on loopback.\n\nFlags:\n")
@@ -167,11 +209,17 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 		NextcloudUser:         *ncUser,
 		RefreshReuseInterval:  *reuse,
 	}
+	opts.ForgetClientsOnRestart = *forgetReg
 	if len(opts.AllowedClients) == 0 {
 		return nil, errors.New("--allowed-clients is empty")
 	}
+	if *restarts < 0 {
+		return nil, fmt.Errorf("invalid --restart-every %s (want a positive duration, or 0 for never)", *restarts)
+	}
+	// One logger for requests and restarts, so that their lines do not mix.
+	logger := log.New(stderr, "ncmcp-devserver: ", log.LstdFlags)
 	if !*quiet {
-		opts.Logf = log.New(stderr, "ncmcp-devserver: ", log.LstdFlags).Printf
+		opts.Logf = logger.Printf
 	}
 	srv, err := devserver.Start(opts)
 	if err != nil {
@@ -228,6 +276,9 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 	} else {
 		fmt.Fprintf(stderr, "  IdP client registration:   %s/register (RFC 7591/7592)\n", is)
 	}
+	if o.ForgetClientsOnRestart {
+		fmt.Fprintln(stderr, "  IdP client registration:   forgotten, with its tokens, when the MCP server restarts")
+	}
 	if o.RegistrationFault != "" {
 		fmt.Fprintf(stderr, "  FAULT: IdP registration answers %q\n", o.RegistrationFault)
 	}
@@ -244,6 +295,9 @@ func start(args []string, stdout, stderr io.Writer) (*devserver.Server, error) {
 	fmt.Fprintf(stderr, "    %s, %s: public, redirect http://127.0.0.1:ANY/callback or http://localhost:ANY/callback\n", devserver.PublicClientID, devserver.ClaudeDesktopClientID)
 	fmt.Fprintf(stderr, "    %s: confidential, secret %s, same redirects\n", devserver.ConfidentialClientID, devserver.ConfidentialClientSecret)
 	fmt.Fprintf(stderr, "    %s: the server's own client, redirect %s/oauth/callback\n", devserver.ServerClientID, srv.URL())
+	if *restarts > 0 {
+		fmt.Fprintf(stderr, "  RESTARTS: the MCP server restarts every %s (sessions forgotten, tokens kept)\n", *restarts)
+	}
 	fmt.Fprintln(stdout, srv.URL())
-	return srv, nil
+	return &devServer{Server: srv, stopRestarts: restartEvery(srv, *restarts, logger.Printf)}, nil
 }

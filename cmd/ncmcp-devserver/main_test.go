@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/devserver"
+	"golang.org/x/oauth2"
 )
 
 func TestStartFlags(t *testing.T) {
@@ -52,6 +59,7 @@ func TestStartRejects(t *testing.T) {
 		{"--registration-fault", "sometimes"},
 		{"--addr", "0.0.0.0:0"},
 		{"--nextcloud-user", "nobody"},
+		{"--restart-every", "-1s"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args = append([]string{"--addr", "127.0.0.1:0", "--idp-addr", "127.0.0.1:0", "--quiet"}, args...)
@@ -104,5 +112,146 @@ func TestNextAddr(t *testing.T) {
 		if got := nextAddr(in, 2); got != want {
 			t.Errorf("nextAddr(%q, 2) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines to write
+// while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// accessToken logs in at the generation-2 server with --auto-approve as
+// the public test client, following the redirects as a browser would up to
+// the client's loopback redirect (which is never contacted).
+func accessToken(t *testing.T, serverURL string) string {
+	t.Helper()
+	const redirectURI = "http://127.0.0.1:9/callback"
+	verifier := oauth2.GenerateVerifier()
+	q := url.Values{
+		"response_type": {"code"}, "client_id": {devserver.PublicClientID}, "redirect_uri": {redirectURI}, "state": {"st"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+	}
+	jar, _ := cookiejar.New(nil)
+	var code string
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), redirectURI) {
+			code = req.URL.Query().Get("code")
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	resp, err := browser.Get(serverURL + "/oauth/authorize?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code == "" {
+		t.Fatalf("the login ended at %s with %d, without a code", resp.Request.URL.Redacted(), resp.StatusCode)
+	}
+	cfg := &oauth2.Config{ClientID: devserver.PublicClientID, RedirectURL: redirectURI,
+		Endpoint: oauth2.Endpoint{TokenURL: serverURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+// mcpPost posts a JSON-RPC message to /mcp and returns the status and the
+// session id the server answers with.
+func mcpPost(t *testing.T, serverURL, token, session, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, serverURL+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+		req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Mcp-Session-Id")
+}
+
+// TestRestartEvery: with --restart-every the MCP server restarts on its
+// own, logging each restart, and a session begun before a restart is
+// unknown after it (404), while the token stays valid for a new one.
+// Restart n+2 begins after restart n+1 is logged; so once the test has
+// seen n restarts logged after the session began, restart n+2 came after
+// the session, whatever the timing.
+func TestRestartEvery(t *testing.T) {
+	var stdout bytes.Buffer
+	var stderr syncBuffer
+	srv, err := start([]string{"--addr", "127.0.0.1:0", "--quiet", "--auto-approve", "--restart-every", "100ms"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, stderr.String())
+	}
+	defer srv.Close()
+	if !strings.Contains(stderr.String(), "restarts every 100ms") {
+		t.Errorf("the banner does not name the restarts:\n%s", stderr.String())
+	}
+	restarts := func() int { return strings.Count(stderr.String(), "restarted the MCP server (restart ") }
+	waitRestarts := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); restarts() < n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d restarts logged in 10s, want %d:\n%s", restarts(), n, stderr.String())
+			}
+		}
+	}
+	token := accessToken(t, srv.URL())
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"0"}}}`
+	const ping = `{"jsonrpc":"2.0","id":2,"method":"ping"}`
+	before := restarts()
+	status, session := mcpPost(t, srv.URL(), token, "", initialize)
+	if status != http.StatusOK || session == "" {
+		t.Fatalf("initialize: %d, session %q", status, session)
+	}
+	status, _ = mcpPost(t, srv.URL(), token, session, ping)
+	seen := restarts()
+	if seen == before && status != http.StatusOK {
+		t.Errorf("ping in a session no restart ended: %d, want 200", status)
+	}
+	waitRestarts(seen + 2)
+	if status, _ := mcpPost(t, srv.URL(), token, session, ping); status != http.StatusNotFound {
+		t.Errorf("ping in a session begun before a restart: %d, want 404", status)
+	}
+	if status, session := mcpPost(t, srv.URL(), token, "", initialize); status != http.StatusOK || session == "" {
+		t.Errorf("initialize after the restarts with the same token: %d, session %q", status, session)
+	}
+}
+
+// TestForgetClientsOnRestartFlag: --forget-clients-on-restart sets the
+// option, and the banner says so.
+func TestForgetClientsOnRestartFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	srv, err := start([]string{"--addr", "127.0.0.1:0", "--idp-addr", "127.0.0.1:0", "--quiet", "--forget-clients-on-restart"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, stderr.String())
+	}
+	defer srv.Close()
+	if !srv.Options().ForgetClientsOnRestart || !strings.Contains(stderr.String(), "forgotten, with its tokens, when the MCP server restarts") {
+		t.Errorf("ForgetClientsOnRestart %t, stderr:\n%s", srv.Options().ForgetClientsOnRestart, stderr.String())
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -43,6 +44,11 @@ type mcpEndpoint struct {
 	mu      sync.Mutex // guards handler
 	handler *mcp.StreamableHTTPHandler
 
+	readyMu sync.Mutex // guards ready
+	// ready holds the sessions whose client sent notifications/initialized
+	// (see lifecycleMiddleware).
+	ready map[*mcp.ServerSession]bool
+
 	countMu sync.Mutex // guards calls
 	calls   map[string]int
 }
@@ -55,10 +61,14 @@ func newMCPEndpoint(m *mcpServer) *mcpEndpoint {
 		tools:    make(map[string]tool),
 		versions: protocolVersions[m.gen],
 		calls:    make(map[string]int),
+		ready:    make(map[*mcp.ServerSession]bool),
 	}
 	e.server = mcp.NewServer(&mcp.Implementation{Name: "Nextcloud MCP", Version: sdkVersions[m.gen]}, &mcp.ServerOptions{
 		Logger:       discardLogger,
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{}},
+		// The SDK calls it while it handles the notification, before it
+		// reads the session's next message.
+		InitializedHandler: func(_ context.Context, req *mcp.InitializedRequest) { e.setReady(req.Session) },
 	})
 	for _, t := range m.tools() {
 		var listing struct {
@@ -71,7 +81,8 @@ func newMCPEndpoint(m *mcpServer) *mcpEndpoint {
 		e.listing = append(e.listing, json.RawMessage(t.listing))
 		e.server.AddTool(&mcp.Tool{Name: t.name, InputSchema: listing.InputSchema}, e.callTool(t))
 	}
-	e.server.AddReceivingMiddleware(e.toolCallMiddleware)
+	// lifecycleMiddleware runs first: a refused request reaches no tool.
+	e.server.AddReceivingMiddleware(e.lifecycleMiddleware, e.toolCallMiddleware)
 	e.handler = e.newHandler()
 	return e
 }
@@ -115,6 +126,69 @@ func (e *mcpEndpoint) callTool(t tool) mcp.ToolHandler {
 // errorResult is a tool error as FastMCP answers it: isError with text only.
 func errorResult(text string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}, IsError: true}
+}
+
+// errBeforeInitialized is the MCP Python SDK's answer to a request that
+// reaches a session before its initialization is complete: its
+// ServerSession._received_request raises RuntimeError("Received request
+// before initialization was complete"), which BaseSession._receive_loop
+// turns into this JSON-RPC error for the request's id (the Streamable HTTP
+// transport sends it like any answer: 200, one SSE event).
+var errBeforeInitialized = &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "Invalid request parameters", Data: json.RawMessage(`""`)}
+
+// lifecycleMiddleware refuses, with errBeforeInitialized, every request of
+// a session but initialize and ping until its client has sent
+// notifications/initialized. It follows the MCP Python SDK's
+// ServerSession._received_request (src/mcp/server/session.py) as it was
+// before python-sdk PR #1478: the initialization state becomes
+// Initializing with initialize and Initialized only with the
+// notification, and any other request meanwhile is refused; ping passes at
+// any time (python-sdk PR #1312). With PR #1478 the state becomes
+// Initialized as soon as initialize is answered, so such requests are
+// served: 1.26 and 1.27 have it (the line numbers of their tracebacks
+// show), and so the 1.29 of generation 2 does; whether the 1.21 of
+// generation 1 has it is not established. The stand-in keeps the stricter
+// rule in both generations, so that a client that sends a request before
+// its notification has reached the server fails here rather than against
+// a server of an older SDK. Notifications pass: the Python SDK drops them
+// without an answer, which a client cannot tell from the 202. There are
+// no stateless sessions here (a request without a session must be
+// initialize, see serveWire); the Python SDK counts those initialized from
+// the start.
+func (e *mcpEndpoint) lifecycleMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method == "initialize" || method == "ping" || strings.HasPrefix(method, "notifications/") {
+			return next(ctx, method, req)
+		}
+		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && !e.isReady(ss) {
+			return nil, errBeforeInitialized
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// setReady records that the session's client sent notifications/initialized,
+// and forgets sessions that have ended.
+func (e *mcpEndpoint) setReady(ss *mcp.ServerSession) {
+	live := make(map[*mcp.ServerSession]bool)
+	for s := range e.server.Sessions() {
+		live[s] = true
+	}
+	e.readyMu.Lock()
+	defer e.readyMu.Unlock()
+	for s := range e.ready {
+		if !live[s] {
+			delete(e.ready, s)
+		}
+	}
+	e.ready[ss] = true
+}
+
+// isReady reports whether the session's client sent notifications/initialized.
+func (e *mcpEndpoint) isReady(ss *mcp.ServerSession) bool {
+	e.readyMu.Lock()
+	defer e.readyMu.Unlock()
+	return e.ready[ss]
 }
 
 // toolCallMiddleware counts tool calls and answers what FastMCP answers

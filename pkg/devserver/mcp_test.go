@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -146,6 +147,80 @@ func TestMCPTokenExpiry(t *testing.T) {
 	}
 }
 
+// TestAccessTokenRefusedWhenExpiresInHasPassed: a client that counts
+// expires_in from the moment it received the token response sees its
+// token accepted until then and refused from then on, at /mcp, userinfo
+// and introspection alike, and the token's exp is not later. The token is
+// issued just after a whole second, where the lifetime Dex counts from
+// the second would outlast expires_in by almost a second.
+func TestAccessTokenRefusedWhenExpiresInHasPassed(t *testing.T) {
+	s := startServer(t, Options{AutoApprove: true, AccessTokenTTL: 2 * time.Second})
+	lb := newLoopback(t)
+	code := login(t, s, lb, PublicClientID, "x", nil)
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
+	status, _, body := rawToken(t, s, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {lb.redirectURI()}, "client_id": {PublicClientID}})
+	received := time.Now()
+	expiresIn, _ := body["expires_in"].(float64)
+	token, _ := body["access_token"].(string)
+	if status != 200 || expiresIn != 1 || token == "" {
+		t.Fatalf("token response %d %v, want expires_in 1", status, body)
+	}
+	expiry := received.Add(time.Duration(expiresIn) * time.Second)
+	if exp := time.Unix(int64(jwtClaims(t, token)["exp"].(float64)), 0); exp.After(expiry) {
+		t.Errorf("exp %s is after the expiry %s that expires_in announced", exp, expiry)
+	}
+	userinfo := func() int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.IssuerURL()+idpUserinfoPath, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	active := func() bool {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, s.IssuerURL()+idpIntrospectPath, strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(ConfidentialClientID, ConfidentialClientSecret)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Active bool `json:"active"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("introspection: %d %v", resp.StatusCode, err)
+		}
+		return r.Active
+	}
+	time.Sleep(time.Until(expiry.Add(-300 * time.Millisecond)))
+	if got := mcpStatus(t, s, token); got != 200 {
+		t.Errorf("/mcp just before the announced expiry: %d", got)
+	}
+	if got := userinfo(); got != 200 {
+		t.Errorf("userinfo just before the announced expiry: %d", got)
+	}
+	if !active() {
+		t.Error("introspection: the token is not active just before the announced expiry")
+	}
+	time.Sleep(time.Until(expiry.Add(50 * time.Millisecond)))
+	if got := mcpStatus(t, s, token); got != http.StatusUnauthorized {
+		t.Errorf("/mcp after the announced expiry: %d, want 401", got)
+	}
+	if got := userinfo(); got == 200 {
+		t.Error("userinfo accepts the token after the announced expiry")
+	}
+	if active() {
+		t.Error("introspection: the token is active after the announced expiry")
+	}
+}
+
 func TestMCPSessionBoundToUser(t *testing.T) {
 	s := startServer(t, Options{})
 	cs := mustMCPSession(t, s, tokensAs(t, s, DefaultUser).AccessToken)
@@ -213,6 +288,49 @@ func TestStrictScopeClaim(t *testing.T) {
 		denied := res.IsError && res.StructuredContent == nil && strings.Contains(text, "Missing required scopes: openid. Token has scopes: none.")
 		if denied != strict {
 			t.Errorf("StrictScopeClaim %t: %+v %s", strict, res, text)
+		}
+	}
+}
+
+// TestMCPRequestsBeforeInitialized: between initialize and the client's
+// notifications/initialized, a session refuses every request but ping as
+// the MCP Python SDK does (a JSON-RPC error -32602 "Invalid request
+// parameters" with data "", in a 200 SSE answer), runs no tool, and serves
+// them once the notification came.
+func TestMCPRequestsBeforeInitialized(t *testing.T) {
+	for gen, version := range map[int]string{1: "2025-06-18", 2: "2025-11-25"} {
+		s := startServer(t, Options{AutoApprove: true, Generation: gen})
+		token := tokens(t, s).AccessToken
+		resp, body := mcpRequest(t, s, token, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+version+`","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}`, nil)
+		session := resp.Header.Get("Mcp-Session-Id")
+		if resp.StatusCode != 200 || session == "" {
+			t.Fatalf("generation %d: initialize: %d %s", gen, resp.StatusCode, body)
+		}
+		hdr := map[string]string{"Mcp-Protocol-Version": version}
+		sse := func(msg string) string { return "event: message\r\ndata: " + msg + "\r\n\r\n" }
+		refused := func(id string) string {
+			return sse(`{"jsonrpc":"2.0","id":` + id + `,"error":{"code":-32602,"message":"Invalid request parameters","data":""}}`)
+		}
+		for _, tc := range []struct{ body, want string }{
+			{`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, refused("2")},
+			{`{"jsonrpc":"2.0","id":"three","method":"tools/call","params":{"name":"` + ToolCheckStatus + `","arguments":{}}}`, refused(`"three"`)},
+			{`{"jsonrpc":"2.0","id":4,"method":"ping"}`, sse(`{"jsonrpc":"2.0","id":4,"result":{}}`)},
+		} {
+			resp, body := mcpRequest(t, s, token, session, tc.body, hdr)
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" ||
+				resp.Header.Get("Mcp-Session-Id") != session || body != tc.want {
+				t.Errorf("generation %d: before initialized, %s: %d %v %.300q, want %q", gen, tc.body, resp.StatusCode, resp.Header, body, tc.want)
+			}
+		}
+		if n := s.ToolCalls(ToolCheckStatus); n != 0 {
+			t.Errorf("generation %d: a refused tools/call counted: ToolCalls = %d", gen, n)
+		}
+		if resp, body := mcpRequest(t, s, token, session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, hdr); resp.StatusCode != 202 {
+			t.Fatalf("generation %d: notifications/initialized: %d %s", gen, resp.StatusCode, body)
+		}
+		resp, body = mcpRequest(t, s, token, session, `{"jsonrpc":"2.0","id":5,"method":"tools/list"}`, hdr)
+		if resp.StatusCode != 200 || !strings.Contains(body, `"id":5,`) || !strings.Contains(body, `"result":{"tools":[{"name":"provision_nextcloud_access"`) {
+			t.Errorf("generation %d: tools/list after initialized: %d %s", gen, resp.StatusCode, body)
 		}
 	}
 }

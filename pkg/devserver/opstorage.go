@@ -126,9 +126,20 @@ type grant struct {
 // accessTokenRecord is an issued access token; its id is the token's jti.
 type accessTokenRecord struct {
 	grant
-	id      string
-	issued  time.Time // the iat claim, whole seconds
-	expires time.Time // issued + the access token lifetime
+	id string
+	// made is when the token was made (the ID token issued with it keeps
+	// Dex's iat and exp from this moment).
+	made time.Time
+	// issued is when the token counts as issued (its iat claim): the
+	// lifetime before expires, up to a second before made (see
+	// newAccessTokenLocked).
+	issued time.Time
+	// expires is when the token stops working: the moment it was made plus
+	// the token response's expires_in (its exp claim is this, truncated to
+	// the second).
+	expires time.Time
+	// expiresIn is the token response's expires_in, in seconds.
+	expiresIn int64
 }
 
 // refreshTokenRecord is one refresh token, with Dex's rotation state: token
@@ -410,13 +421,30 @@ func grantOf(req op.TokenRequest) grant {
 }
 
 // newAccessTokenLocked records a new access token. The caller holds s.mu.
+//
+// Dex answers expires_in as the lifetime less the fraction of a second
+// already gone (3599 for an hour), while the token works for the whole
+// lifetime from its issue: a client that counts expires_in from the moment
+// it received the answer sees its token accepted for up to a second after
+// it considers it expired, and never sees an expired token refused. Here
+// the token stops working when expires_in, counted from the moment it was
+// made, has passed, which is never later than that client's reckoning. The
+// token is what Dex would have issued up to a second earlier (a second for
+// a lifetime of whole seconds), so that its iat and exp claims keep Dex's
+// lifetime apart (exp - iat is 3600 for an hour, as in the recordings) and
+// exp, truncated to the second, is not after the moment of refusal. A
+// lifetime of a second or less gives expires_in 0: a token that is expired
+// from the start.
 func (s *storage) newAccessTokenLocked(g grant, now time.Time) *accessTokenRecord {
-	issued := now.Truncate(time.Second)
+	expiresIn := int64(max(s.accessTTL-time.Nanosecond, 0) / time.Second)
+	expires := now.Add(time.Duration(expiresIn) * time.Second)
 	at := &accessTokenRecord{
-		grant:   g,
-		id:      randomID(),
-		issued:  issued,
-		expires: issued.Add(s.accessTTL),
+		grant:     g,
+		id:        randomID(),
+		made:      now,
+		issued:    expires.Add(-s.accessTTL),
+		expires:   expires,
+		expiresIn: expiresIn,
 	}
 	s.accessTokens[at.id] = at
 	return at
@@ -653,6 +681,22 @@ func (s *storage) deleteClient(id string) {
 		if at.clientID == id {
 			delete(s.accessTokens, tid)
 		}
+	}
+}
+
+// forgetRegisteredClients deletes every client registered through RFC
+// 7591, with its tokens (see deleteClient), and keeps the static ones.
+func (s *storage) forgetRegisteredClients() {
+	var ids []string
+	s.clientsMu.RLock()
+	for id, c := range s.clients {
+		if c.registration != nil {
+			ids = append(ids, id)
+		}
+	}
+	s.clientsMu.RUnlock()
+	for _, id := range ids {
+		s.deleteClient(id)
 	}
 }
 

@@ -403,3 +403,70 @@ func TestFlow2RevokeWithoutRevocationEndpoint(t *testing.T) {
 		t.Errorf("the token was revoked at an OP without revocation: %v", err)
 	}
 }
+
+// TestForgetClientsOnRestart: with the option, RestartServer forgets the
+// clients registered at the OP with their tokens: a refresh or code
+// exchange by one of them is answered invalid_client, its access token is
+// refused, its registration is gone; the static clients and their tokens
+// stay. Without the option the registrations survive the restart.
+func TestForgetClientsOnRestart(t *testing.T) {
+	for _, forget := range []bool{true, false} {
+		s := startServer(t, Options{AutoApprove: true, ForgetClientsOnRestart: forget})
+		lb := newLoopback(t)
+		_, challenge := pkcePair()
+		type client struct {
+			r     registered
+			cfg   *oauth2.Config
+			tok   *oauth2.Token
+			code  string
+			style string
+		}
+		var clients []client
+		for _, method := range []string{"none", "client_secret_basic"} {
+			r := registerAtOP(t, s, map[string]any{"redirect_uris": []string{lb.redirectURI()}, "token_endpoint_auth_method": method})
+			style := oauth2.AuthStyleInParams
+			if method != "none" {
+				style = oauth2.AuthStyleInHeader
+			}
+			cfg := oauthConfig(s, r.ClientID, r.ClientSecret, lb.redirectURI(), style)
+			tok, err := exchange(t, cfg, login(t, s, lb, r.ClientID, challenge, nil), "")
+			if err != nil {
+				t.Fatalf("%s client: %v", method, err)
+			}
+			clients = append(clients, client{r: r, cfg: cfg, tok: tok, code: login(t, s, lb, r.ClientID, challenge, nil), style: method})
+		}
+		static := tokens(t, s)
+
+		s.RestartServer()
+
+		for _, c := range clients {
+			_, refreshErr := c.cfg.TokenSource(testContext(t), &oauth2.Token{RefreshToken: c.tok.RefreshToken}).Token()
+			_, exchangeErr := exchange(t, c.cfg, c.code, "")
+			status, _ := manage(t, http.MethodGet, c.r.RegistrationClientURI, c.r.RegistrationAccessToken)
+			if !forget {
+				if refreshErr != nil || exchangeErr != nil || status != 200 || mcpStatus(t, s, c.tok.AccessToken) != 200 {
+					t.Errorf("kept %s client: refresh %v, exchange %v, registration %d", c.style, refreshErr, exchangeErr, status)
+				}
+				continue
+			}
+			for what, err := range map[string]error{"refresh": refreshErr, "code exchange": exchangeErr} {
+				if err == nil {
+					t.Errorf("forgotten %s client: %s works", c.style, what)
+				} else if status, code := oauthErr(t, err); status != 401 || code != "invalid_client" {
+					t.Errorf("forgotten %s client: %s: %d %s, want 401 invalid_client", c.style, what, status, code)
+				}
+			}
+			if got := mcpStatus(t, s, c.tok.AccessToken); got != http.StatusUnauthorized {
+				t.Errorf("forgotten %s client: its access token at /mcp: %d, want 401", c.style, got)
+			}
+			if status != 401 {
+				t.Errorf("forgotten %s client: registration read: %d, want 401", c.style, status)
+			}
+		}
+		// The static client keeps its tokens.
+		cfg := oauthConfig(s, PublicClientID, "", lb.redirectURI(), oauth2.AuthStyleInParams)
+		if _, err := refreshWith(t, cfg, static.RefreshToken); err != nil || mcpStatus(t, s, static.AccessToken) != 200 {
+			t.Errorf("forget %t: the static client's tokens after the restart: %v", forget, err)
+		}
+	}
+}

@@ -54,7 +54,9 @@
 //
 // The MCP endpoint is the official Go SDK's Streamable HTTP server behind a
 // thin adapter that gives its answers the wire format of the Python SDK the
-// real servers run on (see mcpwire.go).
+// real servers run on (see mcpwire.go). As that SDK did before its PR
+// #1478, a session refuses every request but ping until the client's
+// notifications/initialized has arrived (see mcp.go).
 //
 // It is a development server: it keeps everything in memory, has fixed test
 // users and clients, and refuses to listen on anything but loopback.
@@ -208,7 +210,10 @@ type Options struct {
 	// to the IdP (the real one does not).
 	ForwardNonce bool
 	// AccessTokenTTL is the lifetime of the OP's access and ID tokens;
-	// default 1h.
+	// default 1h. The token response's expires_in counts as Dex's does
+	// (3599 for an hour), and an access token stops working once
+	// expires_in has passed since it was issued: never later than a client
+	// that counts from the answer's receipt expects.
 	AccessTokenTTL time.Duration
 
 	// IDTokenAudience, if set, is put in ID tokens' aud instead of the usual
@@ -260,6 +265,14 @@ type Options struct {
 	// registered at the OP expire that long after registration (reported
 	// in client_secret_expires_at); default 0, secrets never expire.
 	RegisteredSecretTTL time.Duration
+	// ForgetClientsOnRestart makes RestartServer also forget every client
+	// registered at the OP through RFC 7591 (/register), with its tokens and
+	// refresh tokens, as an authorization server that keeps its dynamic
+	// registrations in memory forgets them when it restarts: a later
+	// refresh or code exchange by such a client is answered
+	// invalid_client. Static clients (the fixed ones and AllowedClients)
+	// stay.
+	ForgetClientsOnRestart bool
 
 	// Generation is the MCP server generation to stand in for: 0 or 1 for
 	// generation 1 ("pass-through", the default), 2 for generation 2 (the
@@ -792,8 +805,15 @@ func (s *Server) Flow2URL() string {
 // forgets: its login sessions and codes, rate-limit counters, Flow 2
 // sessions, pending Login Flows and every MCP session. What the real server
 // keeps in its database stays: the Flow 2 refresh tokens and app passwords
-// it stored. The OP keeps running and the tokens it issued stay valid.
-func (s *Server) RestartServer() { s.mcpSide.restart() }
+// it stored. The OP keeps running and the tokens it issued stay valid,
+// except, with Options.ForgetClientsOnRestart, those of the clients
+// registered at the OP, which it forgets.
+func (s *Server) RestartServer() {
+	s.mcpSide.restart()
+	if s.opts.ForgetClientsOnRestart {
+		s.store.forgetRegisteredClients()
+	}
+}
 
 // ToolCalls returns how many times the MCP tool with that name was called,
 // whatever the outcome.

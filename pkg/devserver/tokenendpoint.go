@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -200,10 +199,10 @@ func (s *Server) dexTokens(body []byte, grantType, code string) ([]byte, error) 
 		{"token_type", "bearer"},
 	}
 	if !s.opts.OmitExpiresIn {
-		// As Dex counts it at issuance: the lifetime less the fraction of
-		// a second already gone (3599 for an hour), whatever the time the
-		// answer takes to leave.
-		out = append(out, field{"expires_in", max(int64((at.expires.Sub(at.issued)-time.Second)/time.Second), 0)})
+		// As Dex counts it at issuance (3599 for an hour), whatever the
+		// time the answer takes to leave; the token stops working that
+		// long after it was made (see storage.newAccessTokenLocked).
+		out = append(out, field{"expires_in", at.expiresIn})
 	}
 	if resp.RefreshToken != "" && !(s.opts.NoRefreshRotation && grantType == string(oidc.GrantTypeRefreshToken)) {
 		out = append(out, field{"refresh_token", resp.RefreshToken})
@@ -239,12 +238,20 @@ func (s *Server) dexClaims(at accessTokenRecord, user User, jti, atHash, cHash s
 	if len(aud) == 1 {
 		audClaim = aud[0]
 	}
+	iat, exp := at.issued, at.expires
+	if idToken {
+		// Nothing refuses an ID token before its exp, so it keeps Dex's
+		// timestamps, which give it the whole lifetime: a short one
+		// (AccessTokenTTL of a few seconds) still leaves the MCP server
+		// time to verify it.
+		iat, exp = at.made, at.made.Add(s.opts.AccessTokenTTL)
+	}
 	claims := object{
 		{"iss", s.issuer},
 		{"sub", at.subject},
 		{"aud", audClaim},
-		{"exp", at.expires.Unix()},
-		{"iat", at.issued.Unix()},
+		{"exp", exp.Unix()},
+		{"iat", iat.Unix()},
 		{"jti", jti},
 	}
 	if azp != "" {
