@@ -14,6 +14,7 @@ import (
 
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/ncmcp/ncmcp/pkg/proxy"
+	"github.com/ncmcp/ncmcp/pkg/rotlog"
 	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
 )
@@ -55,6 +56,12 @@ proxy.log in the config directory (--log-file).
 Every request the client sends gets one answer: an answer of the server
 that is not JSON, or from which no byte came for --idle-timeout, becomes a
 JSON-RPC error, and a request the client cancels is aborted at the server.
+At most 16 requests are under way at the server (the rest wait, in
+order), and all messages in flight share 64 MiB. A token the server
+refuses is renewed; one that cannot be renewed is used until it expires,
+then a browser login follows (unless --no-login); a client the
+authorization server forgot is registered again, once. The log file
+rotates at 1 MiB, keeping one old file.
 The standalone stream backs off, up to 30 s, while the server fails. The
 proxy stops within about 2 s when stdin closes or at SIGTERM, SIGINT or
 SIGHUP (and Windows' Ctrl-C and console close): requests still under way
@@ -86,15 +93,17 @@ setup CLIENT' writes the entry that runs it.`,
 
 func runProxy(ctx context.Context, opts *ProxyOptions) error {
 	g, d := opts.g, opts.g.deps
+	// The config directory is checked (owner, permissions) before the log
+	// file is made in it.
+	st, srv, acct, err := g.mcpTarget()
+	if err != nil {
+		return err
+	}
 	logf, closeLog, err := proxyLog(opts)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	st, srv, acct, err := g.mcpTarget()
-	if err != nil {
-		return err
-	}
 	creds := newCredentials(g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser})
 	creds.Notice = func(m string) { logf(m) }
 	if _, err := url.Parse(srv.MCPEndpoint()); err != nil {
@@ -142,11 +151,12 @@ func proxyLog(opts *ProxyOptions) (func(string), func(), error) {
 			return nil, nil, failure(fmt.Errorf("create %s: %w", dir, err), "set NCMCP_CONFIG_DIR, or pass --log-file")
 		}
 		path = filepath.Join(dir, "proxy.log")
-		rotate(path, 1<<20)
 	}
 	var file io.WriteCloser
 	if path != "" {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		// Proxies run for days, several at once: the log rotates by size
+		// while they write, keeping one old file.
+		f, err := rotlog.Open(path, proxyLogSize)
 		if err != nil {
 			return nil, nil, failure(fmt.Errorf("open the log file: %w", err), "pass a writable --log-file")
 		}
@@ -170,9 +180,5 @@ func proxyLog(opts *ProxyOptions) (func(string), func(), error) {
 	}, nil
 }
 
-// rotate moves a log file over size aside, keeping one old one.
-func rotate(path string, size int64) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > size {
-		_ = os.Rename(path, path+".1")
-	}
-}
+// proxyLogSize is the size at which the proxy's log file rotates.
+const proxyLogSize = 1 << 20
