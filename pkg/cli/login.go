@@ -194,13 +194,15 @@ func loginInBrowser(ctx context.Context, opts *LoginOptions, st *store.Store, di
 	if opts.WithRefreshToken {
 		return loginWithRefreshToken(ctx, g, st, disc, client)
 	}
-	port := opts.Port
-	if port == 0 {
-		port = client.Port
-	}
 	scopes, err := loginScopes(g, st, disc, nil, opts.Scopes)
 	if err != nil {
 		return nil, err
 	}
-	return browserLogin(ctx, g, st, disc, client.Client, browserOptions{port: port, scopes: scopes, noBrowser: opts.NoBrowser, paste: opts.Paste, timeout: opts.Timeout, extraScopes: len(opts.Scopes) > 0})
+	return loginReplacingForgotten(ctx, g, st, disc, client, func(c *login.Client) (*login.Result, error) {
+		port := opts.Port
+		if port == 0 {
+			port = c.Port
+		}
+		return browserLogin(ctx, g, st, disc, c.Client, browserOptions{port: port, scopes: scopes, noBrowser: opts.NoBrowser, paste: opts.Paste, timeout: opts.Timeout, extraScopes: len(opts.Scopes) > 0})
+	})
 }

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ncmcp/ncmcp/pkg/clients"
+	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/login"
+	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
 
 // loginClient picks the OAuth client of a browser login (see login.Pick):
@@ -49,4 +53,38 @@ func loginScopes(g *globalOptions, st *store.Store, disc *discovery.Result, chal
 		return nil, failure(fmt.Errorf("choose scopes: %w", err), "")
 	}
 	return scopes, nil
+}
+
+// loginReplacingForgotten runs a login with client; when the
+// authorization server no longer knows it (invalid_client, "Unknown
+// client_id": one that keeps registrations in memory restarted) and ncmcp
+// registered it, a new client is registered in its place and the login
+// runs once more, with that one.
+func loginReplacingForgotten(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client *login.Client, run func(*login.Client) (*login.Result, error)) (*login.Result, error) {
+	res, err := run(client)
+	if !clientForgotten(err) {
+		return res, err
+	}
+	cg := &credential.ClientGoneError{Server: disc.ServerURL, ClientID: client.ID, Err: err}
+	var re *clients.ReplacedError
+	if !errors.As(g.clients(st).Recover(ctx, cg), &re) {
+		return res, err // not one ncmcp registered, or none could replace it
+	}
+	fmt.Fprintf(g.deps.Stderr, "%s: logging in again with it.\n", termsafe.String(re.Error()))
+	next, cerr := loginClient(ctx, g, st, disc)
+	if cerr != nil {
+		return nil, cerr
+	}
+	return run(next)
+}
+
+// clientForgotten tells whether a login failed because the authorization
+// server does not know the client.
+func clientForgotten(err error) bool {
+	var (
+		xe *login.ExchangeError
+		az *login.AuthorizeError
+	)
+	return errors.As(err, &xe) && xe.UnknownClient ||
+		errors.As(err, &az) && registration.UnknownClient(az.Code, az.Description)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
+	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/ncmcp/ncmcp/pkg/session"
 	"github.com/ncmcp/ncmcp/pkg/store"
@@ -35,7 +36,7 @@ func newCredentials(g *globalOptions, st *store.Store, srv *store.Server, acct *
 			return sessionLogin(ctx, g, st, endpoint, challenged, lp.NoBrowser)
 		}
 		c.Recover = func(ctx context.Context, cg *credential.ClientGoneError) error {
-			return handleClientGone(ctx, g, st, cg)
+			return replaceClient(ctx, g, st, cg)
 		}
 	}
 	return c
@@ -58,7 +59,9 @@ func sessionLogin(ctx context.Context, g *globalOptions, st *store.Store, endpoi
 		return out, err
 	}
 	out.Asked = scopes
-	res, err := browserLogin(ctx, g, st, disc, client.Client, browserOptions{port: client.Port, scopes: scopes, noBrowser: noBrowser, timeout: 5 * time.Minute})
+	res, err := loginReplacingForgotten(ctx, g, st, disc, client, func(c *login.Client) (*login.Result, error) {
+		return browserLogin(ctx, g, st, disc, c.Client, browserOptions{port: c.Port, scopes: scopes, noBrowser: noBrowser, timeout: 5 * time.Minute})
+	})
 	if err != nil {
 		return out, err
 	}

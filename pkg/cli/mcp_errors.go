@@ -85,6 +85,8 @@ func mapSessionError(err error, serverURL string) (mapped error, ok bool) {
 	switch {
 	case errors.As(err, &su):
 		return authNeeded(err, stepUpHint(su, serverURL)), true
+	case errors.As(err, &tm) && tm.AllFailed():
+		return authNeeded(err, "no login succeeded: 'ncmcp login --server "+serverURL+"' shows why, step by step with --debug"), true
 	case errors.As(err, &tm):
 		return authNeeded(err, "the server does not accept what its authorization server grants; its logs say more"), true
 	case errors.As(err, &ln):

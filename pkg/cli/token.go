@@ -197,20 +197,38 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 // registered dynamically: the old tokens are bound to the old client, so
 // the user must log in again either way. Only commands meant to change
 // state call it. Call it without holding the store lock.
+// replaceClient registers a client in place of one the server forgot,
+// for a session that logs in with it next: nil when it did, else
+// handleClientGone's error.
+func replaceClient(ctx context.Context, g *globalOptions, st *store.Store, cg *credential.ClientGoneError) error {
+	err := g.clients(st).Recover(ctx, cg)
+	var re *clients.ReplacedError
+	if errors.As(err, &re) {
+		printRegistered(g.deps.Stderr, re.Registered)
+		return nil
+	}
+	return clientGoneError(cg, err, st)
+}
+
 func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, err error) error {
 	var cg *credential.ClientGoneError
 	if !errors.As(err, &cg) {
 		return err
 	}
 	err = g.clients(st).Recover(ctx, cg)
-	var (
-		re *clients.ReplacedError
-		ue *clients.UnrecoveredError
-	)
-	switch {
-	case errors.As(err, &re):
+	var re *clients.ReplacedError
+	if errors.As(err, &re) {
 		printRegistered(g.deps.Stderr, re.Registered)
 		return authNeeded(err, "log in again: 'ncmcp login --server "+cg.Server+"'")
+	}
+	return clientGoneError(cg, err, st)
+}
+
+// clientGoneError maps what Recover answered for a client the server
+// forgot, other than a replacement.
+func clientGoneError(cg *credential.ClientGoneError, err error, st *store.Store) error {
+	var ue *clients.UnrecoveredError
+	switch {
 	case errors.As(err, &ue):
 		return authNeeded(cg, fmt.Sprintf("the registration of client %s is gone; register a new one ('ncmcp clients register') and log in again", cg.ClientID))
 	case errors.Is(err, cg):

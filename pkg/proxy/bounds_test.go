@@ -299,7 +299,7 @@ func TestRefusalExplainedPerRequest(t *testing.T) {
 		return err
 	}})
 	h.initialize()
-	for _, c := range []struct{ id, want string }{{"2", "renewal 1 failed"}, {"3", "HTTP 401"}} {
+	for _, c := range []struct{ id, want string }{{"2", "renewal 1 failed"}, {"3", "refused the access token (HTTP 401)"}} {
 		h.send(`{"jsonrpc":"2.0","id":` + c.id + `,"method":"tools/call","params":{"name":"x"}}`)
 		m := h.next(3 * time.Second)
 		e, _ := m["error"].(map[string]any)

@@ -569,7 +569,9 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 	wrote := func() { once.Do(func() { close(written) }) }
 	defer wrote()
 	pctx, denied := mcpclient.WithDenial(ctx)
-	if env.Method != "initialize" {
+	// After initialized too: a server may refuse requests that overtake
+	// it (older MCP Python SDKs do), and its answer is at once.
+	if env.Method != "initialize" && env.Method != "notifications/initialized" {
 		// The next message may go once this one is on the wire (watch
 		// says when); after initialize, only once its answer (the session,
 		// the protocol version) is in.
@@ -605,13 +607,13 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 		// server's own answers, passed on below.
 		why := denied()
 		if why == nil {
-			why = fmt.Errorf("HTTP %d", resp.StatusCode)
+			why = fmt.Errorf("the MCP server refused the access token (HTTP %d)", resp.StatusCode)
 		}
 		if p.o.Explain != nil {
 			why = p.o.Explain(why)
 		}
-		p.log("the server refused the token: %v", why)
-		p.replyTo(env, CodeUnauthorized, fmt.Sprintf("ncmcp proxy: the MCP server refused the access token: %v", why))
+		p.log("%s: %v", describe(env), why)
+		p.replyTo(env, CodeUnauthorized, fmt.Sprintf("ncmcp proxy: %v", why))
 	case resp.StatusCode/100 == 2:
 		if env.Method == "initialize" {
 			p.setSession(resp.Header.Get(headerSession))

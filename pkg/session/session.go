@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,8 +28,12 @@ import (
 // accepts cannot make ncmcp loop.
 const MaxLogins = 3
 
-// MinTTL is how long a token handed to a request stays valid at least.
+// MinTTL is how long a token handed to a request stays valid at least;
+// for tokens that live less than 4 x MinTTL, a quarter of their life.
 const MinTTL = time.Minute
+
+// anyExpiry, as a minimum validity, takes a stored token however expired.
+const anyExpiry = time.Duration(math.MinInt64)
 
 // LoginFunc runs a new login at the server of endpoint, asking for the
 // scopes challenged (nil: those the MCP authorization specification
@@ -59,9 +64,10 @@ type Credentials struct {
 	// Login, when set, lets the session log in: commands meant to change
 	// state set it; read-only ones leave it nil and never log in.
 	Login LoginFunc
-	// Recover, when set, answers a client the server forgot (by
-	// registering another); without it the credential.ClientGoneError is
-	// returned as it is.
+	// Recover, when set, answers a client the server forgot by
+	// registering another in its place: nil when it did (a login with it
+	// follows, once, when Login is set), else the error to give up with.
+	// Without it the credential.ClientGoneError is returned as it is.
 	Recover func(context.Context, *credential.ClientGoneError) error
 	// Notice receives progress worth telling the user; nil drops it.
 	Notice func(string)
@@ -71,7 +77,14 @@ type Credentials struct {
 	mu     sync.Mutex
 	token  string
 	expiry time.Time
-	logins int
+	// lifetime is the token's, from when this session got it.
+	lifetime time.Duration
+	logins   int
+	// failed counts the logins that failed, last is the last one's error.
+	failed int
+	last   error
+	// recovered is set once a forgotten client was replaced.
+	recovered bool
 	// asked are the scopes the logins of this session asked for.
 	asked []string
 }
@@ -84,32 +97,80 @@ func (c *Credentials) now() time.Time {
 }
 
 // Token returns the account's access token, refreshed first when it
-// expires within MinTTL; none before a login. A session that outlives its
-// token gets a new one here, before the server has to refuse the old one.
+// expires within its margin (MinTTL, or a quarter of a short token's
+// life); none before a login. A session that outlives its token gets a new
+// one here, before the server has to refuse the old one. A token that
+// cannot be renewed (no refresh token) is used until it really expires;
+// then a session that may log in does.
 func (c *Credentials) Token(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Subject == "" {
 		return c.token, nil
 	}
-	if c.token != "" && (c.expiry.IsZero() || c.now().Add(MinTTL).Before(c.expiry)) {
+	margin := c.margin()
+	if c.token != "" && (c.expiry.IsZero() || c.now().Add(margin).Before(c.expiry)) {
 		return c.token, nil
 	}
-	tok, err := c.Source(c.Server, c.Subject).Token(ctx, MinTTL)
-	if err != nil {
-		return "", c.clientGone(ctx, err)
+	src := c.Source(c.Server, c.Subject)
+	tok, err := src.Token(ctx, margin)
+	var lr *credential.LoginRequiredError
+	if errors.As(err, &lr) && lr.Reason == credential.NoRefreshToken {
+		if t, serr := src.Token(ctx, anyExpiry); serr == nil && (t.Expiry.IsZero() || c.now().Before(t.Expiry)) {
+			c.use(t.AccessToken, t.Expiry)
+			return c.token, nil
+		}
+		if c.Login != nil {
+			return c.login(ctx, err, false, nil, c.token)
+		}
 	}
-	c.token, c.expiry = tok.AccessToken, tok.Expiry
+	if err != nil {
+		return c.clientGone(ctx, err, c.token)
+	}
+	c.use(tok.AccessToken, tok.Expiry)
 	return c.token, nil
 }
 
-// clientGone answers a client the server forgot with Recover, when set.
-func (c *Credentials) clientGone(ctx context.Context, err error) error {
-	var cg *credential.ClientGoneError
-	if errors.As(err, &cg) && c.Recover != nil {
-		return c.Recover(ctx, cg)
+// margin is how long before its expiry the token is renewed: MinTTL, or
+// a quarter of the life of a token that lives less than 4 x MinTTL, so
+// that short-lived tokens are not renewed for every request.
+func (c *Credentials) margin() time.Duration {
+	if c.lifetime > 0 && c.lifetime/4 < MinTTL {
+		return c.lifetime / 4
 	}
-	return err
+	return MinTTL
+}
+
+// use takes a token as the session's.
+func (c *Credentials) use(token string, expiry time.Time) {
+	if token != c.token && !expiry.IsZero() {
+		c.lifetime = expiry.Sub(c.now())
+	}
+	c.token, c.expiry = token, expiry
+}
+
+// clientGone answers a client the server forgot with Recover, when set:
+// once a new client took its place, a session that may log in does, with
+// it. refused is the token in use, if any.
+func (c *Credentials) clientGone(ctx context.Context, err error, refused string) (string, error) {
+	var cg *credential.ClientGoneError
+	if !errors.As(err, &cg) || c.Recover == nil {
+		return "", err
+	}
+	if c.recovered {
+		return "", err // replaced once already: the new one is gone too
+	}
+	if rerr := c.Recover(ctx, cg); rerr != nil {
+		return "", rerr
+	}
+	c.recovered = true
+	if c.Notice != nil {
+		c.Notice(fmt.Sprintf("The authorization server no longer knew client %s (restarted?): registered a new one.", cg.ClientID))
+	}
+	if c.Login == nil {
+		return "", &LoginNeededError{Server: c.Server, Refusal: err}
+	}
+	return c.login(ctx, err, false, nil, refused)
 }
 
 // LoginNeededError reports a refusal that only a new login can answer,
@@ -139,23 +200,23 @@ func (c *Credentials) Renew(ctx context.Context, token string, r mcpclient.Refus
 		}
 		var lr *credential.LoginRequiredError
 		if !errors.As(err, &lr) || c.Login == nil {
-			return "", c.clientGone(ctx, err)
+			return c.clientGone(ctx, err, token)
 		}
 	}
 	if c.Login == nil {
 		return "", &LoginNeededError{Server: c.Server, Refusal: r.Err()}
 	}
-	return c.login(ctx, r, nil, token)
+	return c.login(ctx, r.Err(), false, r.Challenge.Scopes(), token)
 }
 
 // refresh gets a token other than refused: a new one, or one another
 // process stored meanwhile.
 func (c *Credentials) refresh(ctx context.Context, refused string) (string, error) {
-	tok, err := c.Source(c.Server, c.Subject).Refresh(ctx, MinTTL, refused)
+	tok, err := c.Source(c.Server, c.Subject).Refresh(ctx, c.margin(), refused)
 	if err != nil {
 		return "", err
 	}
-	c.token, c.expiry = tok.AccessToken, tok.Expiry
+	c.use(tok.AccessToken, tok.Expiry)
 	return c.token, nil
 }
 
@@ -243,7 +304,7 @@ func (c *Credentials) stepUp(ctx context.Context, r mcpclient.Refusal) (string, 
 				want = append(want, s)
 			}
 		}
-		tok, err := c.login(ctx, r, want, "")
+		tok, err := c.login(ctx, r.Err(), true, want, "")
 		if ae := (*loopback.AuthError)(nil); errors.As(err, &ae) {
 			e.Reason, e.Err = LoginRefused, err
 			return "", e
@@ -253,49 +314,59 @@ func (c *Credentials) stepUp(ctx context.Context, r mcpclient.Refusal) (string, 
 	return "", e
 }
 
-// TooManyLoginsError reports a server that still refuses after MaxLogins
-// logins.
+// TooManyLoginsError reports a session that made MaxLogins logins and
+// needs another: the server still refuses what they got, or they failed.
 type TooManyLoginsError struct {
+	// Refusal is why another login is needed.
 	Refusal error
 	Logins  int
+	// Failed counts the logins that failed; Last is the last one's error.
+	Failed int
+	Last   error
 }
 
 func (e *TooManyLoginsError) Error() string {
+	if e.Failed == e.Logins && e.Last != nil {
+		return fmt.Sprintf("%v; %d logins failed, the last: %v", e.Refusal, e.Logins, e.Last)
+	}
 	return fmt.Sprintf("%v, still, after %d logins", e.Refusal, e.Logins)
 }
 
-func (e *TooManyLoginsError) Unwrap() error { return e.Refusal }
+func (e *TooManyLoginsError) Unwrap() []error { return []error{e.Refusal, e.Last} }
+
+// AllFailed tells whether no login of the session succeeded.
+func (e *TooManyLoginsError) AllFailed() bool { return e.Failed == e.Logins }
 
 // login runs a new login, asking for the challenged scopes (nil: the
-// specification's choice), and uses its token. One process at a time logs
-// in (the store's login lock); one that waited for another first looks for
-// what that one stored: for a refusal (refused, the token the server
-// refused; empty when none was sent) any stored token but the refused one
-// will do.
-func (c *Credentials) login(ctx context.Context, r mcpclient.Refusal, challenged []string, refused string) (string, error) {
+// specification's choice), and uses its token; why is why one is needed.
+// One process at a time logs in (the store's login lock); one that waited
+// for another first looks for what that one stored, unless this is a
+// step-up (for more scopes): any stored token but refused (the one in
+// use; empty when none) will do.
+func (c *Credentials) login(ctx context.Context, why error, stepUp bool, challenged []string, refused string) (string, error) {
 	if c.logins >= MaxLogins {
-		return "", &TooManyLoginsError{Refusal: r.Err(), Logins: c.logins}
+		return "", &TooManyLoginsError{Refusal: why, Logins: c.logins, Failed: c.failed, Last: c.last}
 	}
 	unlock, err := c.Store.LoginLock(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if r.Status != http.StatusForbidden {
+	if !stepUp {
 		if tok, ok := c.loggedInMeanwhile(ctx, refused); ok {
 			return tok, nil
 		}
 	}
 	c.logins++
-	if challenged == nil {
-		challenged = r.Challenge.Scopes()
-	}
 	l, err := c.Login(ctx, c.Endpoint, challenged)
 	c.asked = append(c.asked, l.Asked...)
 	if err != nil {
+		c.failed++
+		c.last = err
 		return "", err
 	}
-	c.Server, c.Subject, c.token, c.expiry = l.Server, l.Subject, l.Token, l.Expiry
+	c.Server, c.Subject = l.Server, l.Subject
+	c.use(l.Token, l.Expiry)
 	return c.token, nil
 }
 
@@ -314,10 +385,11 @@ func (c *Credentials) loggedInMeanwhile(ctx context.Context, refused string) (st
 	if a == nil {
 		return "", false
 	}
-	tok, err := c.Source(c.Server, a.Subject).Token(ctx, MinTTL)
+	tok, err := c.Source(c.Server, a.Subject).Token(ctx, c.margin())
 	if err != nil {
 		return "", false
 	}
-	c.Subject, c.token, c.expiry = a.Subject, tok.AccessToken, tok.Expiry
+	c.Subject = a.Subject
+	c.use(tok.AccessToken, tok.Expiry)
 	return c.token, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -323,5 +324,144 @@ func TestOneLoginForSessionsStartingTogether(t *testing.T) {
 	}
 	if len(f.logins) != 1 {
 		t.Errorf("%d logins for %d sessions starting together, want 1", len(f.logins), n)
+	}
+}
+
+// TestShortTokensAreNotRenewedPerRequest: a token that lives less than
+// MinTTL is renewed once, then kept for most of its life; before, every
+// request refreshed it.
+func TestShortTokensAreNotRenewedPerRequest(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2, AccessTokenTTL: 20 * time.Second})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.credentials(first.Subject, false)
+	before := f.srv.TokenRequests("refresh_token")
+	var tok string
+	for range 20 {
+		next, err := c.Token(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" && next != tok {
+			t.Fatal("the token changed from one request to the next")
+		}
+		tok = next
+	}
+	if n := f.srv.TokenRequests("refresh_token") - before; n > 1 {
+		t.Errorf("%d refreshes for 20 requests with a 20 s token, want at most 1", n)
+	}
+	if m := c.margin(); m <= 0 || m > 5*time.Second {
+		t.Errorf("margin %s for a 20 s token, want a quarter of its life", m)
+	}
+}
+
+// withClock makes the credentials and their sources see *now.
+func withClock(c *Credentials, now *time.Time) {
+	c.Now = func() time.Time { return *now }
+	src := c.Source
+	c.Source = func(u, sub string) *credential.Source {
+		s := src(u, sub)
+		s.Now = func() time.Time { return *now }
+		return s
+	}
+}
+
+// TestNonRenewableTokenUsedUntilItExpires: a token without a refresh
+// token is used until it really expires, not refused a minute before;
+// then a session that may log in does, and one that may not says why.
+func TestNonRenewableTokenUsedUntilItExpires(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := store.LoadConfig(f.st.Dir)
+	a := cfg.Servers[f.disc.ServerURL].Accounts[first.Subject]
+	stored, err := f.st.GetTokens(a.Storage, f.disc.ServerURL, first.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.RefreshToken = ""
+	if err := f.st.PutTokensIn(a.Storage, f.disc.ServerURL, first.Subject, stored); err != nil {
+		t.Fatal(err)
+	}
+	// 30 s before its expiry: within MinTTL, and still good.
+	now := stored.Expiry.Add(-30 * time.Second)
+	for _, canLogin := range []bool{false, true} {
+		c := f.credentials(first.Subject, canLogin)
+		withClock(c, &now)
+		now = stored.Expiry.Add(-30 * time.Second)
+		if tok, err := c.Token(ctx(t)); err != nil || tok != stored.AccessToken {
+			t.Fatalf("Token 30 s before expiry = %q, %v; want the stored token", tok, err)
+		}
+		now = stored.Expiry.Add(time.Second)
+		tok, err := c.Token(ctx(t))
+		if !canLogin {
+			var lr *credential.LoginRequiredError
+			if !errors.As(err, &lr) || lr.Reason != credential.NoRefreshToken {
+				t.Errorf("Token after expiry, no login = %q, %v; want LoginRequiredError NoRefreshToken", tok, err)
+			}
+			continue
+		}
+		if err != nil || tok == "" || tok == stored.AccessToken || len(f.logins) != 2 {
+			t.Errorf("Token after expiry = %q, %v after %d logins; want a new login's token", tok, err, len(f.logins)-1)
+		}
+	}
+}
+
+// TestClientGoneReplacedThenLogin: a client the authorization server
+// forgot is replaced (Recover), and the session logs in with the new
+// one, once; forgotten again, it gives up.
+func TestClientGoneReplacedThenLogin(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 1})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forget := func() {
+		t.Helper()
+		if err := f.st.Update(ctx(t), func(cfg *store.Config) error {
+			srv := cfg.Servers[f.disc.ServerURL]
+			srv.Accounts[first.Subject].ClientID = "forgotten"
+			srv.PutClient(store.Client{ID: "forgotten", Registered: true})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forget()
+	c := f.credentials(first.Subject, true)
+	recovered := 0
+	c.Recover = func(context.Context, *credential.ClientGoneError) error { recovered++; return nil }
+	tok, err := c.Renew(ctx(t), first.Token, unauthorized())
+	if err != nil || tok == "" || tok == first.Token || recovered != 1 || len(f.logins) != 2 {
+		t.Fatalf("Renew = %q, %v, %d recoveries, %d logins; want one recovery and a login", tok, err, recovered, len(f.logins)-1)
+	}
+	forget()
+	_, err = c.Renew(ctx(t), tok, unauthorized())
+	if !errors.As(err, new(*credential.ClientGoneError)) || recovered != 1 {
+		t.Errorf("forgotten again: %v, %d recoveries; want ClientGoneError and no second recovery", err, recovered)
+	}
+}
+
+// TestFailedLoginsSaySo: logins that all failed are reported as failed,
+// with the last one's error, not as a server that refuses what it got.
+func TestFailedLoginsSaySo(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	c := f.credentials("", true)
+	failure := errors.New("the token endpoint answered invalid_client")
+	c.Login = func(context.Context, string, []string) (Login, error) { return Login{}, failure }
+	var err error
+	for range MaxLogins + 1 {
+		_, err = c.Renew(ctx(t), "", unauthorized())
+	}
+	var tm *TooManyLoginsError
+	if !errors.As(err, &tm) || !tm.AllFailed() || !errors.Is(err, failure) {
+		t.Fatalf("after %d failed logins: %v; want TooManyLoginsError, all failed, with the last failure", MaxLogins, err)
+	}
+	if want := "3 logins failed, the last: " + failure.Error(); !strings.Contains(err.Error(), want) {
+		t.Errorf("message %q, want it to say %q", err, want)
 	}
 }
