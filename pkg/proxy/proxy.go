@@ -423,13 +423,6 @@ func (b *budget) give(n int) {
 	b.mu.Unlock()
 }
 
-// inUse returns the bytes taken.
-func (b *budget) inUse() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
-}
-
 // metered reads from r, taking every byte read from the budget; a read
 // that finds no room fails with errBudget. The caller gives n back.
 type metered struct {
