@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 )
 
 // The hostile servers of these tests are hand-written handlers: each
@@ -378,7 +380,9 @@ func TestRedirectKeepsTheSessionHome(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer srv.Close()
-	h := startRaw(t, srv.URL, Options{})
+	// With the authorization ncmcp puts in front: the token goes to the
+	// server's origin only.
+	h := startRaw(t, srv.URL, Options{Authorize: authorize(t, srv.URL, mcpclient.StaticToken("secret-token"))})
 	h.initialize()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
