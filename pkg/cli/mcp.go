@@ -17,6 +17,9 @@ type loginPolicy struct {
 	// Allowed is set for commands meant to change state.
 	Allowed   bool
 	NoBrowser bool
+	// AtExpiry logs in when a token that cannot be renewed expires, for a
+	// long-running session (the proxy); commands report the expiry.
+	AtExpiry bool
 }
 
 // newCredentials returns the MCP credentials of an account (nil: none
@@ -32,6 +35,7 @@ func newCredentials(g *globalOptions, st *store.Store, srv *store.Server, acct *
 		c.Subject = acct.Subject
 	}
 	if lp.Allowed {
+		c.LoginAtExpiry = lp.AtExpiry
 		c.Login = func(ctx context.Context, endpoint string, challenged []string) (session.Login, error) {
 			return sessionLogin(ctx, g, st, endpoint, challenged, lp.NoBrowser)
 		}

@@ -104,7 +104,7 @@ func runProxy(ctx context.Context, opts *ProxyOptions) error {
 		return err
 	}
 	defer closeLog()
-	creds := newCredentials(g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser})
+	creds := newCredentials(g, st, srv, acct, loginPolicy{Allowed: !opts.NoLogin, NoBrowser: opts.NoBrowser, AtExpiry: true})
 	creds.Notice = func(m string) { logf(m) }
 	if _, err := url.Parse(srv.MCPEndpoint()); err != nil {
 		return usageErrorf("check --server", "the MCP endpoint %q: %v", srv.MCPEndpoint(), err)

@@ -64,6 +64,11 @@ type Credentials struct {
 	// Login, when set, lets the session log in: commands meant to change
 	// state set it; read-only ones leave it nil and never log in.
 	Login LoginFunc
+	// LoginAtExpiry, with Login, replaces a token that cannot be renewed
+	// by a new login once it expires, as a long-running session (the
+	// proxy) needs; without it the expiry is reported
+	// (*credential.LoginRequiredError), as commands do.
+	LoginAtExpiry bool
 	// Recover, when set, answers a client the server forgot by
 	// registering another in its place: nil when it did (a login with it
 	// follows, once, when Login is set), else the error to give up with.
@@ -101,7 +106,7 @@ func (c *Credentials) now() time.Time {
 // life); none before a login. A session that outlives its token gets a new
 // one here, before the server has to refuse the old one. A token that
 // cannot be renewed (no refresh token) is used until it really expires;
-// then a session that may log in does.
+// then a session that may log in at expiry does.
 func (c *Credentials) Token(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -120,7 +125,7 @@ func (c *Credentials) Token(ctx context.Context) (string, error) {
 			c.use(t.AccessToken, t.Expiry)
 			return c.token, nil
 		}
-		if c.Login != nil {
+		if c.Login != nil && c.LoginAtExpiry {
 			return c.login(ctx, err, false, nil, c.token)
 		}
 	}

@@ -391,6 +391,7 @@ func TestNonRenewableTokenUsedUntilItExpires(t *testing.T) {
 	now := stored.Expiry.Add(-30 * time.Second)
 	for _, canLogin := range []bool{false, true} {
 		c := f.credentials(first.Subject, canLogin)
+		c.LoginAtExpiry = true
 		withClock(c, &now)
 		now = stored.Expiry.Add(-30 * time.Second)
 		if tok, err := c.Token(ctx(t)); err != nil || tok != stored.AccessToken {
