@@ -156,3 +156,48 @@ func TestProxyReRegistersWhenTheServerForgetsItsClients(t *testing.T) {
 		t.Errorf("the proxy's log does not say what happened:\n%s", h.stderr)
 	}
 }
+
+// TestProxyStreamRedirectedElsewhere: the server answers the standalone
+// stream's GET with a redirect to another origin; the proxy follows it
+// without the token and without the session id.
+func TestProxyStreamRedirectedElsewhere(t *testing.T) {
+	t.Parallel()
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2})
+	c := newCatcher(t)
+	h := newHostile(t, dev, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/mcp" && r.Method == http.MethodGet {
+			http.Redirect(w, r, c.otherOrigin()+"/mcp", http.StatusTemporaryRedirect)
+			return true
+		}
+		return false
+	})
+	e := newEnv(t).set("NCMCP_STORAGE", "file")
+	e.mustRun("login", "--server", h.URL, "--client-id", devserver.PublicClientID)
+	host, err := proxyHost(t, e, "--server", h.URL, "--no-login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := host.call(t, devserver.ToolNCAuthCheck, nil); res.IsError {
+		t.Fatalf("call: %s", text(res))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var gets []string
+	for len(gets) == 0 && time.Now().Before(deadline) {
+		c.mu.Lock()
+		for _, s := range c.seen {
+			if strings.HasPrefix(s, "GET ") {
+				gets = append(gets, s)
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(gets) == 0 {
+		t.Fatalf("the redirected GET never reached the other origin\nproxy stderr:\n%s", host.stderr)
+	}
+	for _, g := range gets {
+		if !strings.Contains(g, `auth="" sid=""`) {
+			t.Errorf("the other origin got: %s", g)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func newCatcher(t *testing.T) *catcher {
 	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		c.mu.Lock()
-		c.seen = append(c.seen, fmt.Sprintf("%s %s auth=%q body=%q", r.Method, r.URL, r.Header.Get("Authorization"), b))
+		c.seen = append(c.seen, fmt.Sprintf("%s %s auth=%q sid=%q body=%q", r.Method, r.URL, r.Header.Get("Authorization"), r.Header.Get("Mcp-Session-Id"), b))
 		c.mu.Unlock()
 		http.Error(w, "caught", http.StatusTeapot)
 	}))
