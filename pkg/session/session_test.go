@@ -274,7 +274,7 @@ func TestTokenRenewedBeforeItExpires(t *testing.T) {
 	}
 	now := time.Now()
 	c := f.credentials(first.Subject, false)
-	c.Now = func() time.Time { return now }
+	withClock(c, &now)
 	tok, err := c.Token(ctx(t))
 	if err != nil || tok != first.Token {
 		t.Fatalf("Token = %q, %v", tok, err)
@@ -283,12 +283,6 @@ func TestTokenRenewedBeforeItExpires(t *testing.T) {
 	// Later in a long session, within a minute of the token's expiry: the
 	// next request gets a new token without the server refusing the old.
 	now = now.Add(2 * time.Hour)
-	src := c.Source
-	c.Source = func(u, sub string) *credential.Source {
-		s := src(u, sub)
-		s.Now = func() time.Time { return now }
-		return s
-	}
 	tok2, err := c.Token(ctx(t))
 	if err != nil || tok2 == tok || f.srv.TokenRequests("refresh_token") != before+1 {
 		t.Errorf("Token later = %q, %v, %d refreshes; want one refresh and a new token", tok2, err, f.srv.TokenRequests("refresh_token")-before)
