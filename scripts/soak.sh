@@ -116,6 +116,7 @@ by_status=$(sed -n 's/.* mcp: \([A-Z]*\) \/mcp -> \([0-9]*\)$/\1 \2/p' "$work/so
   awk '{ printf "%s%s %s: %s", sep, $2, $3, $1; sep = ", " }')
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git update-index -q --refresh 2>/dev/null || true
 git diff-index --quiet HEAD -- 2>/dev/null || commit="$commit with changes"
 echo
 echo "soak ${ran}s through ncmcp proxy ($commit): server restarted $restarts times (every $restart_every), tokens live ${token_ttl_s}s"
