@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -51,7 +52,16 @@ func (g *globalOptions) store() (*store.Store, error) {
 // prints its warnings.
 func (g *globalOptions) discover(ctx context.Context, hc *http.Client, serverURL string) (*discovery.Result, error) {
 	res, err := discovery.DiscoverWith(ctx, hc, serverURL, discovery.Options{Issuer: g.Issuer, PublicIssuer: g.PublicIssuer, Generation: g.Generation})
-	if err != nil {
+	var (
+		nm *discovery.NotMCPError
+		ph *httpclient.PlainHTTPError
+	)
+	switch {
+	case errors.As(err, &nm):
+		return nil, failure(fmt.Errorf("%s: %w", serverURL, err), notMCPHint)
+	case errors.As(err, &ph):
+		return nil, failure(fmt.Errorf("discover %s: %w", serverURL, err), "give the server's https URL")
+	case err != nil:
 		return nil, failure(fmt.Errorf("discover %s: %w", serverURL, err), "check that --server is the MCP server's base URL and that it is reachable; 'ncmcp doctor' checks each step")
 	}
 	for _, w := range res.Warnings {

@@ -62,12 +62,12 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 	switch {
 	case r.Generation == discovery.Generation1:
 		msg += " The server admin must add offline_access to the scopes the server requests (NEXTCLOUD_OIDC_SCOPES) and allow it for client " + r.ClientID + " at the IdP."
-	case r.Generation == discovery.Generation2 && !slices.Contains(r.Scopes, "offline_access"):
-		msg += " The server does not offer offline_access; its admin must allow it (for the server's own client at the IdP)."
-	case r.Generation == discovery.Generation2:
-		msg += " The server's IdP did not grant offline_access; its admin must allow it for the server's client."
 	case !slices.Contains(r.Scopes, "offline_access"):
-		msg += " The authorization server does not offer offline_access."
+		// Said of any authorization server: which client must be allowed
+		// where is the server's own business.
+		msg += " The authorization server does not offer offline_access; only its admin can allow refresh tokens."
+	default:
+		msg += " The authorization server did not grant offline_access; only its admin can allow it."
 	}
 	fmt.Fprintln(w, msg)
 }

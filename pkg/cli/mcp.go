@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
 	"github.com/ncmcp/ncmcp/pkg/session"
@@ -88,7 +90,25 @@ func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *sto
 	}
 	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.MCPEndpoint(), creds, mcpclient.Options{Version: g.deps.Version, OnElicit: onElicit})
 	if err != nil {
+		if nm := notMCP(ctx, g, srv.URL); nm != nil {
+			return nil, nm
+		}
 		return nil, toolFailure(err, srv.URL)
 	}
 	return sess, nil
 }
+
+// notMCP tells, after a failed connection, whether the server's URL is no
+// MCP server at all (discovery says what answered there), as an error with
+// its hint; nil when it is one, or cannot be told.
+func notMCP(ctx context.Context, g *globalOptions, serverURL string) error {
+	_, err := discovery.Discover(ctx, g.httpClient(), serverURL)
+	var nm *discovery.NotMCPError
+	if !errors.As(err, &nm) {
+		return nil
+	}
+	return failure(fmt.Errorf("%s: %w", serverURL, nm), notMCPHint)
+}
+
+// notMCPHint is what to do about a URL where no MCP server answers.
+const notMCPHint = "check --server: it must be an MCP server's endpoint or base URL ('ncmcp doctor --server URL' shows what answered)"

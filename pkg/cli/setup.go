@@ -89,7 +89,8 @@ Clients: ` + strings.Join(setup.IDs(), ", ") + `.`,
 				return usageErrorf("use --os linux, darwin or windows", "unknown --os %q", opts.OS)
 			}
 			if _, ok := setup.Lookup(opts.Client); !ok && !opts.List {
-				return usageErrorf("name one of: "+strings.Join(setup.IDs(), ", "), "%v", &setup.UnknownClientError{ID: opts.Client})
+				// The error names the clients; the hint says where they are described.
+				return usageErrorf("'ncmcp setup --list' shows them with their config files", "%v", &setup.UnknownClientError{ID: opts.Client})
 			}
 			if strings.TrimSpace(opts.Name) == "" {
 				return usageErrorf("pass a name such as --name nextcloud", "empty --name")

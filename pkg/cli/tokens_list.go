@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/provision"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 	"github.com/spf13/cobra"
 )
 
@@ -119,7 +120,20 @@ func runTokensList(ctx context.Context, opts *TokensListOptions) error {
 	return nil
 }
 
+// printTokenRows prints the rows, tab-separated, under a header; an empty
+// field shows as "-", and an app password (Login Flow v2) says so where a
+// refresh token would be.
 func printTokenRows(w io.Writer, now time.Time, rows []TokenRow) {
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "SERVER\tACCOUNT\tKIND\tCLIENT\tSCOPES\tEXPIRY\tRENEWAL\tSTORAGE")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return termsafe.String(s)
+	}
 	for _, r := range rows {
 		name := r.Username
 		if name == "" {
@@ -133,9 +147,12 @@ func printTokenRows(w io.Writer, now time.Time, rows []TokenRow) {
 			when = "provisioned " + r.ProvisionedAt.Local().Format(time.RFC3339)
 		}
 		rt := "no refresh token"
-		if r.HasRefreshToken {
+		switch {
+		case r.Kind == provision.KindLoginFlow:
+			rt = "app password"
+		case r.HasRefreshToken:
 			rt = "refresh token"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\tclient %s\t%s\t%s\t%s\t%s\n", r.Server, name, r.Kind, r.ClientID, strings.Join(r.Scopes, " "), when, rt, r.Storage)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Server, dash(name), r.Kind, dash(r.ClientID), dash(strings.Join(r.Scopes, " ")), dash(when), rt, r.Storage)
 	}
 }

@@ -142,6 +142,19 @@ type UnreachableError struct {
 func (e *UnreachableError) Error() string { return fmt.Sprintf("%s unreachable: %v", e.URL, e.Err) }
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// NotMCPError reports a URL where no MCP server answers: neither of the
+// endpoint's candidates answered an MCP initialize like an MCP server (a
+// 401 or 403 challenge, or a JSON or event-stream success), and there is
+// no protected-resource metadata either.
+type NotMCPError struct {
+	// Tried are the candidates with what each answered.
+	Tried []string
+}
+
+func (e *NotMCPError) Error() string {
+	return "not an MCP server: " + strings.Join(e.Tried, "; ") + "; and no protected-resource metadata"
+}
+
 // ResourceMismatchError reports protected-resource metadata that names
 // another resource than the server it was fetched for (RFC 9728 section
 // 3.3): its authorization servers are not to be used for this server.
@@ -241,6 +254,10 @@ func DiscoverWith(ctx context.Context, hc *http.Client, serverURL string, o Opti
 		return nil, err
 	}
 	if err := d.findResource(ctx, o.Issuer != "" || o.PublicIssuer != ""); err != nil {
+		var nm *NotMCPError
+		if errors.As(err, &nm) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("protected-resource metadata: %w", err)
 	}
 	res := d.res
@@ -279,6 +296,10 @@ type discoverer struct {
 	hc    *http.Client
 	res   *Result
 	trace func(Step)
+	// answered is set when a candidate endpoint answered like an MCP
+	// server; tried says what each candidate answered.
+	answered bool
+	tried    []string
 }
 
 // Steps of discovery (Step.What).
@@ -320,6 +341,7 @@ func (d *discoverer) findEndpoint(ctx context.Context, given string) error {
 		var rr *redirectRefused
 		if errors.As(err, &rr) {
 			// Not an endpoint to talk to; its metadata may still be there.
+			d.tried = append(d.tried, "POST "+c+": "+err.Error())
 			d.step(StepEndpoint, c, err.Error(), false)
 			continue
 		}
@@ -328,8 +350,10 @@ func (d *discoverer) findEndpoint(ctx context.Context, given string) error {
 			return &UnreachableError{URL: c, Err: err}
 		}
 		resp.Body.Close()
+		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			d.answered = true
 			d.res.Endpoint = c
 			d.res.Challenge, d.res.HasChallenge = wwwauth.ParseBearer(resp.Header.Values("WWW-Authenticate"))
 			outcome := fmt.Sprintf("HTTP %d", resp.StatusCode)
@@ -337,11 +361,17 @@ func (d *discoverer) findEndpoint(ctx context.Context, given string) error {
 				outcome += " with a Bearer challenge"
 			}
 			d.step(StepEndpoint, c, outcome, true)
-		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		case resp.StatusCode >= 200 && resp.StatusCode < 300 && (mt == "application/json" || mt == "text/event-stream"):
+			d.answered = true
 			d.res.Endpoint = c
 			d.step(StepEndpoint, c, fmt.Sprintf("HTTP %d without a token", resp.StatusCode), true)
 		default:
-			d.step(StepEndpoint, c, fmt.Sprintf("HTTP %d", resp.StatusCode), false)
+			what := fmt.Sprintf("HTTP %d", resp.StatusCode)
+			if mt != "" {
+				what += " (" + mt + ")"
+			}
+			d.tried = append(d.tried, "POST "+c+" answered "+what)
+			d.step(StepEndpoint, c, what, false)
 			continue
 		}
 		break
@@ -408,6 +438,11 @@ func (d *discoverer) findResource(ctx context.Context, overridden bool) error {
 	}
 	if res.Challenge.ResourceMetadata != "" {
 		return firstErr // the server named it: it must be there
+	}
+	if !d.answered {
+		// The 2025-03-26 fallback is for MCP servers without metadata; a
+		// URL where nothing answered like one is not taken for one.
+		return &NotMCPError{Tried: d.tried}
 	}
 	res.Legacy = true
 	return nil

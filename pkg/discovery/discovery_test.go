@@ -3,6 +3,8 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -462,6 +464,33 @@ func TestScopes(t *testing.T) {
 	} {
 		if got := strings.Join(tt.res.Scopes(tt.challenged), " "); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestNotAnMCPServer: a plain file server (404 and 501 pages in HTML, no
+// metadata) is reported as not an MCP server, naming what was tried,
+// instead of being taken for an MCP server of the 2025-03-26 revision.
+func TestNotAnMCPServer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, "<html>Unsupported method ('POST')</html>")
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, "<html>File not found</html>")
+	}))
+	defer srv.Close()
+	_, err := Discover(context.Background(), srv.Client(), srv.URL)
+	var nm *NotMCPError
+	if !errors.As(err, &nm) {
+		t.Fatalf("Discover = %v, want NotMCPError", err)
+	}
+	for _, want := range []string{"not an MCP server", "POST " + srv.URL + "/mcp answered HTTP 501 (text/html)", "POST " + srv.URL + " answered HTTP 501"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
 		}
 	}
 }

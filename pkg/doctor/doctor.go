@@ -112,7 +112,11 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	}
 
 	ep := stepsOf(steps, discovery.StepEndpoint)
+	var nm *discovery.NotMCPError
 	switch {
+	case errors.As(derr, &nm):
+		add(Check{Name: names[0], Status: Fail, Detail: derr.Error(), Hint: "check the URL: an MCP server answers an MCP request at its endpoint (often /mcp) with a 401 challenge or a JSON or event-stream answer"})
+		return skipRest(1, "not an MCP server")
 	case derr != nil && failedAt == discovery.StepEndpoint:
 		add(Check{Name: names[0], Status: Fail, Detail: derr.Error(), Hint: "check the URL, the network and any proxy (HTTPS_PROXY)"})
 		return skipRest(1, "server not reachable")
@@ -124,7 +128,9 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	default:
 		add(Check{Name: names[0], Status: Warn, Detail: describe(ep), Hint: "is this the MCP server's URL (its base URL, or the endpoint itself)?"})
 	}
-	add(versionCheck(ctx, in))
+	// The status endpoint is what shows a Nextcloud MCP server (v0.65 on).
+	info, ierr := serverinfo.Get(ctx, in.HTTP, in.ServerURL)
+	add(versionCheck(info, ierr))
 
 	prm := stepsOf(steps, discovery.StepResource)
 	switch {
@@ -146,13 +152,15 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	p := res.Provider
 	add(Check{Name: names[3], Status: OK, Detail: fmt.Sprintf("issuer %s, authorization endpoint %s, token endpoint %s; %s", p.Issuer, p.AuthorizationEndpoint, p.TokenEndpoint, describe(asm))})
 
-	switch res.Generation {
-	case discovery.Generation1:
+	switch {
+	case res.Generation == discovery.Generation1:
 		add(Check{Name: names[4], Status: OK, Detail: "Nextcloud MCP server generation 1 (its /oauth/authorize passes the login through to " + res.Issuer + ", which issues the tokens)"})
-	case discovery.Generation2:
+	case res.Generation == discovery.Generation2 && info != nil:
 		add(Check{Name: names[4], Status: OK, Detail: "Nextcloud MCP server generation 2 (its own authorization server: codes and refreshes go to " + p.TokenEndpoint + ")"})
+	case res.Generation == discovery.Generation2:
+		add(Check{Name: names[4], Status: OK, Detail: "an MCP server with its own authorization server (codes and refreshes go to " + p.TokenEndpoint + ")"})
 	default:
-		add(Check{Name: names[4], Status: OK, Detail: "an MCP server with the authorization server " + res.Issuer + " (not a Nextcloud MCP server's own)"})
+		add(Check{Name: names[4], Status: OK, Detail: "an MCP server behind " + res.Issuer})
 	}
 	switch {
 	case p.SupportsS256():
@@ -181,10 +189,10 @@ func serverChecks(ctx context.Context, in Inputs) []Check {
 	} else {
 		add(Check{Name: names[8], Status: Warn, Detail: "not in scopes_supported", Hint: "without offline_access there are no refresh tokens: 'ncmcp token' stops working when the access token expires"})
 	}
-	if res.Generation == discovery.GenerationOther {
-		add(Check{Name: names[9], Status: Skip, Detail: "not a Nextcloud MCP server"})
-	} else {
+	if res.Generation == discovery.Generation1 || info != nil {
 		add(toolsCheck(ctx, in))
+	} else {
+		add(Check{Name: names[9], Status: Skip, Detail: "not shown to be a Nextcloud MCP server (no /api/v1/status)"})
 	}
 	return out
 }
@@ -244,12 +252,11 @@ func uniq(in []string) []string {
 
 // versionCheck reports the server's version and auth mode from its status
 // endpoint (servers v0.65 on).
-func versionCheck(ctx context.Context, in Inputs) Check {
+func versionCheck(info *serverinfo.Info, err error) Check {
 	name := "server version"
-	info, err := serverinfo.Get(ctx, in.HTTP, in.ServerURL)
 	switch {
 	case errors.Is(err, serverinfo.ErrNotOffered):
-		return Check{Name: name, Status: Warn, Detail: "no /api/v1/status: a server before v0.65, or not a Nextcloud MCP server", Hint: "current servers (v0.65 on) are generation 2 and provision with Login Flow v2; ask the admin to upgrade"}
+		return Check{Name: name, Status: Warn, Detail: "no /api/v1/status: a Nextcloud MCP server before v0.65, or another MCP server", Hint: "current Nextcloud MCP servers (v0.65 on) have it; for other MCP servers this is expected"}
 	case err != nil:
 		return Check{Name: name, Status: Warn, Detail: err.Error(), Hint: "the server's status endpoint did not answer; the checks below still tell whether login works"}
 	case info.AuthMode != "oauth":

@@ -2,12 +2,14 @@ package doctor
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
+	"github.com/ncmcp/ncmcp/pkg/serverinfo"
 )
 
 func TestToolsCheck(t *testing.T) {
@@ -60,9 +62,57 @@ func TestVersionCheck(t *testing.T) {
 		{`<html>`, Warn, "not the server's status"},
 	} {
 		answer = tt.answer
-		c := versionCheck(context.Background(), in)
+		info, err := serverinfo.Get(context.Background(), in.HTTP, in.ServerURL)
+		c := versionCheck(info, err)
 		if c.Status != tt.status || !strings.Contains(c.Detail, tt.detail) {
 			t.Errorf("answer %q: %+v, want %s with %q", tt.answer, c, tt.status, tt.detail)
+		}
+	}
+}
+
+// TestServerLabels: "Nextcloud MCP server" only for a server that shows
+// it is one (its /api/v1/status); any other server that is its own
+// authorization server is called what it is, and gets no Nextcloud check.
+func TestServerLabels(t *testing.T) {
+	for _, withStatus := range []bool{false, true} {
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			switch r.URL.Path {
+			case "/mcp":
+				w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+srv.URL+`/.well-known/oauth-protected-resource/mcp"`)
+				w.WriteHeader(http.StatusUnauthorized)
+			case "/.well-known/oauth-protected-resource/mcp":
+				fmt.Fprintf(w, `{"resource":%q,"authorization_servers":[%q]}`, srv.URL+"/mcp", srv.URL)
+			case "/.well-known/oauth-authorization-server":
+				fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"code_challenge_methods_supported":["S256"]}`, srv.URL, srv.URL+"/authorize", srv.URL+"/token")
+			case "/api/v1/status":
+				if withStatus {
+					fmt.Fprint(w, `{"version":"0.181.0","auth_mode":"oauth"}`)
+					return
+				}
+				http.NotFound(w, r)
+			default:
+				http.NotFound(w, r)
+			}
+		}))
+		checks := serverChecks(context.Background(), Inputs{ServerURL: srv.URL, HTTP: srv.Client()})
+		srv.Close()
+		var label, tools Check
+		for _, c := range checks {
+			switch c.Name {
+			case serverCheckNames[4]:
+				label = c
+			case serverCheckNames[9]:
+				tools = c
+			}
+		}
+		nextcloud := strings.Contains(label.Detail, "Nextcloud")
+		if nextcloud != withStatus || !strings.Contains(label.Detail, "own authorization server") {
+			t.Errorf("with status %v: %q", withStatus, label.Detail)
+		}
+		if !withStatus && (tools.Status != Skip || !strings.Contains(tools.Detail, "not shown to be a Nextcloud MCP server")) {
+			t.Errorf("provisioning check of another server: %+v", tools)
 		}
 	}
 }

@@ -418,3 +418,23 @@ func TestBadEventIDIsNotSentBack(t *testing.T) {
 		t.Errorf("last event id %q, want the last valid one", last)
 	}
 }
+
+// TestNotAnMCPServer: a URL where a plain file server answers gets the
+// host's initialize an error that says so and names the URL.
+func TestNotAnMCPServer(t *testing.T) {
+	for _, status := range []int{http.StatusOK, http.StatusNotFound, http.StatusNotImplemented} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(status)
+			io.WriteString(w, "<html>a file server</html>")
+		}))
+		h := startRaw(t, srv.URL, Options{})
+		h.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+		m := h.next(3 * time.Second)
+		e, _ := m["error"].(map[string]any)
+		if e == nil || !strings.Contains(fmt.Sprint(e["message"]), srv.URL+" is not an MCP server") {
+			t.Errorf("HTTP %d: %v", status, m)
+		}
+		srv.Close()
+	}
+}

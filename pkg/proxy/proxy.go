@@ -541,6 +541,10 @@ func (p *Proxy) send(m hostMessage) <-chan struct{} {
 		defer p.inflight.Done()
 		defer p.mem.give(len(m.msg))
 		defer m.untrack()
+		if m.ctx.Err() != nil {
+			close(written) // cancelled, or stopping, before its turn
+			return
+		}
 		if m.env.isRequest() {
 			select {
 			case p.slots <- struct{}{}:
@@ -641,6 +645,10 @@ func (p *Proxy) failed(resp *http.Response, env envelope) {
 		return
 	}
 	p.log("%s: HTTP %d", describe(env), resp.StatusCode)
+	if env.Method == "initialize" {
+		p.replyTo(env, CodeUnreachable, fmt.Sprintf("ncmcp proxy: %s is not an MCP server: it answered initialize with HTTP %d", p.o.Endpoint, resp.StatusCode))
+		return
+	}
 	p.replyTo(env, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server answered HTTP %d", resp.StatusCode))
 }
 
@@ -812,6 +820,10 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 			p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: the answer is over %d bytes", p.o.MaxMessage))
 		case len(bytes.TrimSpace(body)) > 0 && !json.Valid(body):
 			p.log("%s: the server answered %q, not JSON", describe(req), mt)
+			if req.Method == "initialize" {
+				p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: %s is not an MCP server: it answered initialize with %s", p.o.Endpoint, orUnknown(mt)))
+				break
+			}
 			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server answered with %s, not JSON", orUnknown(mt)))
 		case len(bytes.TrimSpace(body)) > 0:
 			deliver(body)
