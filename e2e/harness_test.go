@@ -56,7 +56,8 @@ func TestMain(m *testing.M) {
 
 // followRedirects is the redirect-following browser: it GETs the URL and
 // every redirect (server, IdP, login, loopback callback) like a browser with
-// an auto-approving IdP would. The environment adds test behaviour:
+// an auto-approving IdP would, with a cookie jar and the User-Agent
+// browserUserAgent. The environment adds test behaviour:
 //   - NCMCP_E2E_BROWSER_LOG: a file that gets one line per event;
 //   - NCMCP_E2E_FORGE_FIRST=1: first deliver a forged callback (wrong state);
 //   - NCMCP_E2E_FORGE_ONLY=1: deliver only the forged callback;
@@ -80,14 +81,15 @@ func followRedirects(u string) int {
 	// Like a browser: cookies (Nextcloud's Login Flow pages need them),
 	// and the CA of a test Nextcloud's https certificate trusted.
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Timeout: 60 * time.Second, Jar: jar}
+	var rt http.RoundTripper = http.DefaultTransport
 	if ca := os.Getenv("NCMCP_E2E_BROWSER_CA"); ca != "" {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM([]byte(ca))
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{RootCAs: pool}
-		c.Transport = t
+		rt = t
 	}
+	c := &http.Client{Timeout: 60 * time.Second, Jar: jar, Transport: asBrowser{rt}}
 	forge := os.Getenv("NCMCP_E2E_FORGE_FIRST") == "1" || os.Getenv("NCMCP_E2E_FORGE_ONLY") == "1"
 	if forge {
 		au, err := url.Parse(u)
@@ -164,6 +166,20 @@ func followRedirects(u string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	logf("final: %d %s", resp.StatusCode, resp.Request.URL.Path)
 	return 0
+}
+
+// browserUserAgent is the User-Agent of every request of the test browser:
+// a server of a test tells the browser's requests from ncmcp's (whose Go
+// client would otherwise send the same Go-http-client).
+const browserUserAgent = "ncmcp-e2e-browser/1"
+
+// asBrowser sends requests with the test browser's User-Agent.
+type asBrowser struct{ next http.RoundTripper }
+
+func (b asBrowser) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("User-Agent", browserUserAgent)
+	return b.next.RoundTrip(r)
 }
 
 // browserLog returns the log of the test browsers that logged to path,

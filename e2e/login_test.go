@@ -442,11 +442,11 @@ func TestLoginFailures(t *testing.T) {
 		prepare func(t *testing.T, dev *devserver.Server, e *env)
 	}{
 		{
-			name: "unknown client is refused by the server, and the terminal says so",
+			name: "unknown client is refused in the browser: the terminal says to look there, then times out",
 			args: func(dev *devserver.Server) []string {
-				return []string{"login", "--server", dev.URL(), "--client-id", "unknown-client"}
+				return []string{"login", "--server", dev.URL(), "--client-id", "unknown-client", "--timeout", "3s"}
 			},
-			code: 1, want: []string{"unauthorized_client", `client "unknown-client" is not allowed`}, opened: true,
+			code: 8, want: []string{"If the browser shows an error from the authorization server", "timed out after 3s"}, opened: true,
 		},
 		{
 			name: "metadata that is not JSON",

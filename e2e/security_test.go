@@ -2,11 +2,11 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -326,10 +326,11 @@ func TestNoEscapeSequencesFromServers(t *testing.T) {
 	const evil = "\x1b]0;pwned\x07\x1b[2J\x1b[31mgone\u009b1A\u202e"
 	dev := startDev(t, devserver.Options{AutoApprove: true})
 	h := newHostile(t, dev, func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path == "/oauth/authorize" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": "bad " + evil + " request"})
+		if r.URL.Path == "/oauth/authorize" && r.URL.Query().Get("redirect_uri") != "" {
+			// The refusal comes back through the browser to the callback.
+			q := r.URL.Query()
+			back := url.Values{"error": {"invalid_request"}, "error_description": {"bad " + evil + " request"}, "state": {q.Get("state")}}
+			http.Redirect(w, r, q.Get("redirect_uri")+"?"+back.Encode(), http.StatusFound)
 			return true
 		}
 		return false

@@ -24,7 +24,6 @@ type browserOptions struct {
 	paste       bool
 	timeout     time.Duration
 	extraScopes bool // --scopes was given
-	clientID    string
 }
 
 // loginFlow returns the login use case, with notices on stderr.
@@ -38,7 +37,6 @@ func (g *globalOptions) loginFlow(st *store.Store) *login.Flow {
 // wait for the browser or a pasted address, then the stored login.
 func browserLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, client oauth.Client, o browserOptions) (*login.Result, error) {
 	d := g.deps
-	o.clientID = client.ID
 	a, err := g.loginFlow(st).Start(login.Browser{Disc: disc, Client: client, Port: o.port, Scopes: o.scopes})
 	if err != nil {
 		return nil, loginError(err, st, o)
@@ -55,6 +53,10 @@ func browserLogin(ctx context.Context, g *globalOptions, st *store.Store, disc *
 		}
 	}
 	fmt.Fprintf(d.Stderr, "Waiting for the browser to return to %s (up to %s)...\n", a.RedirectURI, o.timeout)
+	// The browser makes the authorization request, so a refusal the
+	// authorization server shows as a page of its own (an unknown client,
+	// a redirect URI it does not allow) never reaches ncmcp.
+	fmt.Fprintln(d.Stderr, "If the browser shows an error from the authorization server, this login cannot finish: read the error there, then stop ncmcp with Ctrl-C.")
 	var pasted <-chan string
 	if o.paste {
 		fmt.Fprintln(d.Stderr, "Or paste here the address the browser ends on (it may fail to load), or just the code, then press Enter:")
@@ -82,9 +84,6 @@ func loginError(err error, st *store.Store, o browserOptions) error {
 		pe *loopback.PortInUseError
 		np *login.NoPKCEError
 		ae *loopback.AuthError
-		se *loopback.StartError
-		az *login.AuthorizeError
-		ur *login.UnreachableError
 		xe *login.ExchangeError
 		ie *login.IdentityError
 		sv *store.SaveError
@@ -98,16 +97,6 @@ func loginError(err error, st *store.Store, o browserOptions) error {
 		return failure(err, "a scope you asked for with --scopes is refused: use the names the server lists in scopes_supported ('ncmcp doctor' shows them)")
 	case errors.As(err, &ae):
 		return failure(err, authErrorHint(ae))
-	case errors.As(err, &ur):
-		return failure(err, "check that the server is running and reachable")
-	case errors.As(err, &az) && az.Code == "unauthorized_client":
-		return failure(err, fmt.Sprintf("client %q is not allowed by this server: use a client id its admin allowed (ALLOWED_MCP_CLIENTS) with --client-id", o.clientID))
-	case errors.As(err, &az) && az.Code == "":
-		return failure(err, "check the server's logs; 'ncmcp login --debug' traces the requests")
-	case errors.As(err, &az):
-		return failure(err, "")
-	case errors.As(err, &se):
-		return failure(se.Err, "")
 	case errors.Is(err, loopback.ErrStartReused):
 		return failure(err, "run 'ncmcp login' again; if this repeats, something on this machine is watching for ncmcp's login links")
 	case errors.As(err, &xe) && xe.Unreachable:

@@ -9,7 +9,6 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/login"
-	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
 	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
@@ -79,12 +78,9 @@ func loginReplacingForgotten(ctx context.Context, g *globalOptions, st *store.St
 }
 
 // clientForgotten tells whether a login failed because the authorization
-// server does not know the client.
+// server does not know the client: its code exchange was refused so. (An
+// authorization request it refuses shows in the browser, never here.)
 func clientForgotten(err error) bool {
-	var (
-		xe *login.ExchangeError
-		az *login.AuthorizeError
-	)
-	return errors.As(err, &xe) && xe.UnknownClient ||
-		errors.As(err, &az) && registration.UnknownClient(az.Code, az.Description)
+	var xe *login.ExchangeError
+	return errors.As(err, &xe) && xe.UnknownClient
 }

@@ -2,11 +2,8 @@ package login
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 
 	"github.com/ncmcp/ncmcp/pkg/discovery"
@@ -34,9 +31,9 @@ type Attempt struct {
 
 	// AuthURL is the authorization request, for the user to see.
 	AuthURL string
-	// StartURL is the listener's one-time page that makes the
-	// authorization request: the page to open in the browser. Other users
-	// can read a command line, so the browser never gets AuthURL itself.
+	// StartURL is the listener's one-time page that redirects the browser
+	// to AuthURL: the page to open in the browser. Other users can read a
+	// command line, so the browser is never given AuthURL on it.
 	StartURL string
 	// RedirectURI is where the browser comes back to.
 	RedirectURI string
@@ -66,9 +63,12 @@ func (f *Flow) Start(b Browser) (*Attempt, error) {
 	}
 	login.RedirectURI = ln.RedirectURI()
 	a := &Attempt{f: f, disc: b.Disc, ln: ln, login: login, AuthURL: login.URL(), RedirectURI: ln.RedirectURI(), Port: ln.Port()}
-	a.StartURL = ln.Start(func(ctx context.Context) (string, error) {
-		return authorize(ctx, f.HTTP, a.AuthURL)
-	})
+	// The browser makes the authorization request, never ncmcp (RFC 8252
+	// section 6): the authorization server then sees the browser's cookies
+	// (single sign-on), and each login makes one request, whose code is
+	// the one redeemed. A refusal the server answers with a page of its
+	// own therefore reaches the browser only (see Wait).
+	a.StartURL = ln.Start(a.AuthURL)
 	return a, nil
 }
 
@@ -79,10 +79,12 @@ func (a *Attempt) Close() error { return a.ln.Close() }
 // with rejected told of each unusable one), exchanges the code, verifies
 // the identity and stores the login. ctx bounds the wait.
 //
-// Errors: *loopback.AuthError (the authorization server refused),
-// *loopback.StartError wrapping *AuthorizeError or *UnreachableError (the
-// authorization request failed), loopback.ErrStartReused, *ExchangeError,
-// *IdentityError, storage failures, and ctx's error.
+// Errors: *loopback.AuthError (the authorization server refused, with a
+// redirect to the callback), loopback.ErrStartReused, *ExchangeError,
+// *IdentityError, storage failures, and ctx's error. An authorization
+// server that shows its refusal in the browser instead (as RFC 6749
+// section 4.1.2.1 requires for an unknown client or redirect URI) leaves
+// Wait waiting until ctx is done.
 func (a *Attempt) Wait(ctx context.Context, pasted <-chan string, rejected func(error)) (*Result, error) {
 	var done *Result
 	var completeErr error
@@ -157,79 +159,4 @@ func newLogin(disc *discovery.Result, client oauth.Client, scopes []string) (*oa
 	// failed exchange: never try one twice.
 	l.NoVerifierFallback = true
 	return l, nil
-}
-
-// AuthorizeError reports an authorization request the server refused
-// with an OAuth error, or answered with neither a redirect nor a page.
-type AuthorizeError struct {
-	Status      int
-	Code        string
-	Description string
-	// BadRedirect is set for a redirect to no usable http(s) address.
-	BadRedirect bool
-}
-
-func (e *AuthorizeError) Error() string {
-	if e.BadRedirect {
-		return "the authorization endpoint redirected to no usable http(s) address"
-	}
-	if e.Code == "" {
-		return fmt.Sprintf("the authorization endpoint answered HTTP %d", e.Status)
-	}
-	return fmt.Sprintf("the server refused the authorization request (HTTP %d %s): %s", e.Status, e.Code, e.Description)
-}
-
-// UnreachableError reports an authorization endpoint that could not be
-// reached.
-type UnreachableError struct{ Err error }
-
-func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("reach the authorization endpoint: %v", e.Err)
-}
-
-func (e *UnreachableError) Unwrap() error { return e.Err }
-
-// authorize makes the authorization request for the browser and returns
-// where the browser goes on to: the authorization server's redirect (to
-// the IdP, or straight back with a code), or the request itself when the
-// server answers with a page of its own or sets cookies (the browser must
-// then make it again). A refusal (unknown client, bad parameters) becomes
-// an error for the terminal instead of JSON in a browser tab.
-func authorize(ctx context.Context, hc *http.Client, authURL string) (string, error) {
-	nc := *hc
-	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := nc.Do(req)
-	if err != nil {
-		if u := errors.Unwrap(err); u != nil {
-			err = u
-		}
-		return "", &UnreachableError{Err: err}
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		loc, err := resp.Location()
-		if err != nil || (loc.Scheme != "http" && loc.Scheme != "https") {
-			return "", &AuthorizeError{Status: resp.StatusCode, BadRedirect: true}
-		}
-		if len(resp.Cookies()) > 0 {
-			return authURL, nil
-		}
-		return loc.String(), nil
-	case resp.StatusCode == http.StatusOK:
-		return authURL, nil // a login page served directly
-	}
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(body, &e) != nil {
-		e.Error = ""
-	}
-	return "", &AuthorizeError{Status: resp.StatusCode, Code: e.Error, Description: e.Description}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,23 +125,119 @@ func TestBrowserLoginRefused(t *testing.T) {
 	}
 }
 
-func TestAuthorizeRefusalReachesTheTerminal(t *testing.T) {
+// recorder is a transport that notes the URL of every request ncmcp makes.
+type recorder struct {
+	mu   sync.Mutex
+	urls []*url.URL
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.urls = append(r.urls, req.URL)
+	r.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// made returns the requests made to the endpoint of u (query aside).
+func (r *recorder) made(u string) []string {
+	want, _ := url.Parse(u)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, got := range r.urls {
+		if got.Scheme == want.Scheme && got.Host == want.Host && got.Path == want.Path {
+			out = append(out, got.String())
+		}
+	}
+	return out
+}
+
+// TestBrowserMakesTheAuthorizationRequest: the start page redirects the
+// browser to the authorization request exactly as printed, and the login
+// completes without ncmcp ever requesting the authorization endpoint.
+func TestBrowserMakesTheAuthorizationRequest(t *testing.T) {
+	for _, gen := range []int{1, 2} {
+		t.Run(fmt.Sprintf("generation %d", gen), func(t *testing.T) {
+			f, disc, _, _ := setup(t, devserver.Options{AutoApprove: true, Generation: gen})
+			rec := &recorder{}
+			f.HTTP = &http.Client{Transport: rec}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			a, err := f.Start(login.Browser{Disc: disc, Client: oauth.Client{ID: devserver.PublicClientID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			type outcome struct {
+				res *login.Result
+				err error
+			}
+			done := make(chan outcome, 1)
+			go func() {
+				res, err := a.Wait(ctx, nil, nil)
+				done <- outcome{res, err}
+			}()
+			resp, err := noFollow.Get(a.StartURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != a.AuthURL {
+				t.Fatalf("start page: %d to %q, want 302 to %q", resp.StatusCode, resp.Header.Get("Location"), a.AuthURL)
+			}
+			devlogin.Browse(a.AuthURL)
+			if o := <-done; o.err != nil || o.res.Token.AccessToken == "" {
+				t.Fatalf("Wait = %+v, %v", o.res, o.err)
+			}
+			if got := rec.made(a.AuthURL); len(got) > 0 {
+				t.Errorf("ncmcp requested the authorization endpoint: %q", got)
+			}
+		})
+	}
+}
+
+// TestRefusalInTheBrowserKeepsWaiting: a refusal the authorization server
+// shows in the browser (here an unknown client, which must not be
+// redirected back) never reaches ncmcp: the wait goes on until its
+// context ends, and nothing is stored.
+func TestRefusalInTheBrowserKeepsWaiting(t *testing.T) {
 	f, disc, _, _ := setup(t, devserver.Options{Generation: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a, err := f.Start(login.Browser{Disc: disc, Client: oauth.Client{ID: "nobody-knows-me"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	browse(t, a)
-	_, err = a.Wait(ctx, nil, nil)
-	var se *loopback.StartError
-	var az *login.AuthorizeError
-	if !errors.As(err, &se) || !errors.As(err, &az) || az.Code == "" {
-		t.Fatalf("err = %v, want the authorization endpoint's OAuth error", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Wait(ctx, nil, nil)
+		done <- err
+	}()
+	resp, err := http.Get(a.StartURL) // follows the start page's redirect
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Request.URL.String() != a.AuthURL {
+		t.Fatalf("the browser ended on %d %s, want the authorization endpoint's 401", resp.StatusCode, resp.Request.URL)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Wait returned %v while the browser showed the refusal", err)
+	default:
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want the context's end", err)
+	}
+	if cfg, _ := store.LoadConfig(f.Store.Dir); len(cfg.Servers) != 0 {
+		t.Errorf("stored %v", cfg.ServerURLs())
 	}
 }
+
+// noFollow is a client that shows redirects instead of following them.
+var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 func TestPick(t *testing.T) {
 	f, disc, _, notices := setup(t, devserver.Options{Generation: 1})

@@ -37,9 +37,9 @@ type Server struct {
 	ln   net.Listener
 	port int
 
-	// The one-time start page, if any.
-	startID string
-	startFn func(ctx context.Context) (string, error)
+	// The one-time start page, if any, and where it sends the browser.
+	startID   string
+	startNext string
 }
 
 // PortInUseError reports a fixed port that is already taken.
@@ -74,26 +74,20 @@ func (s *Server) RedirectURI() string {
 // the browser is given instead of the authorization request: a command line
 // is readable by every user of the machine (/proc/PID/cmdline), and the
 // authorization request's state would let another user complete the login
-// as themselves and send the response here (login CSRF). next returns where
-// the browser goes on to (the authorization request, or the authorization
-// server's answer to it); an error is shown in the browser and ends the
-// wait. The page works once: a second visit means someone else has the link,
-// and ends the wait with ErrStartReused.
-func (s *Server) Start(next func(ctx context.Context) (string, error)) string {
+// as themselves and send the response here (login CSRF). The page answers
+// with a redirect (302) to next, the authorization request, which the
+// browser then makes itself (RFC 8252 section 6): with its own cookies, so
+// that a session at the authorization server signs the user in, and once.
+// The page works once: a second visit means someone else has the link, and
+// ends the wait with ErrStartReused.
+func (s *Server) Start(next string) string {
 	s.startID = randomID()
-	s.startFn = next
+	s.startNext = next
 	return "http://127.0.0.1:" + strconv.Itoa(s.port) + StartPath + s.startID
 }
 
 // ErrStartReused reports a start page visited twice.
 var ErrStartReused = errors.New("the login link was opened twice: another program or user on this machine may have taken it, so ncmcp stopped this login (nothing was stored)")
-
-// StartError is a failure of the start page's next step (for example the
-// authorization server refusing the request).
-type StartError struct{ Err error }
-
-func (e *StartError) Error() string { return e.Err.Error() }
-func (e *StartError) Unwrap() error { return e.Err }
 
 func randomID() string {
 	b := make([]byte, 16)
@@ -166,18 +160,12 @@ func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ct
 				render(w, http.StatusConflict, Result{Title: "Login link already used", Message: "This login link was opened before. If that was not you, another program or user on this machine may have taken it: ncmcp stopped this login. Start it again from the terminal."})
 				return
 			}
-			cctx, cancel := context.WithTimeout(ctx, completeTimeout)
-			defer cancel()
-			next, err := s.startFn(cctx)
-			if err != nil {
-				stopped.Store(true)
-				abort(aborted, &StartError{Err: err})
-				render(w, http.StatusBadGateway, Result{Title: "Login failed", Message: err.Error() + ". See the terminal."})
-				return
-			}
+			// The redirect carries the state and the PKCE challenge: no
+			// cache keeps it, and the start link is not passed on as a
+			// Referer.
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Referrer-Policy", "no-referrer")
-			http.Redirect(w, req, next, http.StatusFound)
+			http.Redirect(w, req, s.startNext, http.StatusFound)
 		})
 	}
 	mux.HandleFunc(CallbackPath, func(w http.ResponseWriter, req *http.Request) {
@@ -293,8 +281,8 @@ type responder struct {
 	complete func(ctx context.Context, code string) Result
 	done     chan outcome
 	claimed  chan struct{} // one token: the single accepted response
-	// stopped reports a login ended by the start page (reused link, or
-	// a refused authorization request): no response is accepted after.
+	// stopped reports a login ended by the start page (a reused link): no
+	// response is accepted after.
 	stopped func() bool
 }
 

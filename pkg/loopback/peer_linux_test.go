@@ -86,7 +86,7 @@ func TestOtherUsersAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := s.Start(func(context.Context) (string, error) { return "https://idp.example/authorize", nil })
+	start := s.Start("https://idp.example/authorize")
 	base := "http://127.0.0.1:" + itoa(s.Port())
 	done := make(chan string, 1)
 	go func() {
