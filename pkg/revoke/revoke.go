@@ -1,7 +1,8 @@
 // Package revoke revokes an account's tokens at its authorization server
 // (RFC 7009), and the server's own access for it when asked, then forgets
 // the account, but only when everything attempted was revoked. It prints
-// nothing: each step is reported in a Report.
+// nothing: Account ('ncmcp tokens revoke') reports each step in a Report,
+// Logout ('ncmcp logout') each credential in a LogoutReport.
 package revoke
 
 import (
@@ -24,6 +25,11 @@ type Revoker struct {
 	// ServerSide asks the server to delete its own access for the account
 	// and returns its answer; needed only for Account's serverSide.
 	ServerSide func(ctx context.Context, srv *store.Server, acct *store.Account) (string, error)
+	// ServerStatus asks the server what it holds of its own for the
+	// account (its status tool); any failure is a ServerCredential of
+	// State Unknown. Used by Logout only, which without it knows nothing
+	// of the server's credential.
+	ServerStatus func(ctx context.Context, srv *store.Server, acct *store.Account) ServerCredential
 }
 
 // Step kinds of a Report.
@@ -90,18 +96,17 @@ func (r *Revoker) Account(ctx context.Context, srv *store.Server, acct *store.Ac
 		{StepRefreshToken, "refresh_token", tok.RefreshToken},
 		{StepAccessToken, "access_token", tok.AccessToken},
 	} {
-		if part.value == "" {
+		c := r.revokeToken(ctx, srv, client, part.value, part.hint)
+		switch c.Fate {
+		case Absent:
 			continue
-		}
-		err := oauth.Revoke(ctx, r.HTTP, srv.RevocationEndpoint, client, part.value, part.hint)
-		switch {
-		case errors.Is(err, oauth.ErrNoRevocation):
+		case NoEndpoint:
 			rep.Steps = append(rep.Steps, Step{Kind: part.kind, LocalOnly: true})
-		case err != nil:
-			rep.Steps = append(rep.Steps, Step{Kind: part.kind, Err: err})
+		case Failed:
+			rep.Steps = append(rep.Steps, Step{Kind: part.kind, Err: c.Err})
 			ok = false
 		default:
-			rep.Steps = append(rep.Steps, Step{Kind: part.kind, Endpoint: srv.RevocationEndpoint})
+			rep.Steps = append(rep.Steps, Step{Kind: part.kind, Endpoint: c.Endpoint})
 		}
 	}
 	if !ok {
@@ -114,4 +119,21 @@ func (r *Revoker) Account(ctx context.Context, srv *store.Server, acct *store.Ac
 	rep.Steps = append(rep.Steps, Step{Kind: StepRemove})
 	rep.Removed = true
 	return rep
+}
+
+// revokeToken revokes one token (hint: its token_type_hint) at the
+// server's revocation endpoint: Absent when there is no token, NoEndpoint
+// when there is no endpoint.
+func (r *Revoker) revokeToken(ctx context.Context, srv *store.Server, client oauth.Client, token, hint string) Credential {
+	if token == "" {
+		return Credential{Fate: Absent}
+	}
+	err := oauth.Revoke(ctx, r.HTTP, srv.RevocationEndpoint, client, token, hint)
+	switch {
+	case errors.Is(err, oauth.ErrNoRevocation):
+		return Credential{Fate: NoEndpoint}
+	case err != nil:
+		return Credential{Fate: Failed, Err: err}
+	}
+	return Credential{Fate: Ended, Endpoint: srv.RevocationEndpoint}
 }
