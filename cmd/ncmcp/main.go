@@ -6,10 +6,10 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/ncmcp/ncmcp/pkg/cli"
+	"github.com/ncmcp/ncmcp/pkg/sigctx"
 )
 
 // Set by the linker: -X main.version=... -X main.commit=... -X main.date=...
@@ -21,10 +21,11 @@ var (
 
 func main() {
 	// SIGTERM is also what Windows' console close sends Go programs;
-	// SIGHUP is a closed terminal.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date, StderrIsTerminal: isTerminal(os.Stderr), StdinIsTerminal: isTerminal(os.Stdin)})
-	stop()
+	// SIGHUP is a closed terminal. The handling starts when a command
+	// asks for it (cli.Deps.WatchSignals): a cached 'ncmcp token' does not.
+	ctx := sigctx.New(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	code := cli.Run(ctx, os.Args[1:], cli.Deps{Version: version, Commit: commit, Date: date, StderrIsTerminal: isTerminal(os.Stderr), StdinIsTerminal: isTerminal(os.Stdin), WatchSignals: ctx.Watch})
+	ctx.Stop()
 	os.Exit(code)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
@@ -44,13 +45,16 @@ func toolFailure(err error, serverURL string) error {
 }
 
 // missingScopes reads the scope check of newer servers' tools: "Missing
-// required scopes: openid. Token has scopes: none."
-var missingScopes = regexp.MustCompile(`Missing required scopes: ([^.]*)\.(?:\s*Token has scopes: ([^.]*)\.)?`)
+// required scopes: openid. Token has scopes: none." It is compiled on first
+// use, not in package initialisation, which every command pays for.
+var missingScopes = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`Missing required scopes: ([^.]*)\.(?:\s*Token has scopes: ([^.]*)\.)?`)
+})
 
 // toolErrorHint explains a tool's error result, which is the server's
 // answer, not an ncmcp failure.
 func toolErrorHint(msg, serverURL string) string {
-	m := missingScopes.FindStringSubmatch(msg)
+	m := missingScopes().FindStringSubmatch(msg)
 	if m == nil {
 		return "this is the server's answer; its logs say more"
 	}

@@ -47,6 +47,13 @@ type Deps struct {
 	// ask the user a question; nil means it is not.
 	StdinIsTerminal func() bool
 
+	// WatchSignals makes SIGINT, SIGTERM and SIGHUP cancel Run's context
+	// (sigctx.Context.Watch); nil when the context needs no signals. Run
+	// calls it before every command but 'ncmcp token', which calls it only
+	// before it talks to the network: os/signal's threads cost a cached
+	// token about 0.3 ms.
+	WatchSignals func()
+
 	Version, Commit, Date string
 
 	// rawStderr is Stderr before Run made it drop control characters, for
@@ -112,7 +119,10 @@ func Run(ctx context.Context, args []string, deps Deps) int {
 	deps.rawStderr, deps.rawStdout = deps.Stderr, deps.Stdout
 	deps.Stdout = termsafe.Writer{W: deps.Stdout}
 	deps.Stderr = termsafe.Writer{W: deps.Stderr}
-	root := newRootCmd(&deps)
+	root, name := newRootCmdFor(&deps, args)
+	if name != "token" {
+		deps.watchSignals()
+	}
 	root.SetArgs(args)
 	root.SetIn(deps.Stdin)
 	root.SetOut(deps.Stdout)
@@ -137,25 +147,90 @@ func isCobraUsageError(err error) bool {
 		strings.HasPrefix(s, "unknown shorthand flag") || strings.Contains(s, "arg(s)")
 }
 
+// watchSignals starts the signal handling of Run's context (see
+// Deps.WatchSignals).
+func (d *Deps) watchSignals() {
+	if d.WatchSignals != nil {
+		d.WatchSignals()
+	}
+}
+
+// subcommands are ncmcp's commands, by name.
+var subcommands = []struct {
+	name string
+	new  func(*globalOptions) *cobra.Command
+}{
+	{"login", func(g *globalOptions) *cobra.Command { return newLoginCmd(g, nil) }},
+	{"token", func(g *globalOptions) *cobra.Command { return newTokenCmd(g, nil) }},
+	{"status", func(g *globalOptions) *cobra.Command { return newStatusCmd(g, nil) }},
+	{"logout", func(g *globalOptions) *cobra.Command { return newLogoutCmd(g, nil) }},
+	{"provision", func(g *globalOptions) *cobra.Command { return newProvisionCmd(g, nil) }},
+	{"tools", func(g *globalOptions) *cobra.Command { return newToolsCmd(g, nil, nil) }},
+	{"proxy", func(g *globalOptions) *cobra.Command { return newProxyCmd(g, nil) }},
+	{"setup", func(g *globalOptions) *cobra.Command { return newSetupCmd(g, nil) }},
+	{"clients", newClientsCmd},
+	{"tokens", newTokensCmd},
+	{"config", newConfigCmd},
+	{"doctor", func(g *globalOptions) *cobra.Command { return newDoctorCmd(g, nil) }},
+	{"version", newVersionCmd},
+}
+
+// newRootCmd returns the whole command tree.
 func newRootCmd(deps *Deps) *cobra.Command {
-	g := &globalOptions{deps: deps}
-	root := newBareRoot(g)
-	root.AddCommand(
-		newLoginCmd(g, nil),
-		newTokenCmd(g, nil),
-		newStatusCmd(g, nil),
-		newLogoutCmd(g, nil),
-		newProvisionCmd(g, nil),
-		newToolsCmd(g, nil, nil),
-		newProxyCmd(g, nil),
-		newSetupCmd(g, nil),
-		newClientsCmd(g),
-		newTokensCmd(g),
-		newConfigCmd(g),
-		newDoctorCmd(g, nil),
-		newVersionCmd(g),
-	)
+	root, _ := newRootCmdFor(deps, nil)
 	return root
+}
+
+// newRootCmdFor returns the command tree that runs args: when they name
+// one of ncmcp's commands, the root with that command alone (cobra would
+// pick no other, and building all of them costs a cached 'ncmcp token'
+// about 0.1 ms), else the whole tree, for help, completion and cobra's
+// errors.
+// name is the command built alone, or "".
+func newRootCmdFor(deps *Deps, args []string) (root *cobra.Command, name string) {
+	g := &globalOptions{deps: deps}
+	root = newBareRoot(g)
+	name = commandName(root, args)
+	for _, c := range subcommands {
+		if c.name == name {
+			root.AddCommand(c.new(g))
+			// cobra adds its 'completion' command to a root with
+			// subcommands; it is not the one that runs.
+			root.CompletionOptions.DisableDefaultCmd = true
+			return root, name
+		}
+	}
+	for _, c := range subcommands {
+		root.AddCommand(c.new(g))
+	}
+	return root, ""
+}
+
+// commandName returns the first argument that is neither a flag nor a
+// flag's value, as cobra's Command.Find reads args for root (its
+// stripFlags: "--" ends the search, and a flag root does not define is
+// taken to have a value), or "".
+func commandName(root *cobra.Command, args []string) string {
+	flags := root.LocalFlags()
+	longHasValue := func(name string) bool { f := flags.Lookup(name); return f == nil || f.NoOptDefVal == "" }
+	shortHasValue := func(name string) bool { f := flags.ShorthandLookup(name); return f == nil || f.NoOptDefVal == "" }
+	for len(args) > 0 {
+		s := args[0]
+		args = args[1:]
+		switch {
+		case s == "--":
+			return ""
+		case strings.HasPrefix(s, "--") && !strings.Contains(s, "=") && longHasValue(s[2:]),
+			strings.HasPrefix(s, "-") && !strings.Contains(s, "=") && len(s) == 2 && shortHasValue(s[1:]):
+			if len(args) <= 1 {
+				return ""
+			}
+			args = args[1:]
+		case s != "" && !strings.HasPrefix(s, "-"):
+			return s
+		}
+	}
+	return ""
 }
 
 // newBareRoot returns the root command with the global flags and no subcommands.

@@ -111,6 +111,9 @@ func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, 
 	}
 	scopes := acct.Scopes
 	if !credential.Valid(tok, opts.g.deps.Now(), opts.MinTTL) {
+		// A refresh must not be cut short between the IdP's answer and
+		// the storing of a rotated refresh token: signals cancel it.
+		opts.g.deps.watchSignals()
 		fresh, err := src.Refresh(ctx, opts.MinTTL, "")
 		if err != nil {
 			return handleClientGone(ctx, opts.g, st, credentialError(err))
@@ -156,6 +159,7 @@ func printToken(opts *TokenOptions, access, typ string, expiry time.Time, scopes
 // in memory.
 func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg *store.Config, rt string) error {
 	g, d := opts.g, opts.g.deps
+	d.watchSignals()
 	if g.Server == "" {
 		return usageErrorf("set NCMCP_SERVER (or --server) to the MCP server's URL", "NCMCP_REFRESH_TOKEN needs a server")
 	}
