@@ -250,6 +250,10 @@ token for scripts:
 			return g.resolveEnv(cmd)
 		},
 	}
+	// --version, which people type, says what 'ncmcp version' says.
+	d := g.deps
+	root.Version = versionLine(d.Version, d.Commit, d.Date)
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &Error{Code: ExitUsage, Err: err, Hint: "run 'ncmcp --help' for usage"}
 	})

@@ -13,10 +13,15 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d := g.deps
-			_, err := fmt.Fprintf(d.Stdout, "ncmcp %s (commit %s, built %s)\n", d.Version, orUnknown(d.Commit), orUnknown(d.Date))
+			_, err := fmt.Fprintln(d.Stdout, versionLine(d.Version, d.Commit, d.Date))
 			return err
 		},
 	}
+}
+
+// versionLine is what 'ncmcp version' and 'ncmcp --version' print.
+func versionLine(version, commit, date string) string {
+	return fmt.Sprintf("ncmcp %s (commit %s, built %s)", version, orUnknown(commit), orUnknown(date))
 }
 
 func orUnknown(s string) string {
