@@ -14,9 +14,13 @@ type toolOut struct {
 	Name string `json:"name"`
 }
 
+// callOut is the MCP CallToolResult that 'tools call --json' prints.
 type callOut struct {
-	Text    []string `json:"text"`
-	IsError bool     `json:"is_error"`
+	Content []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+	IsError bool `json:"isError"`
 }
 
 // TestToolsCommands: 'ncmcp tools' talks MCP to both generations as the
@@ -59,7 +63,7 @@ func TestToolsCommands(t *testing.T) {
 			// The stored login is used: no new login.
 			r = e.mustRun("tools", "call", "nc_auth_check_status", "--json")
 			var out callOut
-			if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil || len(out.Text) == 0 || out.IsError {
+			if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil || len(out.Content) == 0 || out.Content[0].Type != "text" || out.IsError {
 				t.Fatalf("tools call --json: %+v, %v\n%s", out, err, r.Stdout)
 			}
 			expireStoredToken(t, e, nil, dev.URL())
@@ -69,7 +73,7 @@ func TestToolsCommands(t *testing.T) {
 				t.Fatalf("an expired token: %d refreshes (want %d), %d code exchanges (want %d)",
 					dev.TokenRequests("refresh_token"), refreshes+1, dev.TokenRequests("authorization_code"), perLogin)
 			}
-			e.expectCode(1, "", "tools", "call", "no_such_tool")
+			e.expectCode(1, "'ncmcp tools list' lists the tools the server offers", "tools", "call", "no_such_tool")
 			e.expectCode(2, "JSON object", "tools", "call", "nc_auth_check_status", "[1]")
 		})
 	}

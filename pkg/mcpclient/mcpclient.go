@@ -6,6 +6,7 @@ package mcpclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/ncmcp/ncmcp/pkg/wwwauth"
 )
@@ -84,6 +86,8 @@ type Session struct {
 	cs      *mcp.ClientSession
 	auth    *bearer
 	timeout time.Duration
+	// closeAll ends the elicitations in hand.
+	closeAll context.CancelFunc
 }
 
 // bounded bounds one request by the session's request timeout.
@@ -328,6 +332,9 @@ type Elicitation struct {
 	// Defaults are the form's fields with their default values (nil when
 	// a field has none), in form mode.
 	Defaults map[string]any
+	// Fields are the form's fields, in the order the server listed them,
+	// in form mode.
+	Fields []Field
 }
 
 // ElicitAction is the answer to an elicitation: accept, decline or cancel.
@@ -371,6 +378,7 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
 	b := at.b
+	capture := &capturer{next: b}
 	timeout := o.RequestTimeout
 	if timeout <= 0 {
 		timeout = DefaultRequestTimeout
@@ -378,9 +386,12 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := *hc
-	c.Transport = b
+	c.Transport = capture
 	// The SDK's stream reads are long-lived; requests are bounded by ctx.
 	c.Timeout = 0
+	// The SDK's Close waits for the server's requests in hand: closing
+	// ends the elicitations still waiting for the user.
+	closing, closeAll := context.WithCancel(context.Background())
 	var copts *mcp.ClientOptions
 	if o.OnElicit != nil {
 		copts = &mcp.ClientOptions{
@@ -388,7 +399,10 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 				Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{},
 			}},
 			ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-				e := toElicitation(req.Params)
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				defer context.AfterFunc(closing, cancel)()
+				e := toElicitation(req.Params, capture)
 				action, content := o.OnElicit(ctx, e)
 				res := &mcp.ElicitResult{Action: string(action)}
 				if action == ElicitAccept && e.Mode == "form" {
@@ -412,14 +426,15 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 		// newer server/discover probe.
 		&mcp.ClientSessionOptions{ProtocolVersion: ProtocolVersion})
 	if err != nil {
+		closeAll()
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, b.wrap(err))
 	}
-	return &Session{cs: cs, auth: b, timeout: timeout}, nil
+	return &Session{cs: cs, auth: b, timeout: timeout, closeAll: closeAll}, nil
 }
 
-// toElicitation reads the request's mode, message, URL and the defaults of
-// its form fields.
-func toElicitation(p *mcp.ElicitParams) Elicitation {
+// toElicitation reads the request's mode, message, URL and the fields of
+// its form, in the order the server listed them where the capture saw it.
+func toElicitation(p *mcp.ElicitParams, c *capturer) Elicitation {
 	e := Elicitation{Mode: p.Mode, Message: p.Message, URL: p.URL}
 	if e.Mode == "" {
 		e.Mode = "form"
@@ -430,26 +445,30 @@ func toElicitation(p *mcp.ElicitParams) Elicitation {
 	if e.Mode != "form" {
 		return e
 	}
+	fields := formFields(p.RequestedSchema, nil)
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.Name
+	}
+	if order := c.order(p.Message, names); order != nil {
+		fields = formFields(p.RequestedSchema, order)
+	}
+	e.Fields = fields
 	e.Defaults = map[string]any{}
-	b, err := json.Marshal(p.RequestedSchema)
-	if err != nil {
-		return e
-	}
-	var schema struct {
-		Properties map[string]struct {
-			Default any `json:"default"`
-		} `json:"properties"`
-	}
-	if json.Unmarshal(b, &schema) == nil {
-		for name, prop := range schema.Properties {
-			e.Defaults[name] = prop.Default
-		}
+	for _, f := range fields {
+		e.Defaults[f.Name] = f.Default
 	}
 	return e
 }
 
-// Close ends the session.
-func (s *Session) Close() error { return s.cs.Close() }
+// Close ends the session, and the elicitations still waiting for the
+// user (their context ends).
+func (s *Session) Close() error {
+	if s.closeAll != nil {
+		s.closeAll()
+	}
+	return s.cs.Close()
+}
 
 // Tools lists the server's tools (all pages).
 func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
@@ -542,30 +561,126 @@ func (s *Session) Call(ctx context.Context, tool string, args map[string]any, ou
 
 // Result is a tool's result as the server sent it.
 type Result struct {
+	// Raw is the result (an MCP CallToolResult) as the server sent it.
+	Raw json.RawMessage
+	// Content are its content items, in order.
+	Content []Content
 	// Text is the text of its text contents, in order.
 	Text []string
 	// Structured is its structured content, if any.
 	Structured any
 	// IsError is set when the tool reports an error.
 	IsError bool
+	// UnknownTool is set for an error result when the server's tool list
+	// does not name the tool (servers that answer an unknown tool with an
+	// error result rather than a JSON-RPC error).
+	UnknownTool bool
 }
 
-// CallRaw calls a tool and returns its result as it is.
+// Content is one item of a tool result's content.
+type Content struct {
+	// Type is text, image, audio, resource_link or resource (an embedded
+	// resource).
+	Type string
+	// Text is the text of a text item.
+	Text string
+	// MIMEType is the MIME type of an image or audio item, or of a
+	// resource where the server gives it.
+	MIMEType string
+	// URI is the URI of a resource_link or resource item.
+	URI string
+}
+
+// UnknownToolError reports that the server refused to call a tool (a
+// JSON-RPC error) that its tool list does not name.
+type UnknownToolError struct {
+	Tool string
+	Err  error
+}
+
+func (e *UnknownToolError) Error() string {
+	return fmt.Sprintf("the server has no tool %s: %v", e.Tool, e.Err)
+}
+
+func (e *UnknownToolError) Unwrap() error { return e.Err }
+
+// CallRaw calls a tool and returns its result as it is. When the server
+// refuses the call, or answers with an error result, and its tool list
+// does not name the tool, the error is an *UnknownToolError, or the
+// result's UnknownTool is set.
 func (s *Session) CallRaw(ctx context.Context, tool string, args map[string]any) (*Result, error) {
 	if args == nil {
 		args = map[string]any{}
 	}
 	rctx, cancel := s.bounded(ctx)
 	defer cancel()
+	rctx, sl := withSlot(rctx)
 	res, err := s.cs.CallTool(rctx, &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {
-		return nil, fmt.Errorf("call %s: %w", tool, s.auth.wrap(err))
+		err = fmt.Errorf("call %s: %w", tool, s.auth.wrap(err))
+		var rpc *jsonrpc.Error
+		if errors.As(err, &rpc) && s.lacks(ctx, tool) {
+			return nil, &UnknownToolError{Tool: tool, Err: err}
+		}
+		return nil, err
 	}
-	out := &Result{Structured: res.StructuredContent, IsError: res.IsError}
-	for _, c := range res.Content {
-		if t, ok := c.(*mcp.TextContent); ok {
-			out.Text = append(out.Text, t.Text)
+	out := &Result{Raw: sl.result(), Structured: res.StructuredContent, IsError: res.IsError}
+	if out.Raw == nil {
+		// Not seen on the wire: the SDK's reading of it.
+		if out.Raw, err = json.Marshal(res); err != nil {
+			return nil, fmt.Errorf("call %s: %w", tool, err)
 		}
 	}
+	for _, c := range res.Content {
+		item := Content{}
+		switch c := c.(type) {
+		case *mcp.TextContent:
+			item = Content{Type: "text", Text: c.Text}
+			out.Text = append(out.Text, c.Text)
+		case *mcp.ImageContent:
+			item = Content{Type: "image", MIMEType: c.MIMEType}
+		case *mcp.AudioContent:
+			item = Content{Type: "audio", MIMEType: c.MIMEType}
+		case *mcp.ResourceLink:
+			item = Content{Type: "resource_link", URI: c.URI, MIMEType: c.MIMEType}
+		case *mcp.EmbeddedResource:
+			item = Content{Type: "resource"}
+			if c.Resource != nil {
+				item.URI, item.MIMEType = c.Resource.URI, c.Resource.MIMEType
+			}
+		default:
+			item.Type = contentType(c)
+		}
+		out.Content = append(out.Content, item)
+	}
+	if out.IsError {
+		out.UnknownTool = s.lacks(ctx, tool)
+	}
 	return out, nil
+}
+
+// contentType reads the type of a content item the SDK may add.
+func contentType(c mcp.Content) string {
+	var t struct {
+		Type string `json:"type"`
+	}
+	if b, err := c.MarshalJSON(); err == nil {
+		_ = json.Unmarshal(b, &t)
+	}
+	return t.Type
+}
+
+// lacks tells whether the server's tool list is known not to name tool;
+// false when it cannot be listed.
+func (s *Session) lacks(ctx context.Context, tool string) bool {
+	tools, err := s.Tools(ctx)
+	if err != nil {
+		return false
+	}
+	for _, t := range tools {
+		if t.Name == tool {
+			return false
+		}
+	}
+	return true
 }
