@@ -181,17 +181,8 @@ func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 // formFields reads the fields of a requested schema; order lists property
 // names first in the order the server sent them, the rest follow by name.
 func formFields(schema any, order []string) []Field {
-	b, err := json.Marshal(schema)
-	if err != nil {
-		return nil
-	}
-	// JSON Schema keywords are case-sensitive: they are looked up exactly.
-	var top map[string]json.RawMessage
-	if json.Unmarshal(b, &top) != nil {
-		return nil
-	}
-	var props map[string]json.RawMessage
-	if json.Unmarshal(top["properties"], &props) != nil {
+	top, props := schemaObject(schema)
+	if props == nil {
 		return nil
 	}
 	var required []string

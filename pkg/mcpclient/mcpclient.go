@@ -491,20 +491,27 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 	}
 }
 
-// schemaProperties returns the property names of a JSON Schema object.
-func schemaProperties(schema any) []string {
+// schemaObject reads a JSON Schema object's keywords and its properties;
+// nil when it is none. JSON Schema keywords are case-sensitive, and
+// encoding/json's struct matching is not, so they are looked up exactly.
+func schemaObject(schema any) (top, props map[string]json.RawMessage) {
 	b, err := json.Marshal(schema)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	// JSON Schema keywords are case-sensitive; encoding/json's struct
-	// matching is not, so the keyword is looked up exactly.
-	var top map[string]json.RawMessage
 	if json.Unmarshal(b, &top) != nil {
-		return nil
+		return nil, nil
 	}
-	var props map[string]json.RawMessage
 	if json.Unmarshal(top["properties"], &props) != nil {
+		return nil, nil
+	}
+	return top, props
+}
+
+// schemaProperties returns the property names of a JSON Schema object.
+func schemaProperties(schema any) []string {
+	_, props := schemaObject(schema)
+	if props == nil {
 		return nil
 	}
 	names := make([]string, 0, len(props))
