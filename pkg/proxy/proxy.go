@@ -375,8 +375,10 @@ var (
 type budget struct {
 	mu        sync.Mutex
 	used, max int64
-	// freed is closed, and replaced, whenever bytes are given back.
-	freed chan struct{}
+	// freed is closed, and replaced, when bytes are given back while a
+	// host message waits for room (waiting > 0); answers never wait.
+	freed   chan struct{}
+	waiting int
 }
 
 func newBudget(max int64) *budget { return &budget{max: max, freed: make(chan struct{})} }
@@ -402,11 +404,17 @@ func (b *budget) wait(ctx context.Context, n int) error {
 			return nil
 		}
 		freed := b.freed
+		b.waiting++
 		b.mu.Unlock()
 		select {
 		case <-freed:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		b.mu.Lock()
+		b.waiting--
+		b.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 }
@@ -418,8 +426,10 @@ func (b *budget) give(n int) {
 	}
 	b.mu.Lock()
 	b.used -= int64(n)
-	close(b.freed)
-	b.freed = make(chan struct{})
+	if b.waiting > 0 {
+		close(b.freed)
+		b.freed = make(chan struct{})
+	}
 	b.mu.Unlock()
 }
 
