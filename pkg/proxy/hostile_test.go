@@ -409,9 +409,6 @@ func TestRedirectKeepsTheSessionHome(t *testing.T) {
 // TestBadEventIDIsNotSentBack: an SSE id with a carriage return inside
 // (which a Last-Event-ID header cannot carry) is not kept.
 func TestBadEventIDIsNotSentBack(t *testing.T) {
-	if validEventID("a\rb") || validEventID(strings.Repeat("x", 300)) || !validEventID("ev-1") {
-		t.Error("validEventID")
-	}
 	p := New(Options{HTTP: http.DefaultClient})
 	last, _ := p.readEvents(strings.NewReader("id: good\ndata: {}\n\nid: a\rb\ndata: {}\n\n"), func([]byte) {})
 	if last != "good" {

@@ -26,17 +26,11 @@ import (
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
+	"github.com/ncmcp/ncmcp/pkg/mcpwire"
 )
 
 // DefaultMaxMessage bounds one message, in either direction, by default.
 const DefaultMaxMessage = 16 << 20
-
-// Headers of the Streamable HTTP transport.
-const (
-	headerSession  = "Mcp-Session-Id"
-	headerProtocol = "MCP-Protocol-Version"
-	headerLastID   = "Last-Event-ID"
-)
 
 // JSON-RPC error codes of the proxy's own answers.
 const (
@@ -125,7 +119,7 @@ type Proxy struct {
 	// slots bound the host's requests under way at the server; mem the
 	// bytes of the messages in flight.
 	slots chan struct{}
-	mem   *budget
+	mem   *mcpwire.Budget
 }
 
 // pendingRequest is a host request under way.
@@ -174,8 +168,8 @@ func New(o Options) *Proxy {
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		// The session is the server's: never sent to another origin.
 		if len(via) > 0 && !sameOrigin(req.URL, via[0].URL) {
-			req.Header.Del(headerSession)
-			req.Header.Del(headerLastID)
+			req.Header.Del(mcpwire.HeaderSession)
+			req.Header.Del(mcpwire.HeaderLastID)
 		}
 		if check != nil {
 			return check(req, via)
@@ -186,7 +180,7 @@ func New(o Options) *Proxy {
 		return nil
 	}
 	return &Proxy{o: o, hc: &hc, pending: map[string]*pendingRequest{},
-		slots: make(chan struct{}, o.MaxConcurrent), mem: newBudget(int64(o.MaxBuffered))}
+		slots: make(chan struct{}, o.MaxConcurrent), mem: mcpwire.NewBudget(int64(o.MaxBuffered))}
 }
 
 // wroteKey is the context key of the function Transport calls once the
@@ -241,7 +235,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			}
-			if err != nil && !errors.Is(err, errTooLarge) {
+			if err != nil && !errors.Is(err, mcpwire.ErrTooLarge) {
 				return
 			}
 		}
@@ -255,7 +249,7 @@ read:
 			p.log("stopping: %v", context.Cause(parent))
 			break read
 		}
-		if errors.Is(m.err, errTooLarge) {
+		if errors.Is(m.err, mcpwire.ErrTooLarge) {
 			p.log("a message from the host is over %d bytes: not forwarded", p.o.MaxMessage)
 			p.reply(nil, CodeTooLarge, fmt.Sprintf("ncmcp proxy: message over %d bytes", p.o.MaxMessage))
 			continue
@@ -366,92 +360,8 @@ func (p *Proxy) answerPending(msg string) {
 	}
 }
 
-var (
-	errTooLarge = errors.New("message too large")
-	errBudget   = errors.New("over the memory budget")
-)
-
-// budget counts the bytes of the messages in flight against a total.
-type budget struct {
-	mu        sync.Mutex
-	used, max int64
-	// freed is closed, and replaced, when bytes are given back while a
-	// host message waits for room (waiting > 0); answers never wait.
-	freed   chan struct{}
-	waiting int
-}
-
-func newBudget(max int64) *budget { return &budget{max: max, freed: make(chan struct{})} }
-
-// take takes n bytes if there is room, without waiting.
-func (b *budget) take(n int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.used+int64(n) > b.max {
-		return false
-	}
-	b.used += int64(n)
-	return true
-}
-
-// wait takes n bytes, waiting for room until ctx ends.
-func (b *budget) wait(ctx context.Context, n int) error {
-	for {
-		b.mu.Lock()
-		if b.used+int64(n) <= b.max {
-			b.used += int64(n)
-			b.mu.Unlock()
-			return nil
-		}
-		freed := b.freed
-		b.waiting++
-		b.mu.Unlock()
-		select {
-		case <-freed:
-		case <-ctx.Done():
-		}
-		b.mu.Lock()
-		b.waiting--
-		b.mu.Unlock()
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-}
-
-// give gives n bytes back.
-func (b *budget) give(n int) {
-	if n == 0 {
-		return
-	}
-	b.mu.Lock()
-	b.used -= int64(n)
-	if b.waiting > 0 {
-		close(b.freed)
-		b.freed = make(chan struct{})
-	}
-	b.mu.Unlock()
-}
-
-// metered reads from r, taking every byte read from the budget; a read
-// that finds no room fails with errBudget. The caller gives n back.
-type metered struct {
-	r   io.Reader
-	mem *budget
-	n   int
-}
-
-func (m *metered) Read(p []byte) (int, error) {
-	n, err := m.r.Read(p)
-	if !m.mem.take(n) {
-		return 0, errBudget
-	}
-	m.n += n
-	return n, err
-}
-
 // readLine reads one line of at most max bytes; a longer one is skipped
-// to its end and reported as errTooLarge.
+// to its end and reported as mcpwire.ErrTooLarge.
 func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	var line []byte
 	for {
@@ -463,31 +373,7 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 			if err != nil && !errors.Is(err, io.EOF) {
 				return nil, err
 			}
-			return nil, errTooLarge
-		}
-		line = append(line, chunk...)
-		if errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		return line, err
-	}
-}
-
-// readBounded reads one line of the server of at most max bytes, taking
-// it from the budget; the caller gives len(line) back. A longer line is
-// errTooLarge, one that finds no room errBudget: neither is skipped, for
-// a line need never end.
-func readBounded(r *bufio.Reader, max int, mem *budget) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(line)+len(chunk) > max {
-			mem.give(len(line))
-			return nil, errTooLarge
-		}
-		if !mem.take(len(chunk)) {
-			mem.give(len(line))
-			return nil, errBudget
+			return nil, mcpwire.ErrTooLarge
 		}
 		line = append(line, chunk...)
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -527,7 +413,7 @@ func (p *Proxy) accept(ctx context.Context, msg []byte, m *hostMessage) bool {
 		p.initialized = append([]byte(nil), msg...)
 	}
 	p.mu.Unlock()
-	if err := p.mem.wait(ctx, len(msg)); err != nil {
+	if err := p.mem.Wait(ctx, len(msg)); err != nil {
 		return false
 	}
 	m.msg, m.env = msg, env
@@ -549,7 +435,7 @@ func (p *Proxy) send(m hostMessage) <-chan struct{} {
 	go func() {
 		defer p.wg.Done()
 		defer p.inflight.Done()
-		defer p.mem.give(len(m.msg))
+		defer p.mem.Give(len(m.msg))
 		defer m.untrack()
 		if m.ctx.Err() != nil {
 			close(written) // cancelled, or stopping, before its turn
@@ -623,7 +509,7 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 		p.replyTo(env, CodeUnauthorized, fmt.Sprintf("ncmcp proxy: %v", why))
 	case resp.StatusCode/100 == 2:
 		if env.Method == "initialize" {
-			p.setSession(resp.Header.Get(headerSession))
+			p.setSession(resp.Header.Get(mcpwire.HeaderSession))
 		}
 		if env.Method == "notifications/initialized" {
 			p.startStream(ctx)
@@ -777,20 +663,6 @@ func (b *idleBody) Close() error {
 	return err
 }
 
-// validEventID tells whether an SSE event id can be sent back in a
-// Last-Event-ID header: printable ASCII, at most 256 bytes.
-func validEventID(id string) bool {
-	if id == "" || len(id) > 256 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] < 0x20 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 func orUnknown(s string) string {
 	if s == "" {
 		return "no content type"
@@ -803,10 +675,10 @@ func (p *Proxy) headers(req *http.Request, sid string) {
 	proto := p.protocol
 	p.mu.Unlock()
 	if sid != "" {
-		req.Header.Set(headerSession, sid)
+		req.Header.Set(mcpwire.HeaderSession, sid)
 	}
 	if proto != "" {
-		req.Header.Set(headerProtocol, proto)
+		req.Header.Set(mcpwire.HeaderProtocol, proto)
 	}
 }
 
@@ -817,11 +689,11 @@ func (p *Proxy) headers(req *http.Request, sid string) {
 func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, deliver func([]byte)) {
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != "text/event-stream" {
-		m := &metered{r: io.LimitReader(resp.Body, int64(p.o.MaxMessage)+1), mem: p.mem}
+		m := &mcpwire.Metered{R: io.LimitReader(resp.Body, int64(p.o.MaxMessage)+1), Mem: p.mem}
 		body, err := io.ReadAll(m)
-		defer p.mem.give(m.n)
+		defer p.mem.Give(m.N)
 		switch {
-		case errors.Is(err, errBudget):
+		case errors.Is(err, mcpwire.ErrBudget):
 			p.log("%s: no room for the answer (%d bytes of messages in flight)", describe(req), p.o.MaxBuffered)
 			p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: no room for the answer: %d bytes of messages are in flight", p.o.MaxBuffered))
 		case err != nil:
@@ -848,7 +720,7 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 		deliver(m)
 	}
 	last, err := p.readEvents(resp.Body, watch)
-	for try := 0; req.isRequest() && !answered && !overflow(err) && last != "" && try < 3 && ctx.Err() == nil; try++ {
+	for try := 0; req.isRequest() && !answered && !mcpwire.Overflow(err) && last != "" && try < 3 && ctx.Err() == nil; try++ {
 		r, gerr := p.get(ctx, last)
 		if gerr != nil || r.StatusCode != http.StatusOK {
 			if r != nil {
@@ -865,7 +737,7 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 	}
 	switch {
 	case answered:
-	case overflow(err):
+	case mcpwire.Overflow(err):
 		p.log("%s: %v", describe(req), p.overflowed(err))
 		p.replyTo(req, CodeTooLarge, fmt.Sprintf("ncmcp proxy: %v", p.overflowed(err)))
 		return
@@ -879,76 +751,18 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 	}
 }
 
-// overflow tells whether reading stopped at an event over the size limit
-// or the budget.
-func overflow(err error) bool { return errors.Is(err, errTooLarge) || errors.Is(err, errBudget) }
-
 // overflowed says what an overflow was, with its limit.
 func (p *Proxy) overflowed(err error) error {
-	if errors.Is(err, errTooLarge) {
+	if errors.Is(err, mcpwire.ErrTooLarge) {
 		return fmt.Errorf("the server sent a message over %d bytes", p.o.MaxMessage)
 	}
 	return fmt.Errorf("no room for the server's message: %d bytes of messages are in flight", p.o.MaxBuffered)
 }
 
-// readEvents reads an SSE stream and hands the data of each message event
-// on; it returns the last event id seen, and why it stopped. An event
-// over MaxMessage, or one that finds no room in the budget, stops it
-// (errTooLarge, errBudget): the stream is dropped rather than read on.
+// readEvents reads an SSE stream within the message limit and the budget
+// (mcpwire.ReadEvents).
 func (p *Proxy) readEvents(body io.Reader, deliver func([]byte)) (string, error) {
-	r := bufio.NewReaderSize(body, 16<<10)
-	var data []byte
-	var last, event string
-	defer func() { p.mem.give(len(data)) }()
-	emit := func() {
-		if len(data) > 0 && (event == "" || event == "message") {
-			deliver(data)
-		}
-		p.mem.give(len(data))
-		data, event = nil, ""
-	}
-	for {
-		line, err := readBounded(r, p.o.MaxMessage, p.mem)
-		if overflow(err) {
-			return last, err
-		}
-		s := bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(s) == 0 && len(line) > 0:
-			emit()
-		case bytes.HasPrefix(s, []byte(":")):
-		case bytes.HasPrefix(s, []byte("data:")):
-			v := bytes.TrimPrefix(bytes.TrimPrefix(s, []byte("data:")), []byte(" "))
-			n := len(v)
-			if len(data) > 0 {
-				n++
-			}
-			if len(data)+n > p.o.MaxMessage {
-				p.mem.give(len(line))
-				return last, errTooLarge
-			}
-			if !p.mem.take(n) {
-				p.mem.give(len(line))
-				return last, errBudget
-			}
-			if len(data) > 0 {
-				data = append(data, '\n')
-			}
-			data = append(data, v...)
-		case bytes.HasPrefix(s, []byte("id:")):
-			// An id that cannot be sent back as Last-Event-ID is not kept.
-			if id := strings.TrimSpace(string(bytes.TrimPrefix(s, []byte("id:")))); validEventID(id) {
-				last = id
-			}
-		case bytes.HasPrefix(s, []byte("event:")):
-			event = strings.TrimSpace(string(bytes.TrimPrefix(s, []byte("event:"))))
-		}
-		p.mem.give(len(line))
-		if err != nil {
-			emit()
-			return last, err
-		}
-	}
+	return mcpwire.ReadEvents(body, p.o.MaxMessage, p.mem, deliver)
 }
 
 // get opens an SSE stream: the standalone one, or a resumed one.
@@ -960,7 +774,7 @@ func (p *Proxy) get(ctx context.Context, lastID string) (*http.Response, error) 
 		}
 		req.Header.Set("Accept", "text/event-stream")
 		if lastID != "" {
-			req.Header.Set(headerLastID, lastID)
+			req.Header.Set(mcpwire.HeaderLastID, lastID)
 		}
 		p.headers(req, p.sessionID())
 		return req, nil
@@ -1024,7 +838,7 @@ func (p *Proxy) stream(ctx context.Context) {
 			if delivered {
 				wait = streamMinWait
 			}
-			if overflow(err) {
+			if mcpwire.Overflow(err) {
 				failure = p.overflowed(err).Error()
 			}
 		default:
@@ -1081,7 +895,7 @@ func (p *Proxy) reinit(ctx context.Context, sid string) error {
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("initialize: HTTP %d", resp.StatusCode)
 	}
-	p.setSession(resp.Header.Get(headerSession))
+	p.setSession(resp.Header.Get(mcpwire.HeaderSession))
 	// The result is all that is needed of the answer, though its stream
 	// may stay open; the host, which has its own, gets none of it.
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/event-stream" {
