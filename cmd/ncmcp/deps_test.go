@@ -9,10 +9,12 @@ import (
 )
 
 // heavyPrefixes are packages that must never be linked into ncmcp: the dev
-// server's OP and test-only browser drivers, and the terminal UI, markdown
-// and highlighting libraries whose package initialisation makes other CLIs
-// slow to start (every linked package's init runs for every command,
-// including 'ncmcp token').
+// server's OP and test-only browser drivers, the MCP Go SDK (a server
+// and client to test against; its package initialisation, encoding/gob
+// and JSON Schema included, cost a cached 'ncmcp token' about 0.3 ms),
+// and the terminal UI, markdown and highlighting libraries whose package
+// initialisation makes other CLIs slow to start (every linked package's
+// init runs for every command, including 'ncmcp token').
 var heavyPrefixes = []string{
 	"github.com/zitadel/",
 	"github.com/ncmcp/ncmcp/pkg/devserver",
@@ -23,6 +25,9 @@ var heavyPrefixes = []string{
 	"github.com/alecthomas/chroma",
 	"github.com/yuin/goldmark",
 	"github.com/mark3labs/mcp-go",
+	"github.com/modelcontextprotocol/go-sdk",
+	"github.com/google/jsonschema-go",
+	"encoding/gob",
 	"github.com/santhosh-tekuri/jsonschema",
 	"go.opentelemetry.io/",
 }
@@ -41,8 +46,9 @@ func TestNoHeavyPackagesLinked(t *testing.T) {
 	}
 }
 
-// TestBinarySize keeps the stripped binary below kubelogin's 15 MB: start-up
-// time grows with what is linked.
+// TestBinarySize keeps the stripped binary under 13 MB (11.4 MB on
+// 2026-12-05; kubelogin's is 15 MB): start-up time, which a cached
+// 'ncmcp token' mostly is, grows with what is linked.
 func TestBinarySize(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a release binary")
@@ -57,7 +63,7 @@ func TestBinarySize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const limit = 15 << 20
+	const limit = 13 << 20
 	if fi.Size() > limit {
 		t.Fatalf("stripped ncmcp is %.1f MB, over the %d MB budget", float64(fi.Size())/(1<<20), limit>>20)
 	}

@@ -1,6 +1,7 @@
 package mcpclient
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -178,9 +179,10 @@ func checkFormat(format, s string) error {
 // num formats a bound.
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// formFields reads the fields of a requested schema; order lists property
-// names first in the order the server sent them, the rest follow by name.
-func formFields(schema any, order []string) []Field {
+// formFields reads the fields of a requested schema, in the order the
+// server lists them.
+func formFields(schema json.RawMessage) []Field {
+	order := propertyOrder(schema)
 	top, props := schemaObject(schema)
 	if props == nil {
 		return nil
@@ -279,6 +281,47 @@ func readChoices(p map[string]json.RawMessage) []Choice {
 		if len(out) > 0 {
 			return out
 		}
+	}
+	return nil
+}
+
+// propertyOrder returns the names of a JSON Schema's properties in the
+// order the document lists them.
+func propertyOrder(schema json.RawMessage) []string {
+	dec := json.NewDecoder(bytes.NewReader(schema))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if k != "properties" {
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return nil
+		}
+		var names []string
+		for dec.More() {
+			name, err := dec.Token()
+			if err != nil {
+				return nil
+			}
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil
+			}
+			if n, ok := name.(string); ok {
+				names = append(names, n)
+			}
+		}
+		return names
 	}
 	return nil
 }

@@ -94,7 +94,7 @@ func TestFormFields(t *testing.T) {
 // without one.
 func TestFieldParse(t *testing.T) {
 	fields := map[string]Field{}
-	for _, f := range formFields(json.RawMessage(formSchema), nil) {
+	for _, f := range formFields(json.RawMessage(formSchema)) {
 		fields[f.Name] = f
 	}
 	tests := []struct {
@@ -182,5 +182,17 @@ func TestCloseEndsElicitation(t *testing.T) {
 	}
 	if err := <-ended; err == nil {
 		t.Error("the elicitation's context did not end")
+	}
+}
+
+// TestPropertyOrder: the property names of a schema in document order,
+// whatever comes before or after them.
+func TestPropertyOrder(t *testing.T) {
+	got := propertyOrder([]byte(`{"type":"object","x":{"properties":{"no":1}},"properties":{"b":{"type":"string","properties":{}},"a":{},"c":{"enum":["x"]}},"required":["a"]}`))
+	if !reflect.DeepEqual(got, []string{"b", "a", "c"}) {
+		t.Errorf("order %v", got)
+	}
+	if got := propertyOrder([]byte(`[1]`)); got != nil {
+		t.Errorf("order of an array %v", got)
 	}
 }

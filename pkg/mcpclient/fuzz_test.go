@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -18,21 +17,19 @@ import (
 )
 
 // fuzzToolServer is a real MCP server of the official SDK with one tool,
-// "echo", whose result is the current fuzz input, and a Session to it:
+// "echo", whose result is the current fuzz input, and a Session to it
 // over Streamable HTTP through Connect (with a dummy token, which the
-// server does not check), or, for speed, over the SDK's in-memory
-// transport.
+// server does not check).
 type fuzzToolServer struct {
 	sess *Session
 
 	mu     sync.Mutex
 	result *mcp.CallToolResult
 	auth   string // the Authorization header of the last HTTP request
-	http   bool
 }
 
-func newFuzzToolServer(tb testing.TB, overHTTP bool) *fuzzToolServer {
-	s := &fuzzToolServer{http: overHTTP}
+func newFuzzToolServer(tb testing.TB) *fuzzToolServer {
+	s := &fuzzToolServer{}
 	server := mcp.NewServer(&mcp.Implementation{Name: "fuzz", Version: "0"}, nil)
 	server.AddTool(&mcp.Tool{
 		Name:        "echo",
@@ -44,21 +41,6 @@ func newFuzzToolServer(tb testing.TB, overHTTP bool) *fuzzToolServer {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if !overHTTP {
-		st, ct := mcp.NewInMemoryTransports()
-		ss, err := server.Connect(ctx, st, nil)
-		if err != nil {
-			tb.Fatalf("start the fuzz MCP server: %v", err)
-		}
-		tb.Cleanup(func() { _ = ss.Close() })
-		cs, err := mcp.NewClient(&mcp.Implementation{Name: "ncmcp", Version: "fuzz"}, nil).Connect(ctx, ct, nil)
-		if err != nil {
-			tb.Fatalf("connect to the fuzz MCP server: %v", err)
-		}
-		s.sess = &Session{cs: cs, auth: &bearer{}}
-		tb.Cleanup(func() { _ = s.sess.Close() })
-		return s
-	}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -158,13 +140,11 @@ func fuzzCheckToolResult(t *testing.T, ts *fuzzToolServer, text string, structur
 
 	var out map[string]any
 	err := ts.call(&out)
-	if ts.http {
-		ts.mu.Lock()
-		auth := ts.auth
-		ts.mu.Unlock()
-		if auth != "Bearer dummy-token" {
-			t.Fatalf("Authorization %q", auth)
-		}
+	ts.mu.Lock()
+	auth := ts.auth
+	ts.mu.Unlock()
+	if auth != "Bearer dummy-token" {
+		t.Fatalf("Authorization %q", auth)
 	}
 
 	wireText := fuzzWire(text)
@@ -214,15 +194,13 @@ func fuzzCheckToolResult(t *testing.T, ts *fuzzToolServer, text string, structur
 }
 
 // FuzzToolResult has the SDK server answer a tool call with fuzzed text
-// and structured content, and checks how Session.Call decodes it. It runs
-// over the in-memory transport (an HTTP round trip per input makes the
-// fuzzer's minimisation take its whole time budget);
-// NCMCP_FUZZ_MCP_HTTP=1 runs it over Streamable HTTP through Connect.
+// and structured content, over Streamable HTTP, and checks how
+// Session.Call decodes it.
 func FuzzToolResult(f *testing.F) {
 	for _, s := range fuzzToolResultSeeds {
 		f.Add(s.text, []byte(s.structured), s.isError, s.withText)
 	}
-	ts := newFuzzToolServer(f, os.Getenv("NCMCP_FUZZ_MCP_HTTP") != "")
+	ts := newFuzzToolServer(f)
 	f.Fuzz(func(t *testing.T, text string, structured []byte, isError, withText bool) {
 		fuzzCheckToolResult(t, ts, text, structured, isError, withText)
 	})
@@ -231,14 +209,14 @@ func FuzzToolResult(f *testing.F) {
 // TestToolResultOverHTTP replays the seeds of
 // FuzzToolResult over Streamable HTTP, through Connect with a bearer token.
 func TestToolResultOverHTTP(t *testing.T) {
-	ts := newFuzzToolServer(t, true)
+	ts := newFuzzToolServer(t)
 	for _, s := range fuzzToolResultSeeds {
 		fuzzCheckToolResult(t, ts, s.text, []byte(s.structured), s.isError, s.withText)
 	}
 }
 
 // FuzzSchemaProperties reads the argument names of fuzzed input schemas,
-// decoded as the SDK hands them to Tools.
+// as Tools reads them from a tool list.
 func FuzzSchemaProperties(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"object","properties":{"title":{"type":"string"},"content":{"type":"string"},"category":{"type":"string"}},"required":["title"]}`,
@@ -254,10 +232,8 @@ func FuzzSchemaProperties(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var schema any
-		if json.Unmarshal(b, &schema) != nil {
-			schema = string(b) // not JSON: any value must do
-		}
-		got := schemaProperties(schema)
+		_ = json.Unmarshal(b, &schema) // not JSON: no properties
+		got := schemaProperties(b)
 		if !sort.StringsAreSorted(got) {
 			t.Fatalf("schemaProperties(%s) = %q, not sorted", b, got)
 		}

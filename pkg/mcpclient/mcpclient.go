@@ -1,6 +1,6 @@
-// Package mcpclient calls an MCP server's tools over Streamable HTTP
-// (github.com/modelcontextprotocol/go-sdk) with an OAuth bearer token, and
-// answers the server's elicitation requests through a callback.
+// Package mcpclient calls an MCP server's tools over the Streamable HTTP
+// transport with an OAuth bearer token, and answers the server's
+// elicitation requests through a callback.
 package mcpclient
 
 import (
@@ -9,15 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/ncmcp/ncmcp/pkg/wwwauth"
+	"github.com/ncmcp/ncmcp/pkg/mcpwire"
 )
 
 // UnauthorizedError reports that the MCP endpoint refused the token (HTTP
@@ -83,10 +82,24 @@ func (t Tool) Has(arg string) bool {
 
 // Session is a connection to one MCP endpoint.
 type Session struct {
-	cs      *mcp.ClientSession
-	auth    *bearer
-	timeout time.Duration
-	// closeAll ends the elicitations in hand.
+	endpoint string
+	// hc sends with the token (its transport is the bearer); requests
+	// are bounded by their context.
+	hc       *http.Client
+	auth     *bearer
+	timeout  time.Duration
+	onElicit func(ctx context.Context, e Elicitation) (ElicitAction, map[string]any)
+	// mem bounds the memory of the server's messages being read.
+	mem    *mcpwire.Budget
+	nextID atomic.Int64
+
+	mu       sync.Mutex
+	sid      string // Mcp-Session-Id, if the server gave one
+	protocol string // the negotiated protocol version
+
+	// closing ends when the session is closed, and with it the
+	// elicitations still waiting for the user.
+	closing  context.Context
 	closeAll context.CancelFunc
 }
 
@@ -96,229 +109,6 @@ func (s *Session) bounded(ctx context.Context) (context.Context, context.CancelF
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, s.timeout)
-}
-
-// Credentials give a session its bearer token, and a new one when the
-// server refuses it.
-type Credentials interface {
-	// Token returns the token to send; empty sends none.
-	Token(ctx context.Context) (string, error)
-	// Renew is called when the server refused token (empty: none was sent)
-	// with a 401, or a 403 insufficient_scope. It returns the token to send
-	// the request once more with, or the error to give up with. Calls are
-	// serialized.
-	Renew(ctx context.Context, token string, r Refusal) (string, error)
-}
-
-// Refusal is the server's refusal of a token.
-type Refusal struct {
-	// Status is 401 or 403.
-	Status int
-	// Challenge is the WWW-Authenticate Bearer challenge, if any.
-	Challenge wwwauth.Challenge
-	// Header is the WWW-Authenticate header as sent.
-	Header string
-}
-
-// Err returns the error of the refusal: *UnauthorizedError or
-// *InsufficientScopeError.
-func (r Refusal) Err() error {
-	if r.Status == http.StatusForbidden {
-		return &InsufficientScopeError{Scopes: r.Challenge.Scopes(), Description: r.Challenge.ErrorDescription}
-	}
-	return &UnauthorizedError{Challenge: r.Header}
-}
-
-// StaticToken is Credentials of one token that is never renewed.
-type StaticToken string
-
-// Token returns the token.
-func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
-
-// Renew gives up with the refusal's error.
-func (t StaticToken) Renew(_ context.Context, _ string, r Refusal) (string, error) {
-	return "", r.Err()
-}
-
-// bearer adds the token to the requests for the endpoint's origin; when the
-// server refuses it (401, 403 insufficient_scope) it asks the credentials
-// for another and sends the request again, at most maxRenewals times. It
-// remembers the last refusal it gave up on.
-type bearer struct {
-	next  http.RoundTripper
-	creds Credentials
-	// origin is the endpoint's scheme://host[:port]: the token goes only
-	// there, never to where a redirect points.
-	origin string
-
-	renewMu sync.Mutex
-	mu      sync.Mutex
-	denied  error // the refusal's error, or Renew's
-}
-
-func originOf(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
-
-func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
-	if originOf(req.URL) != b.origin {
-		r := req.Clone(req.Context())
-		r.Header.Del("Authorization")
-		return b.next.RoundTrip(r)
-	}
-	tok, err := b.creds.Token(req.Context())
-	if err != nil {
-		b.setDenied(req.Context(), err)
-		return nil, err
-	}
-	resp, err := b.send(req, tok)
-	if err != nil {
-		return resp, err
-	}
-	for range maxRenewals {
-		refusal, refused := refusalOf(resp)
-		if !refused {
-			return resp, nil
-		}
-		if req.Body != nil && req.GetBody == nil {
-			b.setDenied(req.Context(), refusal.Err()) // cannot send it again
-			return resp, nil
-		}
-		b.renewMu.Lock()
-		next, rerr := b.creds.Renew(req.Context(), tok, refusal)
-		b.renewMu.Unlock()
-		if rerr != nil {
-			b.setDenied(req.Context(), rerr)
-			return resp, nil
-		}
-		resp.Body.Close()
-		r := req.Clone(req.Context())
-		if req.GetBody != nil {
-			if r.Body, err = req.GetBody(); err != nil {
-				return nil, err
-			}
-		}
-		tok = next
-		if resp, err = b.send(r, tok); err != nil {
-			return resp, err
-		}
-	}
-	if refusal, refused := refusalOf(resp); refused {
-		b.setDenied(req.Context(), refusal.Err())
-	}
-	return resp, nil
-}
-
-// AuthTransport is an http.RoundTripper that sends the credentials' token
-// to the endpoint's origin only, never where a redirect points, and when
-// the server refuses it (401, 403 insufficient_scope) asks the credentials
-// for another and sends the request again, at most twice.
-type AuthTransport struct{ b *bearer }
-
-// NewAuthTransport returns the AuthTransport of endpoint over next
-// (http.DefaultTransport when nil).
-func NewAuthTransport(next http.RoundTripper, endpoint string, creds Credentials) (*AuthTransport, error) {
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	eu, err := url.Parse(endpoint)
-	if err != nil {
-		return nil, err
-	}
-	if creds == nil {
-		creds = StaticToken("")
-	}
-	return &AuthTransport{b: &bearer{next: next, creds: creds, origin: originOf(eu)}}, nil
-}
-
-// RoundTrip sends the request with the token.
-func (t *AuthTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.b.RoundTrip(req)
-}
-
-// denialKey is the context key of a request's denial (WithDenial).
-type denialKey struct{}
-
-// denial is where an AuthTransport records why it gave up on one request.
-type denial struct {
-	mu  sync.Mutex
-	err error
-}
-
-// WithDenial returns a context for requests whose refusal must be
-// explained on its own, and a function that returns why the
-// AuthTransport gave up on a refusal of a request made with it: the
-// refusal's error, or the credentials' failure to renew; nil when it did
-// not give up. Requests made with other contexts cannot change it.
-func WithDenial(ctx context.Context) (context.Context, func() error) {
-	d := &denial{}
-	return context.WithValue(ctx, denialKey{}, d), func() error {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return d.err
-	}
-}
-
-// Refused tells whether the answer is a refusal of the token: a 401, or a
-// 403 with an insufficient_scope challenge (RFC 6750 section 3.1). Other
-// answers, other 403s included, are the server's own.
-func Refused(resp *http.Response) bool {
-	_, refused := refusalOf(resp)
-	return refused
-}
-
-// maxRenewals bounds the renewals for one request: a refresh or login
-// after a 401, then a step-up after a 403 insufficient_scope.
-const maxRenewals = 2
-
-// send sends the request with the token, if any.
-func (b *bearer) send(req *http.Request, tok string) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	if tok != "" {
-		r.Header.Set("Authorization", "Bearer "+tok)
-	} else {
-		r.Header.Del("Authorization")
-	}
-	return b.next.RoundTrip(r)
-}
-
-// refusalOf recognises a refused token: a 401, or a 403 with an
-// insufficient_scope challenge (RFC 6750 section 3.1).
-func refusalOf(resp *http.Response) (Refusal, bool) {
-	h := resp.Header.Values("WWW-Authenticate")
-	ch, _ := wwwauth.ParseBearer(h)
-	r := Refusal{Status: resp.StatusCode, Challenge: ch, Header: strings.Join(h, ", ")}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return r, true
-	case resp.StatusCode == http.StatusForbidden && ch.Error == "insufficient_scope":
-		return r, true
-	}
-	return r, false
-}
-
-// setDenied records why the bearer gave up on a refusal: for the session
-// (wrap), and for the request's own context when it has a denial.
-func (b *bearer) setDenied(ctx context.Context, err error) {
-	b.mu.Lock()
-	b.denied = err
-	b.mu.Unlock()
-	if d, ok := ctx.Value(denialKey{}).(*denial); ok {
-		d.mu.Lock()
-		d.err = err
-		d.mu.Unlock()
-	}
-}
-
-// wrap turns an SDK error after a refusal into the refusal's error.
-func (b *bearer) wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.denied != nil {
-		return b.denied
-	}
-	return err
 }
 
 // Elicitation is a server's request for input from the user (MCP
@@ -369,6 +159,9 @@ const ProtocolVersion = "2025-11-25"
 // DefaultRequestTimeout is the default of Options.RequestTimeout.
 const DefaultRequestTimeout = 60 * time.Second
 
+// knownVersions are the protocol versions ncmcp speaks, the newest first.
+var knownVersions = []string{ProtocolVersion, "2025-06-18", "2025-03-26", "2024-11-05"}
+
 // Connect opens an MCP session at endpoint ({server}/mcp) authenticated with
 // the credentials' tokens. hc supplies timeouts, proxy and tracing; its
 // transport is reused. Tokens are sent to the endpoint's origin only.
@@ -377,64 +170,70 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
-	b := at.b
-	capture := &capturer{next: b}
-	timeout := o.RequestTimeout
-	if timeout <= 0 {
-		timeout = DefaultRequestTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	c := *hc
-	c.Transport = capture
-	// The SDK's stream reads are long-lived; requests are bounded by ctx.
+	c.Transport = at.b
+	// Each request is bounded by its context: an event stream's reads
+	// last as long as the server takes.
 	c.Timeout = 0
-	// The SDK's Close waits for the server's requests in hand: closing
-	// ends the elicitations still waiting for the user.
-	closing, closeAll := context.WithCancel(context.Background())
-	var copts *mcp.ClientOptions
-	if o.OnElicit != nil {
-		copts = &mcp.ClientOptions{
-			Capabilities: &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{
-				Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{},
-			}},
-			ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-				ctx, cancel := context.WithCancel(ctx)
-				defer cancel()
-				defer context.AfterFunc(closing, cancel)()
-				e := toElicitation(req.Params, capture)
-				action, content := o.OnElicit(ctx, e)
-				res := &mcp.ElicitResult{Action: string(action)}
-				if action == ElicitAccept && e.Mode == "form" {
-					res.Content = map[string]any{}
-					for k, v := range e.Defaults {
-						if v != nil {
-							res.Content[k] = v
-						}
-					}
-					for k, v := range content {
-						res.Content[k] = v
-					}
-				}
-				return res, nil
-			},
-		}
+	s := &Session{endpoint: endpoint, hc: &c, auth: at.b, timeout: o.RequestTimeout, onElicit: o.OnElicit, mem: mcpwire.NewBudget(budgetSize)}
+	if s.timeout <= 0 {
+		s.timeout = DefaultRequestTimeout
 	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "ncmcp", Version: o.Version}, copts)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &c, MaxRetries: -1, DisableStandaloneSSE: true},
-		// The handshake of the protocol the servers speak, without the
-		// newer server/discover probe.
-		&mcp.ClientSessionOptions{ProtocolVersion: ProtocolVersion})
-	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("connect to %s: %w", endpoint, b.wrap(err))
+	s.closing, s.closeAll = context.WithCancel(context.Background())
+	if err := s.initialize(ctx, o.Version); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
-	return &Session{cs: cs, auth: b, timeout: timeout, closeAll: closeAll}, nil
+	return s, nil
 }
 
-// toElicitation reads the request's mode, message, URL and the fields of
-// its form, in the order the server listed them where the capture saw it.
-func toElicitation(p *mcp.ElicitParams, c *capturer) Elicitation {
+// initialize is the handshake: initialize, the protocol version the
+// server chose, then notifications/initialized.
+func (s *Session) initialize(ctx context.Context, version string) error {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	caps := map[string]any{}
+	if s.onElicit != nil {
+		caps["elicitation"] = map[string]any{"form": map[string]any{}, "url": map[string]any{}}
+	}
+	if version == "" {
+		version = "dev"
+	}
+	raw, err := s.call(ctx, "initialize", map[string]any{
+		"protocolVersion": ProtocolVersion,
+		"capabilities":    caps,
+		"clientInfo":      map[string]any{"name": "ncmcp", "version": version},
+	})
+	if err != nil {
+		return err
+	}
+	var res struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return fmt.Errorf("reading the answer to \"initialize\": %w", err)
+	}
+	if !slices.Contains(knownVersions, res.ProtocolVersion) {
+		return fmt.Errorf("the server speaks MCP protocol version %q, which ncmcp does not know (it knows %s)", res.ProtocolVersion, strings.Join(knownVersions, ", "))
+	}
+	s.mu.Lock()
+	s.protocol = res.ProtocolVersion
+	s.mu.Unlock()
+	return s.notify(ctx, "notifications/initialized", nil)
+}
+
+// toElicitation reads an elicitation request: its mode, message, URL and
+// the fields of its form, in the order the server listed them.
+func toElicitation(params json.RawMessage) (Elicitation, error) {
+	var p struct {
+		Mode            string          `json:"mode"`
+		Message         string          `json:"message"`
+		URL             string          `json:"url"`
+		RequestedSchema json.RawMessage `json:"requestedSchema"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return Elicitation{}, fmt.Errorf("the elicitation request is not an object: %w", err)
+	}
 	e := Elicitation{Mode: p.Mode, Message: p.Message, URL: p.URL}
 	if e.Mode == "" {
 		e.Mode = "form"
@@ -442,44 +241,59 @@ func toElicitation(p *mcp.ElicitParams, c *capturer) Elicitation {
 			e.Mode = "url"
 		}
 	}
-	if e.Mode != "form" {
-		return e
+	switch e.Mode {
+	case "url":
+		return e, nil
+	case "form":
+	default:
+		return Elicitation{}, fmt.Errorf("unsupported elicitation mode %q", e.Mode)
 	}
-	fields := formFields(p.RequestedSchema, nil)
-	names := make([]string, len(fields))
-	for i, f := range fields {
-		names[i] = f.Name
-	}
-	if order := c.order(p.Message, names); order != nil {
-		fields = formFields(p.RequestedSchema, order)
-	}
-	e.Fields = fields
+	e.Fields = formFields(p.RequestedSchema)
 	e.Defaults = map[string]any{}
-	for _, f := range fields {
+	for _, f := range e.Fields {
 		e.Defaults[f.Name] = f.Default
 	}
-	return e
+	return e, nil
 }
 
 // Close ends the session, and the elicitations still waiting for the
 // user (their context ends).
 func (s *Session) Close() error {
-	if s.closeAll != nil {
-		s.closeAll()
-	}
-	return s.cs.Close()
+	s.closeAll()
+	s.end()
+	return nil
 }
+
+// maxToolPages bounds the pages of a tool list.
+const maxToolPages = 1000
 
 // Tools lists the server's tools (all pages).
 func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 	var out []Tool
-	params := &mcp.ListToolsParams{}
-	for {
+	cursor := ""
+	seen := map[string]bool{}
+	for range maxToolPages {
+		params := map[string]any{}
+		if cursor != "" {
+			params["cursor"] = cursor
+		}
 		rctx, cancel := s.bounded(ctx)
-		res, err := s.cs.ListTools(rctx, params)
+		raw, err := s.call(rctx, "tools/list", params)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("list the server's tools: %w", s.auth.wrap(err))
+			return nil, fmt.Errorf("list the server's tools: %w", err)
+		}
+		var res struct {
+			Tools []struct {
+				Name        string          `json:"name"`
+				Title       string          `json:"title"`
+				Description string          `json:"description"`
+				InputSchema json.RawMessage `json:"inputSchema"`
+			} `json:"tools"`
+			NextCursor string `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return nil, fmt.Errorf("list the server's tools: the answer is not a tool list: %w", err)
 		}
 		for _, t := range res.Tools {
 			out = append(out, Tool{Name: t.Name, Title: t.Title, Description: t.Description, Args: schemaProperties(t.InputSchema)})
@@ -487,19 +301,20 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 		if res.NextCursor == "" {
 			return out, nil
 		}
-		params.Cursor = res.NextCursor
+		if seen[res.NextCursor] {
+			return nil, errors.New("list the server's tools: the server's list goes round in a circle (a cursor came back)")
+		}
+		seen[res.NextCursor] = true
+		cursor = res.NextCursor
 	}
+	return nil, fmt.Errorf("list the server's tools: the list does not end after %d pages", maxToolPages)
 }
 
 // schemaObject reads a JSON Schema object's keywords and its properties;
 // nil when it is none. JSON Schema keywords are case-sensitive, and
 // encoding/json's struct matching is not, so they are looked up exactly.
-func schemaObject(schema any) (top, props map[string]json.RawMessage) {
-	b, err := json.Marshal(schema)
-	if err != nil {
-		return nil, nil
-	}
-	if json.Unmarshal(b, &top) != nil {
+func schemaObject(schema json.RawMessage) (top, props map[string]json.RawMessage) {
+	if json.Unmarshal(schema, &top) != nil {
 		return nil, nil
 	}
 	if json.Unmarshal(top["properties"], &props) != nil {
@@ -509,7 +324,7 @@ func schemaObject(schema any) (top, props map[string]json.RawMessage) {
 }
 
 // schemaProperties returns the property names of a JSON Schema object.
-func schemaProperties(schema any) []string {
+func schemaProperties(schema json.RawMessage) []string {
 	_, props := schemaObject(schema)
 	if props == nil {
 		return nil
@@ -526,21 +341,19 @@ func schemaProperties(schema any) []string {
 // when there is one, else the first text content as JSON. A result flagged
 // as an error becomes a *ToolError.
 func (s *Session) Call(ctx context.Context, tool string, args map[string]any, out any) error {
-	if args == nil {
-		args = map[string]any{}
-	}
 	rctx, cancel := s.bounded(ctx)
 	defer cancel()
-	res, err := s.cs.CallTool(rctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	raw, err := s.callTool(rctx, tool, args)
 	if err != nil {
-		return fmt.Errorf("call %s: %w", tool, s.auth.wrap(err))
+		return fmt.Errorf("call %s: %w", tool, err)
+	}
+	res, err := readResult(raw)
+	if err != nil {
+		return fmt.Errorf("call %s: %w", tool, err)
 	}
 	text := ""
-	for _, c := range res.Content {
-		if t, ok := c.(*mcp.TextContent); ok {
-			text = t.Text
-			break
-		}
+	if len(res.Text) > 0 {
+		text = res.Text[0]
 	}
 	if res.IsError {
 		msg := strings.TrimSpace(text)
@@ -549,21 +362,27 @@ func (s *Session) Call(ctx context.Context, tool string, args map[string]any, ou
 		}
 		return &ToolError{Tool: tool, Message: msg}
 	}
-	var raw []byte
-	if res.StructuredContent != nil {
-		raw, err = json.Marshal(res.StructuredContent)
-		if err != nil {
-			return fmt.Errorf("call %s: %w", tool, err)
-		}
-	} else if text != "" {
-		raw = []byte(text)
-	} else {
+	var b []byte
+	switch {
+	case res.structured != nil:
+		b = res.structured
+	case text != "":
+		b = []byte(text)
+	default:
 		return fmt.Errorf("call %s: the result has no content", tool)
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
+	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("call %s: the result is not the expected JSON: %w", tool, err)
 	}
 	return nil
+}
+
+// callTool sends tools/call.
+func (s *Session) callTool(ctx context.Context, tool string, args map[string]any) (json.RawMessage, error) {
+	if args == nil {
+		args = map[string]any{}
+	}
+	return s.call(ctx, "tools/call", map[string]any{"name": tool, "arguments": args})
 }
 
 // Result is a tool's result as the server sent it.
@@ -582,6 +401,10 @@ type Result struct {
 	// does not name the tool (servers that answer an unknown tool with an
 	// error result rather than a JSON-RPC error).
 	UnknownTool bool
+
+	// structured is the structured content as sent; nil when absent or
+	// null.
+	structured json.RawMessage
 }
 
 // Content is one item of a tool result's content.
@@ -616,65 +439,75 @@ func (e *UnknownToolError) Unwrap() error { return e.Err }
 // does not name the tool, the error is an *UnknownToolError, or the
 // result's UnknownTool is set.
 func (s *Session) CallRaw(ctx context.Context, tool string, args map[string]any) (*Result, error) {
-	if args == nil {
-		args = map[string]any{}
-	}
 	rctx, cancel := s.bounded(ctx)
 	defer cancel()
-	rctx, sl := withSlot(rctx)
-	res, err := s.cs.CallTool(rctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	raw, err := s.callTool(rctx, tool, args)
 	if err != nil {
-		err = fmt.Errorf("call %s: %w", tool, s.auth.wrap(err))
-		var rpc *jsonrpc.Error
+		err = fmt.Errorf("call %s: %w", tool, err)
+		var rpc *RPCError
 		if errors.As(err, &rpc) && s.lacks(ctx, tool) {
 			return nil, &UnknownToolError{Tool: tool, Err: err}
 		}
 		return nil, err
 	}
-	out := &Result{Raw: sl.result(), Structured: res.StructuredContent, IsError: res.IsError}
-	if out.Raw == nil {
-		// Not seen on the wire: the SDK's reading of it.
-		if out.Raw, err = json.Marshal(res); err != nil {
-			return nil, fmt.Errorf("call %s: %w", tool, err)
-		}
+	res, err := readResult(raw)
+	if err != nil {
+		return nil, fmt.Errorf("call %s: %w", tool, err)
 	}
-	for _, c := range res.Content {
-		item := Content{}
-		switch c := c.(type) {
-		case *mcp.TextContent:
-			item = Content{Type: "text", Text: c.Text}
-			out.Text = append(out.Text, c.Text)
-		case *mcp.ImageContent:
-			item = Content{Type: "image", MIMEType: c.MIMEType}
-		case *mcp.AudioContent:
-			item = Content{Type: "audio", MIMEType: c.MIMEType}
-		case *mcp.ResourceLink:
-			item = Content{Type: "resource_link", URI: c.URI, MIMEType: c.MIMEType}
-		case *mcp.EmbeddedResource:
-			item = Content{Type: "resource"}
-			if c.Resource != nil {
-				item.URI, item.MIMEType = c.Resource.URI, c.Resource.MIMEType
-			}
-		default:
-			item.Type = contentType(c)
-		}
-		out.Content = append(out.Content, item)
+	if res.IsError {
+		res.UnknownTool = s.lacks(ctx, tool)
 	}
-	if out.IsError {
-		out.UnknownTool = s.lacks(ctx, tool)
-	}
-	return out, nil
+	return res, nil
 }
 
-// contentType reads the type of a content item the SDK may add.
-func contentType(c mcp.Content) string {
-	var t struct {
-		Type string `json:"type"`
+// readResult reads a CallToolResult. JSON's member names are
+// case-sensitive here, as MCP's are: encoding/json's matching of struct
+// fields is not, so the members are looked up exactly.
+func readResult(raw json.RawMessage) (*Result, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
+		return nil, errors.New("the result is not a JSON object")
 	}
-	if b, err := c.MarshalJSON(); err == nil {
-		_ = json.Unmarshal(b, &t)
+	res := &Result{Raw: raw}
+	if b, ok := top["structuredContent"]; ok && string(b) != "null" {
+		res.structured = b
+		if err := json.Unmarshal(b, &res.Structured); err != nil {
+			return nil, err
+		}
 	}
-	return t.Type
+	if b, ok := top["isError"]; ok && json.Unmarshal(b, &res.IsError) != nil {
+		return nil, errors.New("the result's isError is not a boolean")
+	}
+	var items []map[string]json.RawMessage
+	if b, ok := top["content"]; ok && string(b) != "null" {
+		if err := json.Unmarshal(b, &items); err != nil {
+			return nil, errors.New("the result's content is not a list of objects")
+		}
+	}
+	for _, it := range items {
+		var c Content
+		str := func(m map[string]json.RawMessage, key string) string {
+			var v string
+			_ = json.Unmarshal(m[key], &v)
+			return v
+		}
+		c.Type = str(it, "type")
+		switch c.Type {
+		case "text":
+			c.Text = str(it, "text")
+			res.Text = append(res.Text, c.Text)
+		case "image", "audio":
+			c.MIMEType = str(it, "mimeType")
+		case "resource_link":
+			c.URI, c.MIMEType = str(it, "uri"), str(it, "mimeType")
+		case "resource":
+			var r map[string]json.RawMessage
+			_ = json.Unmarshal(it["resource"], &r)
+			c.URI, c.MIMEType = str(r, "uri"), str(r, "mimeType")
+		}
+		res.Content = append(res.Content, c)
+	}
+	return res, nil
 }
 
 // lacks tells whether the server's tool list is known not to name tool;
