@@ -53,7 +53,7 @@ func fuzzRender(status int, res Result) (int, string, http.Header) {
 }
 
 // fuzzCheckPage asserts that a rendered page carries no markup from its
-// Result: html/template must escape every '<' of Title and Message, so the
+// Result: the page must escape every '<' of Title and Message, so the
 // page has exactly as many '<' as the page for an empty Result.
 func fuzzCheckPage(t *testing.T, status int, res Result) {
 	t.Helper()

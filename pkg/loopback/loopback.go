@@ -10,7 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html/template"
+	"html"
 	"net"
 	"net/http"
 	"net/url"
@@ -355,13 +355,17 @@ func parsePasted(line, state string) (url.Values, error) {
 	return url.Values{"code": {line}, "state": {state}}, nil
 }
 
-var page = template.Must(template.New("page").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ncmcp: {{.Title}}</title>
+// pageHTML is the callback's answer page: the class (ok or fail), the
+// title twice, the message. The text is escaped (html.EscapeString) and
+// appears only in element content; html/template would do the same, and
+// its package initialisation would run for every command.
+const pageHTML = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ncmcp: %[2]s</title>
 <style>body{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}
 h1{font-size:1.4em}.ok{color:#1a7f37}.fail{color:#b42318}</style></head>
-<body><h1 class="{{if .OK}}ok{{else}}fail{{end}}">{{.Title}}</h1><p>{{.Message}}</p>
+<body><h1 class="%[1]s">%[2]s</h1><p>%[3]s</p>
 <p>You can close this tab and return to the terminal.</p></body></html>
-`))
+`
 
 func render(w http.ResponseWriter, status int, r Result) {
 	if status == stateMismatchStatus {
@@ -372,5 +376,9 @@ func render(w http.ResponseWriter, status int, r Result) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	w.WriteHeader(status)
-	_ = page.Execute(w, r)
+	class := "fail"
+	if r.OK {
+		class = "ok"
+	}
+	fmt.Fprintf(w, pageHTML, class, html.EscapeString(r.Title), html.EscapeString(r.Message))
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Page is a page the user must open for the server to get access: usually
@@ -154,9 +155,9 @@ func Decide(p Page, approved string, interactive, open bool) Decision {
 
 // urlInText finds the first http(s) URL in a message (an elicitation's
 // text names the Login Flow page).
-var urlInText = regexp.MustCompile(`https?://[^\s<>"']+`)
+var urlInText = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`https?://[^\s<>"']+`) })
 
 // FindURL returns the first http(s) URL in text, or "".
 func FindURL(text string) string {
-	return strings.TrimRight(urlInText.FindString(text), ".,;:)")
+	return strings.TrimRight(urlInText().FindString(text), ".,;:)")
 }
