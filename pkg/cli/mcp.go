@@ -88,7 +88,7 @@ func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *sto
 			return nil, sessionError(err, srv.URL)
 		}
 	}
-	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.MCPEndpoint(), creds, mcpclient.Options{Version: g.deps.Version, OnElicit: onElicit})
+	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.MCPEndpoint(), creds, mcpclient.Options{Version: binaryVersion(g.deps.Version, g.deps.Commit, g.deps.Date).Version, OnElicit: onElicit})
 	if err != nil {
 		if nm := notMCP(ctx, g, srv.URL); nm != nil {
 			return nil, nm

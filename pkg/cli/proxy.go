@@ -121,7 +121,7 @@ func runProxy(ctx context.Context, opts *ProxyOptions) error {
 		Endpoint: srv.MCPEndpoint(), HTTP: g.httpClient(), Authorize: authorize, In: d.Stdin, Out: out, Log: logf, IdleTimeout: opts.IdleTimeout,
 		Explain: func(err error) error { return refusalReason(err, srv.URL) },
 	})
-	logf(fmt.Sprintf("version %s: forwarding stdio to %s", d.Version, srv.MCPEndpoint()))
+	logf(fmt.Sprintf("version %s: forwarding stdio to %s", binaryVersion(d.Version, d.Commit, d.Date).Version, srv.MCPEndpoint()))
 	return p.Run(ctx)
 }
 

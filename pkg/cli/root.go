@@ -250,10 +250,13 @@ token for scripts:
 			return g.resolveEnv(cmd)
 		},
 	}
-	// --version, which people type, says what 'ncmcp version' says.
+	// --version, which people type, says what 'ncmcp version' says. The
+	// line is made when asked for: reading the build information is no
+	// work for every command.
 	d := g.deps
-	root.Version = versionLine(d.Version, d.Commit, d.Date)
-	root.SetVersionTemplate("{{.Version}}\n")
+	root.Version = d.Version
+	cobra.AddTemplateFunc("ncmcpVersionLine", func() string { return versionLine(d.Version, d.Commit, d.Date) })
+	root.SetVersionTemplate("{{ncmcpVersionLine}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &Error{Code: ExitUsage, Err: err, Hint: "run 'ncmcp --help' for usage"}
 	})
