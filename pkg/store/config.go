@@ -65,6 +65,12 @@ const (
 	// GrantJWTBearer tokens were given for an identity assertion (RFC 7523),
 	// which ncmcp does not keep: they end with their refresh token.
 	GrantJWTBearer = "jwt_bearer"
+	// GrantWorkloadIdentity tokens were given for a workload's own JWT
+	// (workload identity federation, RFC 7523) read from the account's
+	// AssertionFile; they are renewed by reading that file again and
+	// exchanging what it holds then. Without a file (the JWT came on
+	// stdin) nothing renews them.
+	GrantWorkloadIdentity = "workload_identity"
 )
 
 // Account is one logged-in identity on a server, keyed by its subject (or,
@@ -92,9 +98,13 @@ type Account struct {
 	IdentityOverTLS bool `json:"identity_over_tls,omitempty"`
 
 	// Grant is how the tokens were obtained: empty for the authorization
-	// code grant (and a refresh token given), else GrantClientCredentials
-	// or GrantJWTBearer.
+	// code grant (and a refresh token given), else GrantClientCredentials,
+	// GrantJWTBearer or GrantWorkloadIdentity.
 	Grant string `json:"grant,omitempty"`
+	// AssertionFile is the absolute path of the file that holds the
+	// workload's JWT of a GrantWorkloadIdentity account (never the JWT
+	// itself); empty when it was read from stdin.
+	AssertionFile string `json:"assertion_file,omitempty"`
 
 	// EnvRefreshTokenHash is the SHA-256 (hex) of the refresh token this account was
 	// started from with NCMCP_REFRESH_TOKEN, so that later runs with the same
