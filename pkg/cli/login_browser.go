@@ -84,6 +84,7 @@ func loginError(err error, st *store.Store, o browserOptions) error {
 		pe *loopback.PortInUseError
 		np *login.NoPKCEError
 		ae *loopback.AuthError
+		is *loopback.IssuerError
 		xe *login.ExchangeError
 		ie *login.IdentityError
 		sv *store.SaveError
@@ -93,6 +94,8 @@ func loginError(err error, st *store.Store, o browserOptions) error {
 		return failure(err, "stop whatever listens on 127.0.0.1:"+strconv.Itoa(pe.Port)+", or choose another port with --port (if the client's registration allows it)")
 	case errors.As(err, &np):
 		return failure(err, "the server's admin must enable PKCE (S256) at the authorization server")
+	case errors.As(err, &is):
+		return failure(err, "run 'ncmcp login' again and log in only where it sends the browser; if it is refused again, the authorization server's responses do not name it as its metadata does (iss, RFC 9207): tell the server's admin")
 	case errors.As(err, &ae) && ae.Code == "invalid_scope" && o.extraScopes:
 		return failure(err, "a scope you asked for with --scopes is refused: use the names the server lists in scopes_supported ('ncmcp doctor' shows them)")
 	case errors.As(err, &ae):

@@ -66,6 +66,10 @@ type Provider struct {
 	// ClientIDMetadataDocumentSupported is set by authorization servers
 	// that take an https URL of a client ID metadata document as client_id.
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
+	// AuthorizationResponseIssParameterSupported is set by authorization
+	// servers that name themselves (iss) in every authorization response
+	// (RFC 9207): a response without iss is then refused.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported,omitempty"`
 }
 
 // Step is one thing discovery tried, for 'ncmcp doctor'.

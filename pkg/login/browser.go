@@ -62,6 +62,13 @@ func (f *Flow) Start(b Browser) (*Attempt, error) {
 		return nil, err
 	}
 	login.RedirectURI = ln.RedirectURI()
+	// The response must come from the authorization server the request
+	// goes to (RFC 9207): its iss, where present, is compared with the
+	// issuer of that server's metadata, and required where the metadata
+	// promises it. A generation-1 request goes to the server's
+	// pass-through route, and the response comes from the IdP, whose
+	// metadata disc.Provider is.
+	ln.ExpectIssuer(b.Disc.Provider.Issuer, b.Disc.Provider.AuthorizationResponseIssParameterSupported)
 	a := &Attempt{f: f, disc: b.Disc, ln: ln, login: login, AuthURL: login.URL(), RedirectURI: ln.RedirectURI(), Port: ln.Port()}
 	// The browser makes the authorization request, never ncmcp (RFC 8252
 	// section 6): the authorization server then sees the browser's cookies
@@ -80,7 +87,8 @@ func (a *Attempt) Close() error { return a.ln.Close() }
 // the identity and stores the login. ctx bounds the wait.
 //
 // Errors: *loopback.AuthError (the authorization server refused, with a
-// redirect to the callback), loopback.ErrStartReused, *ExchangeError,
+// redirect to the callback), *loopback.IssuerError (a response that does
+// not come from that authorization server), loopback.ErrStartReused, *ExchangeError,
 // *IdentityError, storage failures, and ctx's error. An authorization
 // server that shows its refusal in the browser instead (as RFC 6749
 // section 4.1.2.1 requires for an unknown client or redirect URI) leaves

@@ -40,6 +40,10 @@ type Server struct {
 	// The one-time start page, if any, and where it sends the browser.
 	startID   string
 	startNext string
+
+	// The authorization server the request went to (see ExpectIssuer).
+	issuer      string
+	issRequired bool
 }
 
 // PortInUseError reports a fixed port that is already taken.
@@ -95,6 +99,18 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
+// ExpectIssuer makes the listener check the iss parameter of authorization
+// responses (RFC 9207): issuer is the issuer identifier of the authorization
+// server the request went to, exactly as its metadata names it, and
+// required is its authorization_response_iss_parameter_supported. A
+// response whose iss differs from issuer, by any byte, is refused, and so
+// is one without iss when required is set; error responses too, since
+// their error may come from another server than the one asked (a mix-up
+// attack). Without ExpectIssuer no iss is checked.
+func (s *Server) ExpectIssuer(issuer string, required bool) {
+	s.issuer, s.issRequired = issuer, required
+}
+
 // Close releases the listener; Wait does this itself.
 func (s *Server) Close() error { return s.ln.Close() }
 
@@ -113,6 +129,41 @@ func (e *AuthError) Error() string {
 	}
 	return msg
 }
+
+// IssuerError reports an authorization response refused by the issuer
+// check (RFC 9207): it names another authorization server than the one the
+// request went to, or none where that server always names itself. It may
+// be a mix-up attack: the code was not exchanged and nothing was stored.
+type IssuerError struct {
+	// Expected is the issuer identifier of the authorization server the
+	// request went to.
+	Expected string
+	// Got are the response's iss values; none when it had no iss.
+	Got []string
+	// AuthError is the error the response carried, if it was an error
+	// response; it cannot be taken as Expected's.
+	AuthError *AuthError
+}
+
+func (e *IssuerError) Error() string {
+	var msg string
+	switch len(e.Got) {
+	case 0:
+		msg = fmt.Sprintf("the authorization response carries no iss, though the authorization server %s says that it names itself in every response (authorization_response_iss_parameter_supported)", e.Expected)
+	case 1:
+		msg = fmt.Sprintf("the authorization response comes from issuer %q, not from %q, the authorization server this login went to", e.Got[0], e.Expected)
+	default:
+		msg = fmt.Sprintf("the authorization response names %d issuers (iss), where %q, the authorization server this login went to, would name itself once", len(e.Got), e.Expected)
+	}
+	if e.AuthError != nil {
+		msg += fmt.Sprintf("; the error it carries (%s) is not taken as that server's", e.AuthError.Code)
+	}
+	return msg + ": this may be a mix-up attack (RFC 9207), so ncmcp refused the response; no code was exchanged and nothing was stored"
+}
+
+// ErrIssuerNeeded reports a bare code pasted for an authorization server
+// that names itself in its responses: only the whole address can be checked.
+var ErrIssuerNeeded = errors.New("this authorization server names itself in its responses (iss), which ncmcp checks: paste the whole address the browser ends on, not only the code")
 
 // Result is what the user sees after the callback: a title and a message.
 type Result struct {
@@ -144,7 +195,8 @@ func (s *Server) Wait(ctx context.Context, state string, complete func(ctx conte
 func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ctx context.Context, code string) Result, pasted <-chan string, rejected func(error)) (Result, error) {
 	aborted := make(chan error, 1)
 	var startUsed, stopped atomic.Bool
-	r := &responder{state: state, complete: complete, done: make(chan outcome, 1), claimed: make(chan struct{}, 1), stopped: stopped.Load}
+	r := &responder{state: state, complete: complete, done: make(chan outcome, 1), claimed: make(chan struct{}, 1), stopped: stopped.Load,
+		issuer: s.issuer, issRequired: s.issRequired}
 	r.claimed <- struct{}{}
 
 	mux := http.NewServeMux()
@@ -202,6 +254,10 @@ func (s *Server) WaitOrPaste(ctx context.Context, state string, complete func(ct
 						return
 					}
 					q, err := parsePasted(line, state)
+					if err == nil && r.issRequired && bareCode(line) {
+						// A bare code carries no iss to check.
+						err = ErrIssuerNeeded
+					}
 					if err == nil {
 						if status, _ := r.handle(ctx, q); status == stateMismatchStatus {
 							err = ErrStateMismatch
@@ -284,6 +340,32 @@ type responder struct {
 	// stopped reports a login ended by the start page (a reused link): no
 	// response is accepted after.
 	stopped func() bool
+	// issuer, when set, is what the response's iss must be; issRequired
+	// refuses responses without iss (see Server.ExpectIssuer).
+	issuer      string
+	issRequired bool
+}
+
+// checkIssuer applies RFC 9207 section 2.4 to a response: an iss present
+// must be the issuer exactly (simple string comparison: no case folding,
+// no trailing slash, default port or percent-encoding normalisation), and
+// one absent is refused where the server said it always sends it.
+func (r *responder) checkIssuer(q url.Values) *IssuerError {
+	if r.issuer == "" {
+		return nil
+	}
+	got, present := q["iss"]
+	switch {
+	case !present && !r.issRequired:
+		return nil
+	case len(got) == 1 && got[0] == r.issuer:
+		return nil
+	}
+	ie := &IssuerError{Expected: r.issuer, Got: got}
+	if e := q.Get("error"); e != "" {
+		ie.AuthError = &AuthError{Code: e, Description: q.Get("error_description"), URI: q.Get("error_uri")}
+	}
+	return ie
 }
 
 // stateMismatchStatus is the status of the page for a response of another login.
@@ -302,6 +384,10 @@ func (r *responder) handle(ctx context.Context, q url.Values) (int, Result) {
 	case <-r.claimed:
 	default:
 		return http.StatusConflict, Result{Title: "Already handled", Message: "ncmcp has already received a response for this login."}
+	}
+	if ie := r.checkIssuer(q); ie != nil {
+		r.done <- outcome{err: ie}
+		return http.StatusBadRequest, Result{Title: "Login refused", Message: "ncmcp refused this authorization response: it does not show that it comes from the authorization server this login went to (its iss parameter, RFC 9207). No code was exchanged and nothing was stored; see the terminal."}
 	}
 	if e := q.Get("error"); e != "" {
 		aerr := &AuthError{Code: e, Description: q.Get("error_description"), URI: q.Get("error_uri")}
@@ -332,7 +418,7 @@ func parsePasted(line, state string) (url.Values, error) {
 	if line == "" {
 		return nil, errors.New("nothing was pasted")
 	}
-	if strings.Contains(line, "code=") || strings.Contains(line, "error=") {
+	if !bareCode(line) {
 		raw := line
 		if i := strings.IndexByte(line, '?'); i >= 0 {
 			raw = line[i+1:]
@@ -353,6 +439,13 @@ func parsePasted(line, state string) (url.Values, error) {
 		return nil, errors.New("paste the whole URL from the browser's address bar, or only the code")
 	}
 	return url.Values{"code": {line}, "state": {state}}, nil
+}
+
+// bareCode tells whether a pasted line is taken as a bare code rather than
+// an address or query string (see parsePasted).
+func bareCode(line string) bool {
+	line = strings.TrimSpace(line)
+	return !strings.Contains(line, "code=") && !strings.Contains(line, "error=")
 }
 
 // pageHTML is the callback's answer page: the class (ok or fail), the
