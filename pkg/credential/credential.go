@@ -1,15 +1,19 @@
 // Package credential gives an account's access token: the stored one while
 // it is valid, else a new one from its refresh token (or, for a
-// client-credentials login, from the client's credentials), stored before
-// it is returned, under the lock that all ncmcp processes share.
+// client-credentials login, from the client's credentials; for a workload
+// identity login, from the workload's JWT read again from its file),
+// stored before it is returned, under the lock that all ncmcp processes
+// share.
 package credential
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/oauth"
@@ -60,6 +64,12 @@ const (
 	RefreshRefused
 	// CredentialsRefused: it refused the client's credentials.
 	CredentialsRefused
+	// AssertionRefused: it refused the workload's JWT read from the
+	// account's file (workload identity).
+	AssertionRefused
+	// AssertionFromStdin: the access token expired and the workload's JWT
+	// it was obtained with came on stdin, which cannot be read again.
+	AssertionFromStdin
 )
 
 // LoginRequiredError reports that only a new login gives a token.
@@ -71,10 +81,12 @@ type LoginRequiredError struct {
 	// the server's.
 	Account    *store.Account
 	Generation int
-	// Expiry is the access token's (NoRefreshToken); Storage the backend
-	// that misses the tokens (TokensMissing).
+	// Expiry is the access token's (NoRefreshToken, AssertionFromStdin);
+	// Storage the backend that misses the tokens (TokensMissing).
 	Expiry  time.Time
 	Storage string
+	// File is the file of the workload's JWT (AssertionRefused).
+	File string
 	// Err is the authorization server's refusal.
 	Err error
 }
@@ -89,6 +101,10 @@ func (e *LoginRequiredError) Error() string {
 		return fmt.Sprintf("the access token of %s expires at %s and there is no refresh token", e.Subject, e.Expiry.Local().Format(time.RFC3339))
 	case CredentialsRefused:
 		return fmt.Sprintf("the authorization server refused the client's credentials: %v", e.Err)
+	case AssertionRefused:
+		return fmt.Sprintf("the authorization server refused the workload's JWT in %s: %v", e.File, e.Err)
+	case AssertionFromStdin:
+		return fmt.Sprintf("the access token of %s expires at %s, and the workload's JWT it was obtained with came on stdin, which ncmcp cannot read again: log in again with the platform's current JWT", e.Subject, e.Expiry.Local().Format(time.RFC3339))
 	}
 	return fmt.Sprintf("the IdP refused the refresh token: %v", e.Err)
 }
@@ -185,7 +201,10 @@ func (s *Source) load() (*store.Config, *store.Server, *store.Account, *store.To
 // expired. The new tokens are stored before they are returned.
 //
 // Tokens of a client-credentials login are renewed with the client's
-// credentials; others with the refresh token.
+// credentials; those of a workload identity login by reading the
+// workload's JWT from its file again and exchanging it, once (a refused
+// JWT is neither sent again nor replaced by another grant); others with
+// the refresh token.
 func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused string) (*Token, error) {
 	wait := s.LockWait
 	if wait == 0 {
@@ -212,6 +231,8 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 	}
 	var fresh *oauth2.Token
 	switch {
+	case acct.Grant == store.GrantWorkloadIdentity:
+		return s.renewWorkload(ctx, cfg, srv, acct, tok, client)
 	case tok.RefreshToken != "":
 		fresh, err = oauth.Refresh(ctx, s.HTTP, srv.TokenEndpoint, client, tok.RefreshToken, srv.Resource)
 	case acct.Grant == store.GrantClientCredentials:
@@ -233,6 +254,12 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 		}
 		return nil, err
 	}
+	return s.keep(cfg, srv, acct, tok, fresh)
+}
+
+// keep stores the tokens of a renewal and the account's new expiry and
+// scopes.
+func (s *Source) keep(cfg *store.Config, srv *store.Server, acct *store.Account, tok *store.Tokens, fresh *oauth2.Token) (*Token, error) {
 	next := store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: oauth.Expiry(fresh)}
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken
@@ -249,6 +276,84 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 		s.warn(fmt.Sprintf("could not update the config after refreshing: %v", err))
 	}
 	return &Token{Tokens: next, Scopes: acct.Scopes}, nil
+}
+
+// renewWorkload renews the tokens of a workload identity login: the JWT
+// is read again from the account's file, where the platform keeps a
+// current one, and exchanged once.
+func (s *Source) renewWorkload(ctx context.Context, cfg *store.Config, srv *store.Server, acct *store.Account, tok *store.Tokens, client oauth.Client) (*Token, error) {
+	if acct.AssertionFile == "" {
+		return nil, &LoginRequiredError{Reason: AssertionFromStdin, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, Expiry: tok.Expiry}
+	}
+	assertion, err := ReadAssertionFile(acct.AssertionFile)
+	if err != nil {
+		return nil, err
+	}
+	if acct.ClientID == "" {
+		client = oauth.Client{AuthMethod: "none"} // no client: nothing to authenticate
+	}
+	fresh, err := oauth.WorkloadJWTBearer(ctx, s.HTTP, srv.TokenEndpoint, client, assertion, acct.Scopes, srv.Resource)
+	var te *oauth.TokenError
+	if errors.As(err, &te) && te.Refused() {
+		return nil, &LoginRequiredError{Reason: AssertionRefused, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, File: acct.AssertionFile, Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.keep(cfg, srv, acct, tok, fresh)
+}
+
+// AssertionFileError reports a file that does not hold a workload's JWT.
+// It never quotes the file's content.
+type AssertionFileError struct {
+	Path string
+	// Empty is set for an empty file; NotJWT for one that holds something
+	// else than a JWT.
+	Empty, NotJWT bool
+	Err           error
+}
+
+func (e *AssertionFileError) Error() string {
+	switch {
+	case e.Empty:
+		return fmt.Sprintf("the JWT file %s is empty", e.Path)
+	case e.NotJWT:
+		return fmt.Sprintf("the JWT file %s does not hold a JWT (three base64url parts separated by dots)", e.Path)
+	}
+	return fmt.Sprintf("read the JWT file: %v", e.Err)
+}
+
+func (e *AssertionFileError) Unwrap() error { return e.Err }
+
+// maxAssertionFile bounds what is read of a JWT file: workload tokens are
+// a few kilobytes.
+const maxAssertionFile = 64 << 10
+
+// ReadAssertionFile reads a workload's JWT from a file, such as a
+// Kubernetes service account token (which is readable by other users, as
+// the platform mounts it) or a CI job's OIDC token written to a file. The
+// JWT is checked for shape only: the authorization server verifies it.
+func ReadAssertionFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", &AssertionFileError{Path: path, Err: err}
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxAssertionFile+1))
+	if err != nil {
+		return "", &AssertionFileError{Path: path, Err: err}
+	}
+	v := strings.TrimSpace(string(b))
+	switch {
+	case v == "":
+		return "", &AssertionFileError{Path: path, Empty: true}
+	case len(b) > maxAssertionFile || strings.ContainsAny(v, " \t\r\n"):
+		return "", &AssertionFileError{Path: path, NotJWT: true}
+	}
+	if _, err := oauth.ParseAssertion(v); err != nil {
+		return "", &AssertionFileError{Path: path, NotJWT: true, Err: err}
+	}
+	return v, nil
 }
 
 // Client returns the OAuth client of an account as stored: its secret

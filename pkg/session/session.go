@@ -120,7 +120,7 @@ func (c *Credentials) Token(ctx context.Context) (string, error) {
 	src := c.Source(c.Server, c.Subject)
 	tok, err := src.Token(ctx, margin)
 	var lr *credential.LoginRequiredError
-	if errors.As(err, &lr) && lr.Reason == credential.NoRefreshToken {
+	if errors.As(err, &lr) && (lr.Reason == credential.NoRefreshToken || lr.Reason == credential.AssertionFromStdin) {
 		if t, serr := src.Token(ctx, anyExpiry); serr == nil && (t.Expiry.IsZero() || c.now().Before(t.Expiry)) {
 			c.use(t.AccessToken, t.Expiry)
 			return c.token, nil
@@ -204,7 +204,9 @@ func (c *Credentials) Renew(ctx context.Context, token string, r mcpclient.Refus
 			return tok, nil
 		}
 		var lr *credential.LoginRequiredError
-		if !errors.As(err, &lr) || c.Login == nil {
+		if !errors.As(err, &lr) || c.Login == nil || lr.Account != nil && lr.Account.Grant == store.GrantWorkloadIdentity {
+			// A workload's tokens come from its JWT alone: why that
+			// failed is the answer, not a login.
 			return c.clientGone(ctx, err, token)
 		}
 	}
@@ -297,7 +299,7 @@ func (c *Credentials) stepUp(ctx context.Context, r mcpclient.Refusal) (string, 
 		e.Reason = AllGranted
 	case generation == discovery.Generation1:
 		e.Reason = ScopesFixed
-	case c.Login == nil:
+	case c.Login == nil || c.workload():
 		e.Reason = NoLogin
 	default:
 		if c.Notice != nil {
@@ -352,6 +354,11 @@ func (c *Credentials) login(ctx context.Context, why error, stepUp bool, challen
 	if c.logins >= MaxLogins {
 		return "", &TooManyLoginsError{Refusal: why, Logins: c.logins, Failed: c.failed, Last: c.last}
 	}
+	if c.workload() {
+		// Its tokens come from the workload's JWT alone: a browser login
+		// would be another grant, for another identity.
+		return "", &LoginNeededError{Server: c.Server, Refusal: why}
+	}
 	unlock, err := c.Store.LoginLock(ctx)
 	if err != nil {
 		return "", err
@@ -373,6 +380,20 @@ func (c *Credentials) login(ctx context.Context, why error, stepUp bool, challen
 	c.Server, c.Subject = l.Server, l.Subject
 	c.use(l.Token, l.Expiry)
 	return c.token, nil
+}
+
+// workload tells whether the session's account logged in with a
+// workload's JWT (workload identity), whose tokens only that JWT renews.
+func (c *Credentials) workload() bool {
+	if c.Subject == "" {
+		return false
+	}
+	cfg, err := store.LoadConfig(c.Store.Dir)
+	if err != nil || cfg.Servers[c.Server] == nil {
+		return false
+	}
+	a := cfg.Servers[c.Server].Accounts[c.Subject]
+	return a != nil && a.Grant == store.GrantWorkloadIdentity
 }
 
 // loggedInMeanwhile returns the token of a login another process stored
