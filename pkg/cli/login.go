@@ -43,6 +43,11 @@ type LoginOptions struct {
 	IDTokenStdin     bool
 	IdPTokenEndpoint string
 	IdPClientID      string
+
+	// JWTBearerFile is a file holding the workload's own JWT ("-": stdin),
+	// exchanged at the authorization server for access (workload identity
+	// federation, RFC 7523), and read again at each renewal.
+	JWTBearerFile string
 }
 
 func newLoginCmd(g *globalOptions, runF func(context.Context, *LoginOptions) error) *cobra.Command {
@@ -70,9 +75,12 @@ token, the userinfo endpoint, claims read from the tokens, or not at all;
 'ncmcp status' says which.
 
 Without a browser: --client-credentials logs the client itself in (for CI),
---with-refresh-token stores a refresh token, and --id-token-stdin trades an
+--with-refresh-token stores a refresh token, --id-token-stdin trades an
 ID token of your identity provider for access (enterprise-managed
-authorization).
+authorization), and --jwt-bearer-file trades the workload's own JWT (a CI
+job's OIDC token, a Kubernetes service account token) for access, with no
+client needed unless --client-id names one (workload identity federation);
+'ncmcp token' reads that file again for each new token.
 
 The authorization URL is always printed on stderr, so it can be opened
 elsewhere.`,
@@ -82,7 +90,8 @@ elsewhere.`,
   ncmcp login --with-refresh-token < token.txt
   NCMCP_CLIENT_SECRET=... ncmcp login --client-credentials --client-id ci-bot
   ncmcp login --client-credentials --client-id ci-bot --private-key ci-bot.pem
-  ncmcp login --id-token-stdin --idp-token-endpoint https://idp.example.com/token --client-id app < id_token`,
+  ncmcp login --id-token-stdin --idp-token-endpoint https://idp.example.com/token --client-id app < id_token
+  ncmcp login --jwt-bearer-file /var/run/secrets/tokens/mcp-token`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("no-browser") {
@@ -110,6 +119,7 @@ elsewhere.`,
 	f.BoolVar(&opts.IDTokenStdin, "id-token-stdin", false, "read an ID token of your identity provider from stdin and trade it for access (needs --idp-token-endpoint)")
 	f.StringVar(&opts.IdPTokenEndpoint, "idp-token-endpoint", "", "your identity provider's token endpoint, for --id-token-stdin")
 	f.StringVar(&opts.IdPClientID, "idp-client-id", "", "the client id to name at your identity provider, for --id-token-stdin")
+	f.StringVar(&opts.JWTBearerFile, "jwt-bearer-file", "", "file holding the workload's JWT (CI job OIDC token, Kubernetes service account token; - for stdin) to trade for access, read again at each renewal")
 	return cmd
 }
 
@@ -122,25 +132,26 @@ func (o *LoginOptions) check() error {
 		return usageErrorf("use a port between 1 and 65535, or 0 for a random one", "invalid --port %d", o.Port)
 	}
 	stdin := 0
-	for _, b := range []bool{o.Paste, o.WithRefreshToken, o.SecretStdin, o.IDTokenStdin} {
+	workload := o.JWTBearerFile != ""
+	for _, b := range []bool{o.Paste, o.WithRefreshToken, o.SecretStdin, o.IDTokenStdin, o.JWTBearerFile == "-"} {
 		if b {
 			stdin++
 		}
 	}
 	if stdin > 1 {
-		return usageErrorf("use one of --paste, --with-refresh-token, --secret-stdin and --id-token-stdin", "more than one flag reads stdin")
+		return usageErrorf("use one of --paste, --with-refresh-token, --secret-stdin, --id-token-stdin and --jwt-bearer-file -", "more than one flag reads stdin")
 	}
 	modes := 0
-	for _, b := range []bool{o.ClientCredentials, o.WithRefreshToken, o.IDTokenStdin} {
+	for _, b := range []bool{o.ClientCredentials, o.WithRefreshToken, o.IDTokenStdin, workload} {
 		if b {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return usageErrorf("use one of --client-credentials, --with-refresh-token and --id-token-stdin", "more than one way to log in")
+		return usageErrorf("use one of --client-credentials, --with-refresh-token, --id-token-stdin and --jwt-bearer-file", "more than one way to log in")
 	}
-	if o.PrivateKey != "" && !o.ClientCredentials {
-		return usageErrorf("add --client-credentials", "--private-key is for --client-credentials")
+	if o.PrivateKey != "" && !o.ClientCredentials && !workload {
+		return usageErrorf("add --client-credentials", "--private-key is for --client-credentials and --jwt-bearer-file")
 	}
 	if o.PrivateKey != "" && o.SecretStdin {
 		return usageErrorf("use one of them", "--private-key and --secret-stdin are two ways to authenticate the client")
@@ -148,10 +159,10 @@ func (o *LoginOptions) check() error {
 	if o.IDTokenStdin != (o.IdPTokenEndpoint != "") {
 		return usageErrorf("use --id-token-stdin with --idp-token-endpoint URL", "--id-token-stdin and --idp-token-endpoint go together")
 	}
-	if (o.ClientCredentials || o.IDTokenStdin) && (o.Paste || o.Port != 0) {
+	if (o.ClientCredentials || o.IDTokenStdin || workload) && (o.Paste || o.Port != 0) {
 		return usageErrorf("leave out --paste and --port", "no browser takes part in this login")
 	}
-	if o.SecretStdin && !o.ClientCredentials && !o.IDTokenStdin {
+	if o.SecretStdin && !o.ClientCredentials && !o.IDTokenStdin && !workload {
 		return usageErrorf("add --client-credentials, or record the secret with 'ncmcp clients add ID --secret-stdin'", "--secret-stdin is for --client-credentials")
 	}
 	return nil
@@ -173,6 +184,8 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 		res, err = loginClientCredentials(ctx, opts, st, disc)
 	case opts.IDTokenStdin:
 		res, err = loginWithIDToken(ctx, opts, st, disc)
+	case opts.JWTBearerFile != "":
+		return loginWorkload(ctx, opts, st, disc) // with a summary of its own
 	default:
 		res, err = loginInBrowser(ctx, opts, st, disc)
 	}

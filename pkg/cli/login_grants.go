@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
@@ -14,6 +15,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
 
 // readStdinValue reads one secret value (a token, a client secret) from
@@ -153,4 +155,152 @@ func grantError(err error, st *store.Store, refusedHint string) error {
 		return failure(err, storageHint(st.Mode))
 	}
 	return failure(err, "")
+}
+
+// workloadJWT reads the workload's JWT of --jwt-bearer-file: from the
+// file, whose absolute path is recorded for renewals, or from stdin ("-").
+func workloadJWT(opts *LoginOptions) (login.WorkloadJWT, *oauth.Assertion, error) {
+	if opts.JWTBearerFile == "-" {
+		v, err := readStdinValue(opts.g.deps.Stdin, "JWT", "ncmcp login --jwt-bearer-file - < token.jwt")
+		if err != nil {
+			return login.WorkloadJWT{}, nil, err
+		}
+		a, err := oauth.ParseAssertion(v)
+		if err != nil {
+			return login.WorkloadJWT{}, nil, usageErrorf("pipe the workload's JWT alone, as the platform issues it", "stdin does not hold a JWT (three base64url parts separated by dots)")
+		}
+		return login.WorkloadJWT{Assertion: v}, a, nil
+	}
+	path, err := filepath.Abs(opts.JWTBearerFile)
+	if err != nil {
+		return login.WorkloadJWT{}, nil, failure(err, "")
+	}
+	v, err := credential.ReadAssertionFile(path)
+	var fe *credential.AssertionFileError
+	switch {
+	case errors.As(err, &fe) && (fe.Empty || fe.NotJWT):
+		return login.WorkloadJWT{}, nil, usageErrorf("the file must hold the workload's JWT alone, as the platform writes it (a Kubernetes projected service account token, a CI job's OIDC token)", "--jwt-bearer-file: %v", err)
+	case err != nil:
+		return login.WorkloadJWT{}, nil, usageErrorf("check the path; in CI, write the job's OIDC token to the file first (docs/ci.md)", "--jwt-bearer-file: %v", err)
+	}
+	a, _ := oauth.ParseAssertion(v) // checked by ReadAssertionFile
+	return login.WorkloadJWT{Assertion: v, File: path}, a, nil
+}
+
+// workloadClient builds the client of a workload identity login: none
+// (the grant needs no client) unless --client-id names one, which
+// authenticates with NCMCP_CLIENT_SECRET, --secret-stdin or --private-key
+// when given.
+func workloadClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, string, error) {
+	g := opts.g
+	if g.ClientID == "" {
+		if opts.PrivateKey != "" || opts.SecretStdin {
+			return oauth.Client{}, "", usageErrorf("add --client-id with the client's id", "--private-key and --secret-stdin authenticate a client, and no --client-id names one")
+		}
+		return oauth.Client{AuthMethod: "none", Issuer: disc.Provider.Issuer}, "", nil
+	}
+	c := g.namedClient(disc)
+	if opts.PrivateKey != "" {
+		path, err := filepath.Abs(opts.PrivateKey)
+		if err != nil {
+			return c, "", failure(err, "")
+		}
+		k, err := readKeyFile(path)
+		if err != nil {
+			return c, "", err
+		}
+		c.Secret, c.Key, c.AuthMethod = "", k, "private_key_jwt"
+		return c, path, nil
+	}
+	if opts.SecretStdin {
+		s, err := readStdinValue(g.deps.Stdin, "client secret", "printf %s \"$SECRET\" | ncmcp login --jwt-bearer-file FILE --client-id ID --secret-stdin")
+		if err != nil {
+			return c, "", err
+		}
+		c.Secret = s
+	}
+	return c, "", nil
+}
+
+// loginWorkload logs a workload in with its own JWT (workload identity
+// federation, RFC 7523) and says what was stored. The JWT goes to the
+// authorization server's token endpoint only: never to stdout, the debug
+// trace or the config.
+func loginWorkload(ctx context.Context, opts *LoginOptions, st *store.Store, disc *discovery.Result) error {
+	g := opts.g
+	c, keyFile, err := workloadClient(opts, disc)
+	if err != nil {
+		return err
+	}
+	jwt, claims, err := workloadJWT(opts)
+	if err != nil {
+		return err
+	}
+	scopes, err := loginScopes(g, st, disc, nil, opts.Scopes)
+	if err != nil {
+		return err
+	}
+	from := "from stdin"
+	if jwt.File != "" {
+		from = "in " + jwt.File
+	}
+	res, err := g.loginFlow(st).Workload(ctx, disc, c, keyFile, jwt, scopes)
+	var ge *login.GrantError
+	if errors.As(err, &ge) {
+		err = fmt.Errorf("the authorization server refused the workload's JWT %s: %w", from, ge.Err)
+		hint := "check that the JWT's audience (aud) is what the authorization server expects (its issuer, " + disc.Provider.Issuer + ", unless its admin says otherwise), that it has not expired, and that the authorization server trusts the JWT's issuer"
+		if claims != nil && !claims.Expiry.IsZero() && !g.deps.Now().Before(claims.Expiry) {
+			hint = "the JWT expired at " + claims.Expiry.Local().Format(time.RFC3339) + ": give a current one"
+		}
+		return grantError(err, st, hint)
+	}
+	if err != nil {
+		return grantError(err, st, "")
+	}
+	printWorkloadSummary(g.deps.Stderr, g.deps.Now(), res, claims, jwt.File)
+	return nil
+}
+
+// printWorkloadSummary says what a workload identity login stored and how
+// its tokens are renewed.
+func printWorkloadSummary(w io.Writer, now time.Time, r *login.Result, claims *oauth.Assertion, file string) {
+	if r.Saved.FellBack != nil {
+		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); secrets were stored in an owner-only file instead\n", oneLine(r.Saved.FellBack.Error()))
+	}
+	who := "a workload's JWT"
+	if claims.Subject != "" {
+		who = "the JWT of workload " + termsafe.String(claims.Subject)
+		if claims.Issuer != "" {
+			who += " (issuer " + termsafe.String(claims.Issuer) + ")"
+		}
+	}
+	client := ""
+	if r.ClientID != "" {
+		client = " as client " + r.ClientID
+	}
+	fmt.Fprintf(w, "Logged in to %s with %s%s (workload identity).\n", r.Server, who, client)
+	if r.Identity.Source != oauth.IdentityUnknown {
+		fmt.Fprintf(w, "Account: %s (sub %s).\n", termsafe.String(r.Identity.Display()), termsafe.String(r.Identity.Subject))
+		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
+	}
+	if len(r.Scopes) > 0 {
+		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.Scopes, " "))
+	} else {
+		fmt.Fprintln(w, "Scopes: not reported by the authorization server")
+	}
+	if r.Token.Expiry.IsZero() {
+		fmt.Fprintln(w, "Access token: lifetime not reported by the authorization server")
+	} else {
+		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.Token.Expiry.Sub(now).Round(time.Second), r.Token.Expiry.Local().Format(time.RFC3339))
+	}
+	where := "the OS keyring"
+	if r.Saved.Backend == store.BackendFile {
+		where = "an owner-only file"
+	}
+	if file == "" {
+		fmt.Fprintf(w, "Tokens are in %s.\n", where)
+		fmt.Fprintln(w, "warning: the JWT came on stdin, so nothing renews the access token: log in again when it expires, or use --jwt-bearer-file FILE, which 'ncmcp token' reads again for each new token.")
+		return
+	}
+	fmt.Fprintf(w, "'ncmcp token' reads the JWT in %s again and exchanges it when the access token expires. Tokens are in %s.\n", file, where)
 }

@@ -66,6 +66,50 @@ func (f *Flow) IDToken(ctx context.Context, disc *discovery.Result, c oauth.Clie
 	return f.Complete(ctx, disc, &Record{Client: c, Token: tok, Requested: scopes, Grant: store.GrantJWTBearer})
 }
 
+// WorkloadJWT is a workload's own JWT, to log in with.
+type WorkloadJWT struct {
+	// Assertion is the JWT.
+	Assertion string
+	// File is the absolute path it was read from, and is read again from
+	// to renew the tokens; empty when it came on stdin.
+	File string
+}
+
+// Workload logs a workload in with its own JWT (workload identity
+// federation, RFC 7523): the JWT is exchanged once at the discovered
+// authorization server, as client c (which may have no id: the grant needs
+// no client; keyFile is its private key file, if any), and the login is
+// stored with the JWT's file, from which the credential source reads it
+// again to renew the tokens. The JWT itself is never stored.
+func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Client, keyFile string, jwt WorkloadJWT, scopes []string) (*Result, error) {
+	tok, err := oauth.WorkloadJWTBearer(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, jwt.Assertion, scopes, disc.ResourceIndicator())
+	if err != nil {
+		return nil, &GrantError{Party: AuthorizationServer, Err: err}
+	}
+	res, err := f.Complete(ctx, disc, &Record{Client: c, Token: tok, Requested: scopes, Grant: store.GrantWorkloadIdentity, KeyFile: keyFile})
+	if err != nil {
+		return nil, err
+	}
+	// The account records where the JWT is read again; a login without a
+	// client keeps no client.
+	err = f.Store.Update(ctx, func(cfg *store.Config) error {
+		srv := cfg.Servers[res.Server]
+		if srv == nil || srv.Accounts[res.Subject] == nil {
+			return fmt.Errorf("the login of %s on %s vanished as it was stored", res.Subject, res.Server)
+		}
+		srv.Accounts[res.Subject].AssertionFile = jwt.File
+		if c.ID == "" {
+			srv.RemoveClient("")
+		}
+		return nil
+	})
+	if err != nil {
+		_, _ = f.Store.RemoveAccount(ctx, res.Server, res.Subject)
+		return nil, &store.SaveError{What: "config", Err: err}
+	}
+	return res, nil
+}
+
 // RefreshToken stores a refresh token given by the user: it is used once
 // at the token endpoint, which proves it and yields an access token and
 // the identity.
