@@ -11,7 +11,8 @@ import (
 )
 
 type toolOut struct {
-	Name string `json:"name"`
+	Name        string          `json:"name"`
+	InputSchema json.RawMessage `json:"input_schema"`
 }
 
 // callOut is the MCP CallToolResult that 'tools call --json' prints.
@@ -47,6 +48,12 @@ func TestToolsCommands(t *testing.T) {
 			names := []string{}
 			for _, tl := range tools {
 				names = append(names, tl.Name)
+				// The schema as the server sent it, for scripts that
+				// build arguments from it.
+				var schema map[string]any
+				if json.Unmarshal(tl.InputSchema, &schema) != nil || schema["type"] != "object" {
+					t.Fatalf("tool %s: input_schema %s", tl.Name, tl.InputSchema)
+				}
 			}
 			if !slices.Contains(names, "nc_auth_check_status") {
 				t.Fatalf("tools %v", names)

@@ -135,6 +135,8 @@ type ToolJSON struct {
 	Title       string   `json:"title,omitempty"`
 	Description string   `json:"description,omitempty"`
 	Arguments   []string `json:"arguments"`
+	// InputSchema is the tool's input schema as the server sent it.
+	InputSchema json.RawMessage `json:"input_schema,omitempty"`
 }
 
 func runToolsList(ctx context.Context, opts *ToolsOptions) error {
@@ -151,7 +153,11 @@ func runToolsList(ctx context.Context, opts *ToolsOptions) error {
 	if opts.JSON {
 		list := make([]ToolJSON, 0, len(tools))
 		for _, t := range tools {
-			list = append(list, ToolJSON{Name: t.Name, Title: t.Title, Description: t.Description, Arguments: append([]string{}, t.Args...)})
+			schema := t.InputSchema
+			if !json.Valid(schema) {
+				schema = nil
+			}
+			list = append(list, ToolJSON{Name: t.Name, Title: t.Title, Description: t.Description, Arguments: append([]string{}, t.Args...), InputSchema: schema})
 		}
 		return printJSON(out, list)
 	}

@@ -68,6 +68,8 @@ type Tool struct {
 	Description string
 	// Args are the argument names its input schema declares.
 	Args []string
+	// InputSchema is its input schema as the server sent it.
+	InputSchema json.RawMessage
 }
 
 // Has reports whether the tool declares the argument.
@@ -93,9 +95,25 @@ type Session struct {
 	mem    *mcpwire.Budget
 	nextID atomic.Int64
 
-	mu       sync.Mutex
-	sid      string // Mcp-Session-Id, if the server gave one
+	mu  sync.Mutex
+	sid string // Mcp-Session-Id, if the server gave one
+	// probeSID is the session a server of the handshake opened for
+	// server/discover.
+	probeSID string
 	protocol string // the negotiated protocol version
+	// stateless is the lifecycle of 2026-07-28: no handshake and no
+	// session; every request carries its _meta and the Mcp-Method and
+	// Mcp-Name headers.
+	stateless bool
+	// caps are the capabilities the client declares; info its
+	// clientInfo.
+	caps map[string]any
+	info map[string]any
+	// schemas are the input schemas of the tools listed, for the
+	// Mcp-Param headers of a call.
+	schemas map[string]json.RawMessage
+	// invalid are the tools left out of the list, with why.
+	invalid map[string]error
 
 	// closing ends when the session is closed, and with it the
 	// elicitations still waiting for the user.
@@ -153,18 +171,28 @@ type Options struct {
 	RequestTimeout time.Duration
 }
 
-// ProtocolVersion is the MCP protocol version ncmcp asks for.
-const ProtocolVersion = "2025-11-25"
-
 // DefaultRequestTimeout is the default of Options.RequestTimeout.
 const DefaultRequestTimeout = 60 * time.Second
 
-// knownVersions are the protocol versions ncmcp speaks, the newest first.
+// Protocol versions ncmcp speaks. StatelessVersion is the first of the
+// stateless lifecycle (server/discover, no initialize); ProtocolVersion
+// the newest of the handshake's.
+const (
+	StatelessVersion = "2026-07-28"
+	ProtocolVersion  = "2025-11-25"
+)
+
+// knownVersions are the protocol versions of the handshake ncmcp speaks,
+// the newest first.
 var knownVersions = []string{ProtocolVersion, "2025-06-18", "2025-03-26", "2024-11-05"}
 
 // Connect opens an MCP session at endpoint ({server}/mcp) authenticated with
 // the credentials' tokens. hc supplies timeouts, proxy and tracing; its
 // transport is reused. Tokens are sent to the endpoint's origin only.
+//
+// It asks the server first for the stateless protocol (server/discover,
+// 2026-07-28); a server that does not know it gets the initialize
+// handshake of 2025-11-25 and older.
 func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Credentials, o Options) (*Session, error) {
 	at, err := NewAuthTransport(hc.Transport, endpoint, creds)
 	if err != nil {
@@ -175,35 +203,102 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 	// Each request is bounded by its context: an event stream's reads
 	// last as long as the server takes.
 	c.Timeout = 0
-	s := &Session{endpoint: endpoint, hc: &c, auth: at.b, timeout: o.RequestTimeout, onElicit: o.OnElicit, mem: mcpwire.NewBudget(budgetSize)}
+	s := &Session{endpoint: endpoint, hc: &c, auth: at.b, timeout: o.RequestTimeout, onElicit: o.OnElicit,
+		mem: mcpwire.NewBudget(budgetSize), schemas: map[string]json.RawMessage{}, invalid: map[string]error{}}
 	if s.timeout <= 0 {
 		s.timeout = DefaultRequestTimeout
 	}
+	version := o.Version
+	if version == "" {
+		version = "dev"
+	}
+	s.info = map[string]any{"name": "ncmcp", "version": version}
+	s.caps = map[string]any{}
+	if s.onElicit != nil {
+		s.caps["elicitation"] = map[string]any{"form": map[string]any{}, "url": map[string]any{}}
+	}
 	s.closing, s.closeAll = context.WithCancel(context.Background())
-	if err := s.initialize(ctx, o.Version); err != nil {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	stateless, err := s.discover(ctx)
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
+	}
+	if !stateless {
+		if err := s.initialize(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("connect to %s: %w", endpoint, err)
+		}
 	}
 	return s, nil
 }
 
+// discover asks for the stateless protocol: server/discover, once more
+// with the version the server names when it refuses the first. It tells
+// whether the session is stateless now. A server that answers otherwise
+// (an error, a status, something that is no answer) leaves the handshake
+// to try; a refused token, a failed connection or the end of ctx is the
+// error.
+func (s *Session) discover(ctx context.Context) (bool, error) {
+	version := StatelessVersion
+	for range 2 {
+		s.mu.Lock()
+		s.protocol, s.stateless = version, true
+		s.mu.Unlock()
+		raw, err := s.request(ctx, "server/discover", map[string]any{})
+		if err == nil {
+			var res struct {
+				SupportedVersions []string `json:"supportedVersions"`
+			}
+			if json.Unmarshal(raw, &res) == nil && slices.Contains(res.SupportedVersions, version) {
+				return true, nil
+			}
+			break
+		}
+		var (
+			rpc   *RPCError
+			he    *HTTPError
+			ended *SessionEndedError
+			bad   *AnswerError
+		)
+		if !errors.As(err, &rpc) && !errors.As(err, &he) && !errors.As(err, &ended) && !errors.As(err, &bad) {
+			return false, err
+		}
+		if rpc != nil && rpc.Code == CodeUnsupportedVersion {
+			var data struct {
+				Supported []string `json:"supported"`
+			}
+			if json.Unmarshal(rpc.Data, &data) == nil && slices.Contains(data.Supported, StatelessVersion) {
+				version = StatelessVersion
+				continue
+			}
+		}
+		break
+	}
+	s.mu.Lock()
+	s.protocol, s.stateless = "", false
+	probe := s.probeSID
+	s.probeSID = ""
+	s.mu.Unlock()
+	s.endSession(probe)
+	return false, nil
+}
+
+// CodeUnsupportedVersion is the JSON-RPC error of a server that does not
+// speak the protocol version asked for; its data names the versions it
+// does.
+const CodeUnsupportedVersion = -32022
+
 // initialize is the handshake: initialize, the protocol version the
 // server chose, then notifications/initialized.
-func (s *Session) initialize(ctx context.Context, version string) error {
-	ctx, cancel := s.bounded(ctx)
-	defer cancel()
-	caps := map[string]any{}
-	if s.onElicit != nil {
-		caps["elicitation"] = map[string]any{"form": map[string]any{}, "url": map[string]any{}}
-	}
-	if version == "" {
-		version = "dev"
-	}
-	raw, err := s.call(ctx, "initialize", map[string]any{
+func (s *Session) initialize(ctx context.Context) error {
+	params := map[string]any{
 		"protocolVersion": ProtocolVersion,
-		"capabilities":    caps,
-		"clientInfo":      map[string]any{"name": "ncmcp", "version": version},
-	})
+		"capabilities":    s.caps,
+		"clientInfo":      s.info,
+	}
+	raw, err := s.call(ctx, "initialize", params, s.standardHeaders("initialize", params))
 	if err != nil {
 		return err
 	}
@@ -214,7 +309,7 @@ func (s *Session) initialize(ctx context.Context, version string) error {
 		return fmt.Errorf("reading the answer to \"initialize\": %w", err)
 	}
 	if !slices.Contains(knownVersions, res.ProtocolVersion) {
-		return fmt.Errorf("the server speaks MCP protocol version %q, which ncmcp does not know (it knows %s)", res.ProtocolVersion, strings.Join(knownVersions, ", "))
+		return fmt.Errorf("the server speaks MCP protocol version %q, which ncmcp does not know (it knows %s)", res.ProtocolVersion, strings.Join(append([]string{StatelessVersion}, knownVersions...), ", "))
 	}
 	s.mu.Lock()
 	s.protocol = res.ProtocolVersion
@@ -278,7 +373,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			params["cursor"] = cursor
 		}
 		rctx, cancel := s.bounded(ctx)
-		raw, err := s.call(rctx, "tools/list", params)
+		raw, err := s.request(rctx, "tools/list", params)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("list the server's tools: %w", err)
@@ -296,7 +391,18 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			return nil, fmt.Errorf("list the server's tools: the answer is not a tool list: %w", err)
 		}
 		for _, t := range res.Tools {
-			out = append(out, Tool{Name: t.Name, Title: t.Title, Description: t.Description, Args: schemaProperties(t.InputSchema)})
+			if err := checkParamHeaders(t.InputSchema); err != nil {
+				// A tool whose parameters cannot be repeated in
+				// headers as the specification requires is left out.
+				s.mu.Lock()
+				s.invalid[t.Name] = err
+				s.mu.Unlock()
+				continue
+			}
+			out = append(out, Tool{Name: t.Name, Title: t.Title, Description: t.Description, Args: schemaProperties(t.InputSchema), InputSchema: t.InputSchema})
+			s.mu.Lock()
+			s.schemas[t.Name] = t.InputSchema
+			s.mu.Unlock()
 		}
 		if res.NextCursor == "" {
 			return out, nil
@@ -377,12 +483,31 @@ func (s *Session) Call(ctx context.Context, tool string, args map[string]any, ou
 	return nil
 }
 
-// callTool sends tools/call.
+// callTool sends tools/call. In the stateless protocol the tool's input
+// schema says which arguments its headers repeat: the tools are listed
+// first when the session has not seen it, and a tool whose schema breaks
+// the header rules is not called.
 func (s *Session) callTool(ctx context.Context, tool string, args map[string]any) (json.RawMessage, error) {
 	if args == nil {
 		args = map[string]any{}
 	}
-	return s.call(ctx, "tools/call", map[string]any{"name": tool, "arguments": args})
+	s.mu.Lock()
+	stateless := s.stateless
+	_, known := s.schemas[tool]
+	invalid := s.invalid[tool]
+	s.mu.Unlock()
+	if stateless && !known && invalid == nil {
+		if _, err := s.Tools(ctx); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		invalid = s.invalid[tool]
+		s.mu.Unlock()
+	}
+	if invalid != nil {
+		return nil, fmt.Errorf("the server's tool %s cannot be called: its input schema breaks the rules of MCP's parameter headers (%w)", tool, invalid)
+	}
+	return s.request(ctx, "tools/call", map[string]any{"name": tool, "arguments": args})
 }
 
 // Result is a tool's result as the server sent it.

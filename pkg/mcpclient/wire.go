@@ -73,6 +73,15 @@ func (e *SessionEndedError) Error() string {
 	return fmt.Sprintf("sending %q: the server ended the MCP session (HTTP 404); run the command again", e.Method)
 }
 
+// AnswerError is an answer of the server that is no answer to the
+// request: not JSON, no response to it, neither result nor error.
+type AnswerError struct {
+	Method string
+	Reason string
+}
+
+func (e *AnswerError) Error() string { return fmt.Sprintf("sending %q: %s", e.Method, e.Reason) }
+
 func orNone(s string) string {
 	if s == "" {
 		return "no content type"
@@ -80,14 +89,17 @@ func orNone(s string) string {
 	return s
 }
 
-// post sends one JSON-RPC message with the session's headers.
-func (s *Session) post(ctx context.Context, body []byte) (*http.Response, error) {
+// post sends one JSON-RPC message with the session's headers and extra.
+func (s *Session) post(ctx context.Context, body []byte, extra http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range extra {
+		req.Header[k] = v
+	}
 	s.headers(req)
 	return s.hc.Do(req)
 }
@@ -132,9 +144,10 @@ func (s *Session) refusedOrStatus(resp *http.Response, method string) error {
 	return &HTTPError{Method: method, Status: resp.StatusCode, ContentType: mt}
 }
 
-// call sends a request and returns its result. While it waits, it
-// answers the server's requests that come on the request's stream.
-func (s *Session) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
+// call sends a request, with the extra headers, and returns its result.
+// While it waits, it answers the server's requests that come on the
+// request's stream.
+func (s *Session) call(ctx context.Context, method string, params any, extra http.Header) (json.RawMessage, error) {
 	id := s.nextID.Add(1)
 	p, err := json.Marshal(params)
 	if err != nil {
@@ -144,13 +157,22 @@ func (s *Session) call(ctx context.Context, method string, params any) (json.Raw
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.post(ctx, body)
+	resp, err := s.post(ctx, body, extra)
 	if err != nil {
 		return nil, fmt.Errorf("sending %q: %w", method, s.auth.wrap(err))
 	}
 	defer resp.Body.Close()
 	if err := s.refusedOrStatus(resp, method); err != nil {
 		return nil, err
+	}
+	if method == "server/discover" {
+		// A server of the handshake may open a session for the probe:
+		// it is ended when the handshake follows.
+		if sid := resp.Header.Get(mcpwire.HeaderSession); validSessionID(sid) {
+			s.mu.Lock()
+			s.probeSID = sid
+			s.mu.Unlock()
+		}
 	}
 	if method == "initialize" {
 		if sid := resp.Header.Get(mcpwire.HeaderSession); sid != "" {
@@ -200,11 +222,11 @@ func (s *Session) call(ctx context.Context, method string, params any) (json.Raw
 	}
 	switch {
 	case answer == nil:
-		return nil, fmt.Errorf("sending %q: the server's answer holds no response to it", method)
+		return nil, &AnswerError{Method: method, Reason: "the server's answer holds no response to it"}
 	case answer.Error != nil:
 		return nil, answer.Error
 	case answer.Result == nil:
-		return nil, fmt.Errorf("sending %q: the server's response has neither result nor error", method)
+		return nil, &AnswerError{Method: method, Reason: "the server's response has neither result nor error"}
 	}
 	return answer.Result, nil
 }
@@ -252,7 +274,7 @@ func (s *Session) events(ctx context.Context, body io.ReadCloser, method string,
 	case err != nil && !errors.Is(err, io.EOF):
 		return fmt.Errorf("sending %q: reading the answer: %w", method, s.auth.wrap(err))
 	}
-	return fmt.Errorf("sending %q: the server's stream ended without an answer", method)
+	return &AnswerError{Method: method, Reason: "the server's stream ended without an answer"}
 }
 
 // resume opens the stream again after the event last.
@@ -295,7 +317,11 @@ func (s *Session) send(ctx context.Context, m message) error {
 	if err != nil {
 		return err
 	}
-	resp, err := s.post(ctx, body)
+	var extra http.Header
+	if m.Method != "" {
+		extra = http.Header{"Mcp-Method": {m.Method}}
+	}
+	resp, err := s.post(ctx, body, extra)
 	if err != nil {
 		return fmt.Errorf("sending %q: %w", orResponse(m.Method), s.auth.wrap(err))
 	}
@@ -377,6 +403,11 @@ func (s *Session) end() {
 	s.mu.Lock()
 	sid := s.sid
 	s.mu.Unlock()
+	s.endSession(sid)
+}
+
+// endSession ends the session sid at the server, if any.
+func (s *Session) endSession(sid string) {
 	if sid == "" {
 		return
 	}
@@ -387,6 +418,7 @@ func (s *Session) end() {
 		return
 	}
 	s.headers(req)
+	req.Header.Set(mcpwire.HeaderSession, sid)
 	if resp, err := s.hc.Do(req); err == nil {
 		resp.Body.Close()
 	}

@@ -51,6 +51,12 @@ func (ws *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.headers = append(ws.headers, r.Header.Clone())
 	ws.mu.Unlock()
 	switch {
+	case m.Method == "server/discover":
+		// A server of the handshake's protocol does not know it, and
+		// opens a session for it, as the Python SDK's does.
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Mcp-Session-Id", "probe-1")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"Method not found"}}`, m.ID)
 	case m.Method == "initialize":
 		v := ws.version
 		if v == "" {
@@ -75,13 +81,18 @@ func (ws *wireServer) seen() []string {
 }
 
 func startWire(t *testing.T, ws *wireServer) *Session {
+	return startWireWith(t, ws, Options{})
+}
+
+func startWireWith(t *testing.T, ws *wireServer, o Options) *Session {
 	t.Helper()
 	ws.t = t
 	srv := httptest.NewServer(ws)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sess, err := Connect(ctx, &http.Client{}, srv.URL+"/mcp", StaticToken("t"), Options{RequestTimeout: 5 * time.Second})
+	o.RequestTimeout = 5 * time.Second
+	sess, err := Connect(ctx, &http.Client{}, srv.URL+"/mcp", StaticToken("t"), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +123,20 @@ func TestHeadersAndClose(t *testing.T) {
 	}
 	_ = sess.Close()
 	got := ws.seen()
-	if strings.Join(got, " ") != "initialize notifications/initialized tools/list DELETE" {
+	if strings.Join(got, " ") != "server/discover DELETE initialize notifications/initialized tools/list DELETE" {
 		t.Fatalf("requests %q", got)
 	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	for i, h := range ws.headers[1:] {
+	if h := ws.headers[1]; h.Get("Mcp-Session-Id") != "probe-1" {
+		t.Errorf("the probe's session is not ended: DELETE with session %q", h.Get("Mcp-Session-Id"))
+	}
+	for i, h := range ws.headers[3:] {
 		if h.Get("Mcp-Session-Id") != "sess-1" || h.Get("MCP-Protocol-Version") != "2025-06-18" {
-			t.Errorf("%s: session %q, version %q", got[i+1], h.Get("Mcp-Session-Id"), h.Get("MCP-Protocol-Version"))
+			t.Errorf("%s: session %q, version %q", got[i+3], h.Get("Mcp-Session-Id"), h.Get("MCP-Protocol-Version"))
 		}
 	}
-	if h := ws.headers[0]; h.Get("Mcp-Session-Id") != "" || h.Get("MCP-Protocol-Version") != "" || !strings.Contains(h.Get("Accept"), "text/event-stream") {
+	if h := ws.headers[2]; h.Get("Mcp-Session-Id") != "" || h.Get("MCP-Protocol-Version") != "" || !strings.Contains(h.Get("Accept"), "text/event-stream") {
 		t.Errorf("initialize headers %v", h)
 	}
 }
@@ -144,12 +158,14 @@ func TestUnknownVersion(t *testing.T) {
 // there.
 func TestResumesStream(t *testing.T) {
 	var resumedWith string
+	var callID json.RawMessage
 	ws := &wireServer{handle: func(w http.ResponseWriter, r *http.Request, m message) {
 		if r.Method == http.MethodGet {
 			resumedWith = r.Header.Get("Last-Event-ID")
-			sse(w, `id: ev-2`+"\n"+`data: {"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"{\"ok\":true}"}]}}`+"\n\n")
+			sse(w, `id: ev-2`+"\n"+`data: {"jsonrpc":"2.0","id":`+string(callID)+`,"result":{"content":[{"type":"text","text":"{\"ok\":true}"}]}}`+"\n\n")
 			return
 		}
+		callID = m.ID
 		sse(w, "id: ev-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n")
 	}}
 	sess := startWire(t, ws)
