@@ -274,6 +274,15 @@ type Options struct {
 	// stay.
 	ForgetClientsOnRestart bool
 
+	// WorkloadKey, if set, makes the OP take workloads' own JWTs signed
+	// with the matching private key in RFC 7523 jwt-bearer grants
+	// (workload identity federation): a JWT whose aud is the OP's issuer
+	// and whose sub is a test user's username or subject gets that user's
+	// tokens, with no client authentication (see workloadGrant). The
+	// grant is the OP's, so the MCP server must be of generation 1, where
+	// the OP is the authorization server.
+	WorkloadKey any
+
 	// Generation is the MCP server generation to stand in for: 0 or 1 for
 	// generation 1 ("pass-through", the default), 2 for generation 2 (the
 	// server is its own authorization server and proxies logins to the OP).
@@ -333,6 +342,9 @@ type Server struct {
 
 	verifierMu sync.Mutex
 	verifiers  []string // code_verifier values seen at the OP's token endpoint
+
+	assertionMu sync.Mutex
+	assertions  []string // jwt-bearer assertions seen at the OP's token endpoint
 
 	observeMu sync.Mutex
 	observer  func(string) // see observe
@@ -619,6 +631,9 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	cfg := op.CreateDiscoveryConfig(op.ContextWithIssuer(r.Context(), s.issuer), s.provider, s.store)
 	cfg.ResponseTypesSupported = []string{"code"}
 	cfg.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	if s.opts.WorkloadKey != nil {
+		cfg.GrantTypesSupported = append(cfg.GrantTypesSupported, oidc.GrantTypeBearer)
+	}
 	cfg.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256, oidc.CodeChallengeMethodPlain}
 	cfg.ScopesSupported = slices.Clone(dexScopes)
 	cfg.ClaimsSupported = []string{"iss", "sub", "aud", "iat", "exp", "email", "email_verified", "name", "preferred_username", "at_hash", "sid"}

@@ -47,6 +47,10 @@ func (s *Server) tokenEndpoint(tokenPath string, next http.Handler) http.Handler
 		if verifier != "" {
 			s.recordVerifier(verifier)
 		}
+		if grantType == string(oidc.GrantTypeBearer) && s.opts.WorkloadKey != nil {
+			s.workloadGrant(w, r)
+			return
+		}
 		r = r.WithContext(context.WithValue(r.Context(), tokenEndpointKey{}, true))
 
 		var info codeInfo
