@@ -59,9 +59,18 @@ auth/client-credentials-jwt)
 	# A renewal with a fresh assertion signed with the recorded key file.
 	"$ncmcp" token --min-ttl 2h >/dev/null
 	;;
-auth/cross-app-access-complete-flow)
+auth/cross-app-access-complete-flow | auth/enterprise-managed-authorization)
 	ctx idp_id_token | NCMCP_CLIENT_SECRET=$(ctx client_secret) "$ncmcp" login --id-token-stdin \
 		--idp-token-endpoint "$(ctx idp_token_endpoint)" --idp-client-id "$(ctx idp_client_id)" --client-id "$(ctx client_id)"
+	;;
+auth/wif-jwt-bearer)
+	# Workload identity: the workload's JWT in a file, as a platform
+	# provides it (world-readable, as Kubernetes mounts it); no client.
+	ctx valid_jwt >"$state/workload.jwt"
+	"$ncmcp" login --jwt-bearer-file "$state/workload.jwt"
+	# A renewal, as 'ncmcp token' makes when the token expires: the JWT
+	# read from the file again and exchanged again.
+	"$ncmcp" token --min-ttl 2h >/dev/null
 	;;
 esac
 "$ncmcp" tools list >/dev/null
