@@ -29,7 +29,7 @@ func (s *Server) workloadGrant(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, http.StatusBadRequest, "invalid_request", "Missing assertion parameter.")
 		return
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		writeTokenError(w, http.StatusBadRequest, "invalid_grant", "The assertion is not a signed JWT.")
 		return
