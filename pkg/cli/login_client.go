@@ -15,9 +15,26 @@ import (
 
 // loginClient picks the OAuth client of a browser login (see login.Pick):
 // --client-id with NCMCP_CLIENT_SECRET, --client-metadata-url, the stored
-// client, or one registered now.
+// client, or one registered now. When the server's authorization server
+// changed since the stored logins and clients, they are forgotten first
+// (see login.FollowAuthorizationServer): the client is then one of the new
+// authorization server's, or the one --client-id names.
 func loginClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result) (*login.Client, error) {
-	c, err := g.loginFlow(st).Pick(ctx, disc, login.ClientRequest{ID: g.ClientID, MetadataURL: g.ClientMetadataURL, Account: g.Account, Secret: g.clientSecret()})
+	flow := g.loginFlow(st)
+	moved, err := flow.FollowAuthorizationServer(ctx, disc, g.ClientID)
+	var sv *store.SaveError
+	switch {
+	case errors.As(err, &sv):
+		return nil, failure(err, storageHint(st.Mode))
+	case err != nil:
+		return nil, failure(err, "")
+	case moved != nil:
+		fmt.Fprintln(g.deps.Stderr, termsafe.String(moved.String()))
+		if moved.Leftover != nil {
+			fmt.Fprintf(g.deps.Stderr, "warning: some of their secrets could not be deleted (%s); nothing uses them any more\n", oneLine(moved.Leftover.Error()))
+		}
+	}
+	c, err := flow.Pick(ctx, disc, login.ClientRequest{ID: g.ClientID, MetadataURL: g.ClientMetadataURL, Account: g.Account, Secret: g.clientSecret()})
 	var (
 		nc *login.NoClientError
 		se *login.SecretExpiredError
