@@ -115,7 +115,7 @@ elsewhere.`,
 	f.StringSliceVar(&opts.Scopes, "scopes", nil, "scopes to ask for besides those the server names (spelled as its scopes_supported lists them)")
 	f.BoolVar(&opts.ClientCredentials, "client-credentials", false, "log the client itself in with its secret (NCMCP_CLIENT_SECRET, --secret-stdin) or --private-key, without a browser: for CI")
 	f.BoolVar(&opts.SecretStdin, "secret-stdin", false, "read the client secret from stdin")
-	f.StringVar(&opts.PrivateKey, "private-key", "", "PEM private key file the client authenticates with (private_key_jwt), with --client-credentials")
+	f.StringVar(&opts.PrivateKey, "private-key", "", "PEM private key file the client authenticates with (private_key_jwt), with --client-credentials or --jwt-bearer-file and --client-id")
 	f.BoolVar(&opts.IDTokenStdin, "id-token-stdin", false, "read an ID token of your identity provider from stdin and trade it for access (needs --idp-token-endpoint)")
 	f.StringVar(&opts.IdPTokenEndpoint, "idp-token-endpoint", "", "your identity provider's token endpoint, for --id-token-stdin")
 	f.StringVar(&opts.IdPClientID, "idp-client-id", "", "the client id to name at your identity provider, for --id-token-stdin")
