@@ -43,6 +43,44 @@ tools_call)
 	"$ncmcp" tools call add_numbers '{"a": 5, "b": 3}'
 	exit
 	;;
+http-custom-headers)
+	# The calls the scenario names, with its arguments: the headers that
+	# repeat them come from the tools' schemas.
+	for i in 0 1; do
+		call=$(node -e 'const c = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT).toolCalls[process.argv[1]]; process.stdout.write(c.name + "\n" + JSON.stringify(c.arguments))' "$i")
+		"$ncmcp" tools call "$(printf '%s\n' "$call" | head -n 1)" "$(printf '%s\n' "$call" | tail -n 1)" >/dev/null
+	done
+	exit
+	;;
+http-invalid-tool-headers)
+	# The list leaves out the tools whose header designations break the
+	# rules; the valid one is called.
+	"$ncmcp" tools list >/dev/null
+	"$ncmcp" tools call valid_tool '{"region": "us-west1"}' >/dev/null
+	exit
+	;;
+json-schema-ref-no-deref)
+	"$ncmcp" tools list >/dev/null
+	exit
+	;;
+json-schema-2020-12-preservation)
+	# The input schema of one tool, as 'tools list --json' prints it,
+	# echoed to another: nothing of it may be lost on the way.
+	schema=$("$ncmcp" tools list --json | node -e 'let s = ""; process.stdin.on("data", d => s += d).on("end", () => { const t = JSON.parse(s).find(t => t.name === "json_schema_2020_12_tool"); process.stdout.write(JSON.stringify({ schema: t.input_schema })) })')
+	"$ncmcp" tools call json_schema_echo "$schema" >/dev/null
+	exit
+	;;
+sep-2322-client-request-state)
+	# The tools ask for input (elicitation), which ncmcp answers on a
+	# terminal: script(1) gives it one, and the answers are typed there:
+	# accept, then yes for the one field.
+	"$ncmcp" tools list >/dev/null
+	for tool in test_mrtr_echo_state test_mrtr_unrelated test_mrtr_no_state test_mrtr_no_result_type; do
+		printf 'a\ny\n' | script -qec "'$ncmcp' tools call $tool" /dev/null >"$state/tty.log" 2>&1 ||
+			{ cat "$state/tty.log" >&2; exit 1; }
+	done
+	exit
+	;;
 auth/pre-registration)
 	NCMCP_CLIENT_ID=$(ctx client_id) NCMCP_CLIENT_SECRET=$(ctx client_secret)
 	export NCMCP_CLIENT_ID NCMCP_CLIENT_SECRET
