@@ -168,3 +168,30 @@ func TestLoginRefusesAnotherIssuer(t *testing.T) {
 		t.Errorf("tokens stored: %s", b)
 	}
 }
+
+// TestAuthorizationServerMovesWithoutBrowser: a login without a browser
+// (client credentials here) follows the move as a browser login does: the
+// logins of AS1 are forgotten before AS2 is asked, and AS2 sees only the
+// client it was given.
+func TestAuthorizationServerMovesWithoutBrowser(t *testing.T) {
+	t.Parallel()
+	as1, as2 := newHandAS(t, "as1"), newHandAS(t, "as2")
+	var current atomic.Pointer[handAS]
+	current.Store(as1)
+	mcp := protectedBy(t, func() string { return current.Load().URL })
+	e := newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_SERVER", mcp.URL)
+
+	e.mustRun("login")
+	current.Store(as2)
+	r := e.set("NCMCP_CLIENT_SECRET", "cc-secret").mustRun("login", "--client-credentials", "--client-id", "as2-cc")
+	if !strings.Contains(r.Stderr, "is now "+as2.URL+", no longer "+as1.URL) {
+		t.Errorf("stderr:\n%s", r.Stderr)
+	}
+	if shown := as2.shown(); strings.Join(shown, " ") != "as2-cc" {
+		t.Errorf("AS2 was shown client ids %q, want only as2-cc", shown)
+	}
+	secrets, _ := os.ReadFile(filepath.Join(e.configDir(), "secrets.json"))
+	if strings.Contains(string(secrets), "as1-") {
+		t.Errorf("secrets of AS1 still stored: %s", secrets)
+	}
+}

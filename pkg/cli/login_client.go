@@ -13,6 +13,27 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
 
+// followAuthorizationServer forgets the stored logins and clients of the
+// server when its authorization server changed since (see
+// login.FollowAuthorizationServer), and says so; the client --client-id
+// names is kept. Every kind of login runs it first.
+func followAuthorizationServer(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result) error {
+	moved, err := g.loginFlow(st).FollowAuthorizationServer(ctx, disc, g.ClientID)
+	var sv *store.SaveError
+	switch {
+	case errors.As(err, &sv):
+		return failure(err, storageHint(st.Mode))
+	case err != nil:
+		return failure(err, "")
+	case moved != nil:
+		fmt.Fprintln(g.deps.Stderr, termsafe.String(moved.String()))
+		if moved.Leftover != nil {
+			fmt.Fprintf(g.deps.Stderr, "warning: some of their secrets could not be deleted (%s); nothing uses them any more\n", oneLine(moved.Leftover.Error()))
+		}
+	}
+	return nil
+}
+
 // loginClient picks the OAuth client of a browser login (see login.Pick):
 // --client-id with NCMCP_CLIENT_SECRET, --client-metadata-url, the stored
 // client, or one registered now. When the server's authorization server
@@ -20,20 +41,10 @@ import (
 // (see login.FollowAuthorizationServer): the client is then one of the new
 // authorization server's, or the one --client-id names.
 func loginClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result) (*login.Client, error) {
-	flow := g.loginFlow(st)
-	moved, err := flow.FollowAuthorizationServer(ctx, disc, g.ClientID)
-	var sv *store.SaveError
-	switch {
-	case errors.As(err, &sv):
-		return nil, failure(err, storageHint(st.Mode))
-	case err != nil:
-		return nil, failure(err, "")
-	case moved != nil:
-		fmt.Fprintln(g.deps.Stderr, termsafe.String(moved.String()))
-		if moved.Leftover != nil {
-			fmt.Fprintf(g.deps.Stderr, "warning: some of their secrets could not be deleted (%s); nothing uses them any more\n", oneLine(moved.Leftover.Error()))
-		}
+	if err := followAuthorizationServer(ctx, g, st, disc); err != nil {
+		return nil, err
 	}
+	flow := g.loginFlow(st)
 	c, err := flow.Pick(ctx, disc, login.ClientRequest{ID: g.ClientID, MetadataURL: g.ClientMetadataURL, Account: g.Account, Secret: g.clientSecret()})
 	var (
 		nc *login.NoClientError
