@@ -283,20 +283,7 @@ func printWorkloadSummary(w io.Writer, now time.Time, r *login.Result, claims *o
 		fmt.Fprintf(w, "Account: %s (sub %s).\n", termsafe.String(r.Identity.Display()), termsafe.String(r.Identity.Subject))
 		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
 	}
-	if len(r.Scopes) > 0 {
-		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.Scopes, " "))
-	} else {
-		fmt.Fprintln(w, "Scopes: not reported by the authorization server")
-	}
-	if r.Token.Expiry.IsZero() {
-		fmt.Fprintln(w, "Access token: lifetime not reported by the authorization server")
-	} else {
-		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.Token.Expiry.Sub(now).Round(time.Second), r.Token.Expiry.Local().Format(time.RFC3339))
-	}
-	where := "the OS keyring"
-	if r.Saved.Backend == store.BackendFile {
-		where = "an owner-only file"
-	}
+	where := printGrantLines(w, now, r, "the authorization server")
 	if file == "" {
 		fmt.Fprintf(w, "Tokens are in %s.\n", where)
 		fmt.Fprintln(w, "warning: the JWT came on stdin, so nothing renews the access token: log in again when it expires, or use --jwt-bearer-file FILE, which 'ncmcp token' reads again for each new token.")

@@ -35,20 +35,7 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 		fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.Identity.Display(), r.Identity.Subject, r.ClientID)
 		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
 	}
-	if len(r.Scopes) > 0 {
-		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.Scopes, " "))
-	} else {
-		fmt.Fprintln(w, "Scopes: not reported by the IdP")
-	}
-	if r.Token.Expiry.IsZero() {
-		fmt.Fprintln(w, "Access token: lifetime not reported by the IdP")
-	} else {
-		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.Token.Expiry.Sub(now).Round(time.Second), r.Token.Expiry.Local().Format(time.RFC3339))
-	}
-	where := "the OS keyring"
-	if r.Saved.Backend == store.BackendFile {
-		where = "an owner-only file"
-	}
+	where := printGrantLines(w, now, r, "the IdP")
 	switch {
 	case r.Token.RefreshToken != "":
 		fmt.Fprintf(w, "Refresh token: yes; 'ncmcp token' renews the access token. Tokens are in %s.\n", where)
@@ -70,4 +57,24 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 		msg += " The authorization server did not grant offline_access; only its admin can allow it."
 	}
 	fmt.Fprintln(w, msg)
+}
+
+// printGrantLines prints the scopes and the access token's lifetime a
+// login got, as issuer (the IdP, the authorization server) reported
+// them, and returns where the tokens are stored, for the last line.
+func printGrantLines(w io.Writer, now time.Time, r *login.Result, issuer string) (where string) {
+	if len(r.Scopes) > 0 {
+		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.Scopes, " "))
+	} else {
+		fmt.Fprintf(w, "Scopes: not reported by %s\n", issuer)
+	}
+	if r.Token.Expiry.IsZero() {
+		fmt.Fprintf(w, "Access token: lifetime not reported by %s\n", issuer)
+	} else {
+		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.Token.Expiry.Sub(now).Round(time.Second), r.Token.Expiry.Local().Format(time.RFC3339))
+	}
+	if r.Saved.Backend == store.BackendFile {
+		return "an owner-only file"
+	}
+	return "the OS keyring"
 }
