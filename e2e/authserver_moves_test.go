@@ -41,7 +41,8 @@ func newHandAS(t *testing.T, name string) *handAS {
 		as.seen = append(as.seen, id)
 		as.mu.Unlock()
 	}
-	as.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Unstarted until as.Server is set: its handler reads as.URL.
+	as.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/.well-known/oauth-authorization-server":
@@ -81,6 +82,7 @@ func newHandAS(t *testing.T, name string) *handAS {
 			http.NotFound(w, r)
 		}
 	}))
+	as.Start()
 	t.Cleanup(as.Close)
 	return as
 }
@@ -90,8 +92,9 @@ func newHandAS(t *testing.T, name string) *handAS {
 // gives at each request.
 func protectedBy(t *testing.T, current func() string) *httptest.Server {
 	t.Helper()
+	// Unstarted until srv is set: its handler reads srv.URL.
 	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/mcp":
 			w.Header().Set("WWW-Authenticate", `Bearer resource_metadata="`+srv.URL+`/.well-known/oauth-protected-resource/mcp"`)
@@ -102,6 +105,7 @@ func protectedBy(t *testing.T, current func() string) *httptest.Server {
 			http.NotFound(w, r)
 		}
 	}))
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
 }
