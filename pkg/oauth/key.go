@@ -52,6 +52,19 @@ func ParseSigningKey(pemData []byte, alg string) (*SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the private key: %w", err)
 	}
+	k, err := signingKeyOf(key)
+	if err != nil {
+		return nil, err
+	}
+	if alg != "" && alg != string(k.alg) {
+		return nil, fmt.Errorf("the key signs with %s, not %s", k.alg, alg)
+	}
+	return k, nil
+}
+
+// signingKeyOf picks a private key's algorithm: ES256, ES384 or ES512 by
+// curve, RS256 for RSA (2048 bits or more), EdDSA for Ed25519.
+func signingKeyOf(key any) (*SigningKey, error) {
 	k := &SigningKey{}
 	switch key := key.(type) {
 	case *ecdsa.PrivateKey:
@@ -75,9 +88,6 @@ func ParseSigningKey(pemData []byte, alg string) (*SigningKey, error) {
 		k.key, k.alg = key, jose.EdDSA
 	default:
 		return nil, fmt.Errorf("unsupported private key type %T", key)
-	}
-	if alg != "" && alg != string(k.alg) {
-		return nil, fmt.Errorf("the key signs with %s, not %s", k.alg, alg)
 	}
 	return k, nil
 }

@@ -39,6 +39,10 @@ type Client struct {
 	// section 2.2) for the authorization server Issuer, their audience.
 	Key    *SigningKey
 	Issuer string
+	// DPoP, when set, signs a proof (RFC 9449) for each token request, so
+	// that the authorization server binds the tokens it issues to this
+	// key; a nonce it asks for is sent in a second request.
+	DPoP *DPoPKey
 }
 
 // method returns the token endpoint authentication method the client uses:
@@ -231,6 +235,9 @@ func (c Client) request(ctx context.Context, hc *http.Client, tokenURL string, p
 	}
 	for k, v := range auth {
 		params[k] = v
+	}
+	if c.DPoP != nil {
+		hc = withDPoP(hc, c.DPoP)
 	}
 	cfg := &clientcredentials.Config{ClientID: c.ID, ClientSecret: secret, TokenURL: tokenURL, EndpointParams: params, AuthStyle: c.authStyle()}
 	return cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
