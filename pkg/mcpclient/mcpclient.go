@@ -391,7 +391,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			return nil, fmt.Errorf("list the server's tools: the answer is not a tool list: %w", err)
 		}
 		for _, t := range res.Tools {
-			if err := checkParamHeaders(t.InputSchema); err != nil {
+			if err := mcpwire.CheckParamHeaders(t.InputSchema); err != nil {
 				// A tool whose parameters cannot be repeated in
 				// headers as the specification requires is left out.
 				s.mu.Lock()

@@ -264,14 +264,3 @@ func TestInputRequired(t *testing.T) {
 		t.Fatalf("a server that always asks: %v", err)
 	}
 }
-
-func TestHeaderValue(t *testing.T) {
-	for in, want := range map[string]string{
-		"us-west1": "us-west1", "": "", "a b": "a b", " padded": "=?base64?IHBhZGRlZA==?=",
-		"line1\nline2": "=?base64?bGluZTEKbGluZTI=?=", "Hello, 世界": "=?base64?SGVsbG8sIOS4lueVjA==?=",
-	} {
-		if got := HeaderValue(in); got != want {
-			t.Errorf("HeaderValue(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
