@@ -1,14 +1,18 @@
 // Package wwwauth reads Bearer challenges of WWW-Authenticate headers
-// (RFC 6750 section 3, RFC 9728 section 5.1): error, error_description,
-// scope and resource_metadata.
+// (RFC 6750 section 3, RFC 9728 section 5.1), and DPoP challenges, which
+// have the same parameters (RFC 9449 section 7.1): error,
+// error_description, scope and resource_metadata.
 package wwwauth
 
 import (
 	"strings"
 )
 
-// Challenge is a Bearer challenge's parameters; absent ones are empty.
+// Challenge is a Bearer or DPoP challenge's parameters; absent ones are
+// empty.
 type Challenge struct {
+	// Scheme is the challenge's scheme as sent (Bearer or DPoP).
+	Scheme           string
 	Error            string
 	ErrorDescription string
 	// Scope is the space-separated scope the resource asks for.
@@ -23,13 +27,25 @@ type Challenge struct {
 func (c Challenge) Scopes() []string { return strings.Fields(c.Scope) }
 
 // ParseBearer returns the first Bearer challenge among the header values,
-// and whether there was one. Parameters are name=token or name="quoted
-// string" (RFC 9110 section 11.2); other schemes are skipped.
+// else the first DPoP challenge (a resource that takes DPoP-bound tokens
+// only), and whether there was one. Parameters are name=token or
+// name="quoted string" (RFC 9110 section 11.2); other schemes are skipped.
 func ParseBearer(values []string) (Challenge, bool) {
+	if c, ok := parse(values, "Bearer"); ok {
+		return c, true
+	}
+	return parse(values, "DPoP")
+}
+
+// ParseDPoP returns the first DPoP challenge among the header values, and
+// whether there was one.
+func ParseDPoP(values []string) (Challenge, bool) { return parse(values, "DPoP") }
+
+func parse(values []string, scheme string) (Challenge, bool) {
 	for _, v := range values {
 		for _, ch := range parseChallenges(v) {
-			if strings.EqualFold(ch.scheme, "Bearer") {
-				c := Challenge{Params: ch.params}
+			if strings.EqualFold(ch.scheme, scheme) {
+				c := Challenge{Scheme: ch.scheme, Params: ch.params}
 				c.Error = ch.params["error"]
 				c.ErrorDescription = ch.params["error_description"]
 				c.Scope = ch.params["scope"]

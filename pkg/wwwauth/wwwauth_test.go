@@ -50,3 +50,23 @@ func FuzzParseBearer(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDPoP(t *testing.T) {
+	// A resource that takes DPoP-bound tokens only challenges with DPoP
+	// (RFC 9449 section 7.1): its resource_metadata is read all the same.
+	c, ok := ParseBearer([]string{`DPoP algs="ES256", resource_metadata="https://r/m"`})
+	if !ok || c.Scheme != "DPoP" || c.ResourceMetadata != "https://r/m" {
+		t.Errorf("ParseBearer(DPoP only) = %+v, %v", c, ok)
+	}
+	// Both: Bearer first for ParseBearer, the DPoP one for ParseDPoP.
+	both := []string{`DPoP error="use_dpop_nonce", error_description="nonce"`, `Bearer scope="a"`}
+	if c, _ := ParseBearer(both); c.Scheme != "Bearer" || c.Scope != "a" {
+		t.Errorf("ParseBearer(both) = %+v", c)
+	}
+	if c, ok := ParseDPoP(both); !ok || c.Error != "use_dpop_nonce" {
+		t.Errorf("ParseDPoP(both) = %+v, %v", c, ok)
+	}
+	if _, ok := ParseDPoP([]string{`Bearer error="use_dpop_nonce"`}); ok {
+		t.Error("ParseDPoP took a Bearer challenge")
+	}
+}
