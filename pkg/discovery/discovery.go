@@ -63,6 +63,9 @@ type Provider struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	// DPoPSigningAlgValuesSupported lists the algorithms of the DPoP proofs
+	// (RFC 9449) the authorization server takes: it offers DPoP.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
 	// ClientIDMetadataDocumentSupported is set by authorization servers
 	// that take an https URL of a client ID metadata document as client_id.
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`

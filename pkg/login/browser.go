@@ -53,7 +53,11 @@ func (e *NoPKCEError) Error() string {
 // request. Close the attempt when done. A port in use is a
 // *loopback.PortInUseError.
 func (f *Flow) Start(b Browser) (*Attempt, error) {
-	login, err := newLogin(b.Disc, b.Client, b.Scopes)
+	client, err := WithDPoP(b.Disc, b.Client)
+	if err != nil {
+		return nil, err
+	}
+	login, err := newLogin(b.Disc, client, b.Scopes)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,10 @@ func (e *GrantError) Unwrap() error { return e.Err }
 // stores its tokens and credentials (a secret, or the path of its private
 // key file), so that the credential source gets new tokens the same way.
 func (f *Flow) ClientCredentials(ctx context.Context, disc *discovery.Result, c oauth.Client, scopes []string, keyFile string) (*Result, error) {
+	c, err := WithDPoP(disc, c)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := oauth.ClientCredentials(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, scopes, disc.ResourceIndicator())
 	if err != nil {
 		return nil, &GrantError{Party: AuthorizationServer, Err: err}
@@ -58,6 +62,9 @@ func (f *Flow) IDToken(ctx context.Context, disc *discovery.Result, c oauth.Clie
 	jag, err := oauth.ExchangeIDToken(ctx, f.HTTP, idpTokenEndpoint, idpClientID, idToken, disc.Provider.Issuer, resource)
 	if err != nil {
 		return nil, &GrantError{Party: IdentityProvider, Err: err}
+	}
+	if c, err = WithDPoP(disc, c); err != nil {
+		return nil, err
 	}
 	tok, err := oauth.JWTBearer(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, jag, scopes)
 	if err != nil {
@@ -82,6 +89,10 @@ type WorkloadJWT struct {
 // stored with the JWT's file, from which the credential source reads it
 // again to renew the tokens. The JWT itself is never stored.
 func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Client, keyFile string, jwt WorkloadJWT, scopes []string) (*Result, error) {
+	c, err := WithDPoP(disc, c)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := oauth.WorkloadJWTBearer(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, jwt.Assertion, scopes, disc.ResourceIndicator())
 	if err != nil {
 		return nil, &GrantError{Party: AuthorizationServer, Err: err}
@@ -114,6 +125,10 @@ func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Cli
 // at the token endpoint, which proves it and yields an access token and
 // the identity.
 func (f *Flow) RefreshToken(ctx context.Context, disc *discovery.Result, c oauth.Client, rt string) (*Result, error) {
+	c, err := WithDPoP(disc, c)
+	if err != nil {
+		return nil, err
+	}
 	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, disc.ResourceIndicator())
 	if err != nil {
 		return nil, &GrantError{Party: AuthorizationServer, Err: err}
@@ -132,7 +147,17 @@ func EnvRefreshTokenHash(rt string) string {
 // memory. With keep set, the result is stored as a login marked with
 // EnvRefreshTokenHash(rt), so that later runs with the same variable use
 // the stored, possibly rotated, tokens; the stored login is returned too.
+//
+// Only a login that is kept gets a DPoP key (where the authorization
+// server offers DPoP): a token bound to a key that is not stored could
+// not be used.
 func (f *Flow) EnvRefreshToken(ctx context.Context, disc *discovery.Result, c oauth.Client, rt string, keep bool) (*oauth2.Token, *Result, error) {
+	if keep {
+		var err error
+		if c, err = WithDPoP(disc, c); err != nil {
+			return nil, nil, err
+		}
+	}
 	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, disc.ResourceIndicator())
 	if err != nil {
 		return nil, nil, &GrantError{Party: AuthorizationServer, Err: err}

@@ -110,6 +110,16 @@ func (f *Flow) save(ctx context.Context, disc *discovery.Result, rec *Record) (*
 	if res.Subject == "" {
 		res.Subject = store.UnknownSubject(client.ID)
 	}
+	tokens := store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
+	if client.DPoP != nil {
+		// Kept whatever the token type: a public client's refresh token
+		// is bound to the key too (RFC 9449 section 5).
+		k, err := client.DPoP.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		tokens.DPoPKey = k
+	}
 	saved, err := f.Store.SaveLogin(ctx, &store.Login{
 		Server: clients.ServerMeta(disc),
 		Account: store.Account{
@@ -118,7 +128,7 @@ func (f *Flow) save(ctx context.Context, disc *discovery.Result, rec *Record) (*
 			HasRefreshToken: tok.RefreshToken != "", LoggedInAt: f.now().UTC(), EnvRefreshTokenHash: rec.EnvRefreshTokenHash,
 			Identity: string(id.Source), IdentityOverTLS: id.OverTLS, Grant: rec.Grant,
 		},
-		Tokens:       store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), RefreshToken: tok.RefreshToken, Expiry: tok.Expiry},
+		Tokens:       tokens,
 		Client:       store.Client{ID: client.ID, AuthMethod: client.AuthMethod, KeyFile: rec.KeyFile},
 		ClientSecret: client.Secret,
 	})
@@ -127,6 +137,23 @@ func (f *Flow) save(ctx context.Context, disc *discovery.Result, rec *Record) (*
 	}
 	res.Saved = *saved
 	return res, nil
+}
+
+// WithDPoP gives the client a new DPoP key (RFC 9449) where the
+// authorization server offers DPoP with an algorithm ncmcp signs with
+// (ES256 unless it lists only others): its token requests then carry
+// proofs, and the login stores the key with the tokens.
+func WithDPoP(disc *discovery.Result, c oauth.Client) (oauth.Client, error) {
+	alg := oauth.DPoPAlg(disc.Provider.DPoPSigningAlgValuesSupported)
+	if alg == "" || c.DPoP != nil {
+		return c, nil
+	}
+	k, err := oauth.NewDPoPKey(alg)
+	if err != nil {
+		return c, err
+	}
+	c.DPoP = k
+	return c, nil
 }
 
 // Identifier establishes identities for logins at the discovered server.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -170,7 +171,15 @@ type Tokens struct {
 	TokenType    string    `json:"token_type,omitempty"`
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"`
+	// DPoPKey is the account's DPoP private key (RFC 9449), as
+	// oauth.DPoPKey.Marshal writes it, when its authorization server binds
+	// tokens to one: kept with the tokens, so that one read serves both.
+	DPoPKey string `json:"dpop_key,omitempty"`
 }
+
+// DPoPBound tells whether the access token is bound to the DPoP key:
+// token type DPoP.
+func (t *Tokens) DPoPBound() bool { return strings.EqualFold(t.TokenType, "DPoP") }
 
 // TokenKey names the item holding an account's Tokens.
 func TokenKey(serverURL, subject string) string {
