@@ -229,6 +229,9 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 	if err != nil {
 		return nil, err
 	}
+	if client.DPoP, err = DPoPKey(tok); err != nil {
+		return nil, err
+	}
 	var fresh *oauth2.Token
 	switch {
 	case acct.Grant == store.GrantWorkloadIdentity:
@@ -260,7 +263,7 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 // keep stores the tokens of a renewal and the account's new expiry and
 // scopes.
 func (s *Source) keep(cfg *store.Config, srv *store.Server, acct *store.Account, tok *store.Tokens, fresh *oauth2.Token) (*Token, error) {
-	next := store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: oauth.Expiry(fresh)}
+	next := store.Tokens{AccessToken: fresh.AccessToken, TokenType: fresh.Type(), RefreshToken: fresh.RefreshToken, Expiry: oauth.Expiry(fresh), DPoPKey: tok.DPoPKey}
 	if next.RefreshToken == "" {
 		next.RefreshToken = tok.RefreshToken
 	}
@@ -290,7 +293,7 @@ func (s *Source) renewWorkload(ctx context.Context, cfg *store.Config, srv *stor
 		return nil, err
 	}
 	if acct.ClientID == "" {
-		client = oauth.Client{AuthMethod: "none"} // no client: nothing to authenticate
+		client = oauth.Client{AuthMethod: "none", DPoP: client.DPoP} // no client: nothing to authenticate
 	}
 	fresh, err := oauth.WorkloadJWTBearer(ctx, s.HTTP, srv.TokenEndpoint, client, assertion, acct.Scopes, srv.Resource)
 	var te *oauth.TokenError
@@ -301,6 +304,19 @@ func (s *Source) renewWorkload(ctx context.Context, cfg *store.Config, srv *stor
 		return nil, err
 	}
 	return s.keep(cfg, srv, acct, tok, fresh)
+}
+
+// DPoPKey returns the account's DPoP key kept with its tokens; nil when it
+// has none.
+func DPoPKey(t *store.Tokens) (*oauth.DPoPKey, error) {
+	if t.DPoPKey == "" {
+		return nil, nil
+	}
+	k, err := oauth.ParseDPoPKey(t.DPoPKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: log in again", err)
+	}
+	return k, nil
 }
 
 // AssertionFileError reports a file that does not hold a workload's JWT.
