@@ -66,6 +66,8 @@ type bearer struct {
 	renewMu sync.Mutex
 	mu      sync.Mutex
 	denied  error // the refusal's error, or Renew's
+	// nonce is the DPoP nonce the origin sent last (RFC 9449 section 9).
+	nonce string
 }
 
 func originOf(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Host) }
@@ -122,7 +124,8 @@ func (b *bearer) RoundTrip(req *http.Request) (*http.Response, error) {
 // AuthTransport is an http.RoundTripper that sends the credentials' token
 // to the endpoint's origin only, never where a redirect points, and when
 // the server refuses it (401, 403 insufficient_scope) asks the credentials
-// for another and sends the request again, at most twice.
+// for another and sends the request again, at most twice. A DPoP-bound
+// token (DPoPCredentials) goes with a fresh proof on every request.
 type AuthTransport struct{ b *bearer }
 
 // NewAuthTransport returns the AuthTransport of endpoint over next
@@ -181,8 +184,16 @@ func Refused(resp *http.Response) bool {
 // after a 401, then a step-up after a 403 insufficient_scope.
 const maxRenewals = 2
 
-// send sends the request with the token, if any.
+// send sends the request with the token, if any: a DPoP-bound one with a
+// proof (see sendDPoP), others as a bearer token.
 func (b *bearer) send(req *http.Request, tok string) (*http.Response, error) {
+	key, err := b.dpopKey(req.Context(), tok)
+	if err != nil {
+		return nil, err
+	}
+	if key != nil {
+		return b.sendDPoP(req, tok, key)
+	}
 	r := req.Clone(req.Context())
 	if tok != "" {
 		r.Header.Set("Authorization", "Bearer "+tok)
