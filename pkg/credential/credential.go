@@ -173,6 +173,16 @@ func (s *Source) Token(ctx context.Context, minTTL time.Duration) (*Token, error
 	return s.Refresh(ctx, minTTL, "")
 }
 
+// Current returns the account's stored token as it is, without renewing
+// it.
+func (s *Source) Current() (*Token, error) {
+	_, _, acct, tok, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	return &Token{Tokens: *tok, Scopes: acct.Scopes}, nil
+}
+
 // load reads the config, the account and its stored tokens.
 func (s *Source) load() (*store.Config, *store.Server, *store.Account, *store.Tokens, error) {
 	cfg, err := store.LoadConfig(s.Store.Dir)

@@ -20,6 +20,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/loopback"
 	"github.com/ncmcp/ncmcp/pkg/mcpclient"
+	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
 )
 
@@ -92,6 +93,11 @@ type Credentials struct {
 	recovered bool
 	// asked are the scopes the logins of this session asked for.
 	asked []string
+	// tokenType is the token's type, dpopKey the account's DPoP key as
+	// stored; key is the key read from keyFrom.
+	tokenType, dpopKey string
+	key                *oauth.DPoPKey
+	keyFrom            string
 }
 
 func (c *Credentials) now() time.Time {
@@ -123,6 +129,7 @@ func (c *Credentials) Token(ctx context.Context) (string, error) {
 	if errors.As(err, &lr) && (lr.Reason == credential.NoRefreshToken || lr.Reason == credential.AssertionFromStdin) {
 		if t, serr := src.Token(ctx, anyExpiry); serr == nil && (t.Expiry.IsZero() || c.now().Before(t.Expiry)) {
 			c.use(t.AccessToken, t.Expiry)
+			c.bind(&t.Tokens)
 			return c.token, nil
 		}
 		if c.Login != nil && c.LoginAtExpiry {
@@ -133,6 +140,7 @@ func (c *Credentials) Token(ctx context.Context) (string, error) {
 		return c.clientGone(ctx, err, c.token)
 	}
 	c.use(tok.AccessToken, tok.Expiry)
+	c.bind(&tok.Tokens)
 	return c.token, nil
 }
 
@@ -152,6 +160,39 @@ func (c *Credentials) use(token string, expiry time.Time) {
 		c.lifetime = expiry.Sub(c.now())
 	}
 	c.token, c.expiry = token, expiry
+}
+
+// bind records the token type and DPoP key that come with the token in
+// use (nil: a bearer token, as far as is known).
+func (c *Credentials) bind(t *store.Tokens) {
+	if t == nil {
+		c.tokenType, c.dpopKey = "", ""
+		return
+	}
+	c.tokenType, c.dpopKey = t.TokenType, t.DPoPKey
+}
+
+// DPoP returns the DPoP key the token in use is bound to (RFC 9449), nil
+// for a bearer token or one that is no longer in use. The key is read
+// from its stored form once, when first needed.
+func (c *Credentials) DPoP(_ context.Context, token string) (*oauth.DPoPKey, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if token == "" || token != c.token || !oauth.IsDPoP(c.tokenType) {
+		return nil, nil
+	}
+	if c.dpopKey == "" {
+		return nil, fmt.Errorf("the access token of %s on %s is DPoP-bound, and its key is not stored: log in again", c.Subject, c.Server)
+	}
+	if c.key != nil && c.keyFrom == c.dpopKey {
+		return c.key, nil
+	}
+	k, err := credential.DPoPKey(&store.Tokens{DPoPKey: c.dpopKey})
+	if err != nil {
+		return nil, err
+	}
+	c.key, c.keyFrom = k, c.dpopKey
+	return k, nil
 }
 
 // clientGone answers a client the server forgot with Recover, when set:
@@ -224,6 +265,7 @@ func (c *Credentials) refresh(ctx context.Context, refused string) (string, erro
 		return "", err
 	}
 	c.use(tok.AccessToken, tok.Expiry)
+	c.bind(&tok.Tokens)
 	return c.token, nil
 }
 
@@ -379,6 +421,10 @@ func (c *Credentials) login(ctx context.Context, why error, stepUp bool, challen
 	}
 	c.Server, c.Subject = l.Server, l.Subject
 	c.use(l.Token, l.Expiry)
+	c.bind(nil)
+	if t, err := c.Source(c.Server, c.Subject).Current(); err == nil && t.AccessToken == l.Token {
+		c.bind(&t.Tokens) // the login stored its token type and DPoP key there
+	}
 	return c.token, nil
 }
 
@@ -417,5 +463,6 @@ func (c *Credentials) loggedInMeanwhile(ctx context.Context, refused string) (st
 	}
 	c.Subject = a.Subject
 	c.use(tok.AccessToken, tok.Expiry)
+	c.bind(&tok.Tokens)
 	return c.token, true
 }
