@@ -109,6 +109,9 @@ func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, 
 	if err != nil {
 		return credentialError(err)
 	}
+	if err := refuseBound(opts, tok.TokenType, srv.URL); err != nil {
+		return err // before a renewal, which would bind the new token too
+	}
 	scopes := acct.Scopes
 	if !credential.Valid(tok, opts.g.deps.Now(), opts.MinTTL) {
 		// A refresh must not be cut short between the IdP's answer and
@@ -120,7 +123,7 @@ func printStoredToken(ctx context.Context, opts *TokenOptions, st *store.Store, 
 		}
 		tok, scopes = &fresh.Tokens, fresh.Scopes
 	}
-	return printToken(opts, tok.AccessToken, tok.TokenType, tok.Expiry, scopes)
+	return printToken(opts, tok, scopes, srv.URL)
 }
 
 // TokenJSON is the output of 'ncmcp token --json'.
@@ -129,10 +132,34 @@ type TokenJSON struct {
 	TokenType   string     `json:"token_type"`
 	ExpiresAt   *time.Time `json:"expires_at"`
 	Scopes      []string   `json:"scopes"`
+	// DPoPBound is set for a token bound to the account's DPoP key (RFC
+	// 9449), usable only with proofs signed by that key; JKT is the key's
+	// JWK SHA-256 thumbprint, which the token's cnf claim names.
+	DPoPBound bool   `json:"dpop_bound"`
+	JKT       string `json:"jkt,omitempty"`
 }
 
-func printToken(opts *TokenOptions, access, typ string, expiry time.Time, scopes []string) error {
+// refuseBound refuses to print a DPoP-bound token but as JSON: whoever
+// reads it from 'ncmcp token' or --headers sends it as a bearer token,
+// which the server refuses without a proof signed by the account's key.
+func refuseBound(opts *TokenOptions, tokenType, serverURL string) error {
+	if opts.JSON || !oauth.IsDPoP(tokenType) {
+		return nil
+	}
+	what := "ncmcp token"
+	if opts.Headers {
+		what += " --headers"
+	}
+	return usageErrorf("'ncmcp tools' and 'ncmcp proxy' sign a proof for each request; 'ncmcp token --json' shows the token and its binding",
+		"the access token for %s is DPoP-bound (RFC 9449): it works only with a proof signed by ncmcp's key for each request, so '%s' cannot give it as a bearer token", serverURL, what)
+}
+
+func printToken(opts *TokenOptions, tok *store.Tokens, scopes []string, serverURL string) error {
+	if err := refuseBound(opts, tok.TokenType, serverURL); err != nil {
+		return err
+	}
 	out := opts.g.deps.Stdout
+	access := tok.AccessToken
 	if opts.Headers {
 		return json.NewEncoder(out).Encode(map[string]string{"Authorization": "Bearer " + access})
 	}
@@ -140,15 +167,26 @@ func printToken(opts *TokenOptions, access, typ string, expiry time.Time, scopes
 		_, err := fmt.Fprintln(out, access)
 		return err
 	}
-	j := TokenJSON{AccessToken: access, TokenType: typ, Scopes: scopes}
+	j := TokenJSON{AccessToken: access, TokenType: tok.TokenType, Scopes: scopes, DPoPBound: tok.DPoPBound()}
+	if j.DPoPBound {
+		j.TokenType = oauth.TokenTypeDPoP
+		k, err := credential.DPoPKey(tok)
+		if err != nil {
+			return failure(err, "log in again: 'ncmcp login --server "+serverURL+"'")
+		}
+		if k == nil {
+			return failure(fmt.Errorf("the access token for %s is DPoP-bound, and its key is not stored", serverURL), "log in again: 'ncmcp login --server "+serverURL+"'")
+		}
+		j.JKT = k.Thumbprint()
+	}
 	if j.TokenType == "" {
 		j.TokenType = "Bearer"
 	}
 	if j.Scopes == nil {
 		j.Scopes = []string{}
 	}
-	if !expiry.IsZero() {
-		e := expiry.UTC()
+	if !tok.Expiry.IsZero() {
+		e := tok.Expiry.UTC()
 		j.ExpiresAt = &e
 	}
 	return json.NewEncoder(out).Encode(j)
@@ -193,7 +231,7 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	} else if tok.RefreshToken != rt {
 		fmt.Fprintln(d.Stderr, "warning: the IdP rotated the refresh token and the new one was not stored, so NCMCP_REFRESH_TOKEN may not work again; use --storage file (NCMCP_STORAGE=file) to keep it")
 	}
-	return printToken(opts, tok.AccessToken, tok.Type(), tok.Expiry, oauth.Scopes(tok))
+	return printToken(opts, &store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: tok.Expiry}, oauth.Scopes(tok), g.Server)
 }
 
 // handleClientGone turns a credential.ClientGoneError into the error to
