@@ -148,16 +148,9 @@ func EnvRefreshTokenHash(rt string) string {
 // EnvRefreshTokenHash(rt), so that later runs with the same variable use
 // the stored, possibly rotated, tokens; the stored login is returned too.
 //
-// Only a login that is kept gets a DPoP key (where the authorization
-// server offers DPoP): a token bound to a key that is not stored could
-// not be used.
+// It uses no DPoP key: its tokens are for 'ncmcp token' in CI, which
+// prints bearer tokens only.
 func (f *Flow) EnvRefreshToken(ctx context.Context, disc *discovery.Result, c oauth.Client, rt string, keep bool) (*oauth2.Token, *Result, error) {
-	if keep {
-		var err error
-		if c, err = WithDPoP(disc, c); err != nil {
-			return nil, nil, err
-		}
-	}
 	tok, err := oauth.Refresh(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, rt, disc.ResourceIndicator())
 	if err != nil {
 		return nil, nil, &GrantError{Party: AuthorizationServer, Err: err}
