@@ -6,6 +6,14 @@
 // initialize, when the server lost its own (a restart). Authorization is
 // the HTTP client's business (mcpclient.AuthTransport, with the proxy's
 // Transport below it).
+//
+// A host of the stateless protocol (2026-07-28), whose requests name
+// their version in _meta, has no handshake and no session: each of its
+// requests goes with that version in MCP-Protocol-Version, and no session
+// id. Every POST carries the headers a host cannot add through stdio,
+// derived from the message: Mcp-Method, Mcp-Name, and for a tool call the
+// arguments its input schema designates (Mcp-Param-*), as the tools/list
+// results that passed through the proxy describe them (tools).
 package proxy
 
 import (
@@ -44,6 +52,10 @@ const (
 	CodeUnauthorized = -32001
 	// CodeTooLarge answers a message over the size limit.
 	CodeTooLarge = -32002
+	// CodeInvalidTool answers a stateless host's call of a tool whose
+	// x-mcp-header annotations are invalid, which the proxy took out of
+	// the list: as MCP answers a call of a tool it does not know.
+	CodeInvalidTool = -32602
 )
 
 // Options configure a proxy.
@@ -83,6 +95,12 @@ type Options struct {
 	// the host gets an error instead of waiting for ever
 	// (DefaultIdleTimeout when zero).
 	IdleTimeout time.Duration
+	// MaxTools and MaxToolBytes bound what the proxy keeps of the tools
+	// it saw listed, for their Mcp-Param-* headers and to refuse the
+	// invalid ones (DefaultMaxTools, DefaultMaxToolBytes when zero); only
+	// tools with x-mcp-header annotations take room.
+	MaxTools     int
+	MaxToolBytes int
 }
 
 // DefaultIdleTimeout is how long an answer may go without a byte, by
@@ -106,8 +124,13 @@ type Proxy struct {
 	initialize  []byte // the host's initialize request
 	initialized []byte // the host's initialized notification
 	streaming   bool   // the standalone stream runs
-	reinitMu    sync.Mutex
-	reinits     int
+	// metaVersion is the _meta protocol version of the host's latest
+	// request of the stateless protocol.
+	metaVersion string
+	// tools are what the proxy saw of the server's tools.
+	tools    *tools
+	reinitMu sync.Mutex
+	reinits  int
 
 	// inflight are the host's messages not answered yet; wg is every
 	// goroutine, the standalone stream too.
@@ -154,6 +177,12 @@ func New(o Options) *Proxy {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if o.MaxTools <= 0 {
+		o.MaxTools = DefaultMaxTools
+	}
+	if o.MaxToolBytes <= 0 {
+		o.MaxToolBytes = DefaultMaxToolBytes
+	}
 	hc := *o.HTTP
 	hc.Timeout = 0
 	next := hc.Transport
@@ -179,7 +208,7 @@ func New(o Options) *Proxy {
 		}
 		return nil
 	}
-	return &Proxy{o: o, hc: &hc, pending: map[string]*pendingRequest{},
+	return &Proxy{o: o, hc: &hc, pending: map[string]*pendingRequest{}, tools: newTools(o.MaxTools, o.MaxToolBytes),
 		slots: make(chan struct{}, o.MaxConcurrent), mem: mcpwire.NewBudget(int64(o.MaxBuffered))}
 }
 
@@ -388,6 +417,40 @@ type envelope struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
 	Result json.RawMessage `json:"result"`
+
+	// Of the host's messages (hostEnvelope): the protocol version its
+	// _meta names (the stateless protocol), and the value of its Mcp-Name
+	// header.
+	version string
+	name    string
+}
+
+// hostEnvelope is what the proxy reads of the host's messages.
+type hostEnvelope struct {
+	envelope
+	Params struct {
+		Meta map[string]json.RawMessage `json:"_meta"`
+		Name json.RawMessage            `json:"name"`
+		URI  json.RawMessage            `json:"uri"`
+	} `json:"params"`
+}
+
+// readHost reads a message of the host.
+func readHost(msg []byte) envelope {
+	var h hostEnvelope
+	if msg[0] != '{' {
+		return h.envelope
+	}
+	_ = json.Unmarshal(msg, &h)
+	env := h.envelope
+	_ = json.Unmarshal(h.Params.Meta[mcpwire.MetaProtocolVersion], &env.version)
+	switch mcpwire.NameParam(env.Method) {
+	case "name":
+		_ = json.Unmarshal(h.Params.Name, &env.name)
+	case "uri":
+		_ = json.Unmarshal(h.Params.URI, &env.name)
+	}
+	return env
 }
 
 func (e envelope) isRequest() bool { return e.Method != "" && len(e.ID) > 0 && string(e.ID) != "null" }
@@ -401,16 +464,16 @@ func (p *Proxy) accept(ctx context.Context, msg []byte, m *hostMessage) bool {
 		p.reply(nil, CodeParseError, "ncmcp proxy: the host sent a line that is not JSON")
 		return true
 	}
-	var env envelope
-	if msg[0] == '{' {
-		_ = json.Unmarshal(msg, &env)
-	}
+	env := readHost(msg)
 	p.mu.Lock()
 	switch env.Method {
 	case "initialize":
 		p.initialize = append([]byte(nil), msg...)
 	case "notifications/initialized":
 		p.initialized = append([]byte(nil), msg...)
+	}
+	if env.version != "" {
+		p.metaVersion = env.version
 	}
 	p.mu.Unlock()
 	if err := p.mem.Wait(ctx, len(msg)); err != nil {
@@ -441,6 +504,16 @@ func (p *Proxy) send(m hostMessage) <-chan struct{} {
 			close(written) // cancelled, or stopping, before its turn
 			return
 		}
+		if m.env.Method == "tools/call" && m.env.version != "" {
+			if _, invalid := p.tools.get(m.env.name); invalid != nil {
+				// The host must not call it, and the server may take
+				// the call without the headers it needs: refused here.
+				p.log("%s: not forwarded: the x-mcp-header annotations of tool %q are invalid: %v", describe(m.env), m.env.name, invalid)
+				p.replyTo(m.env, CodeInvalidTool, fmt.Sprintf("ncmcp proxy: tool %q cannot be called: the x-mcp-header annotations of its input schema are invalid (%v), and MCP 2026-07-28 forbids calling such a tool", m.env.name, invalid))
+				close(written)
+				return
+			}
+		}
 		if m.env.isRequest() {
 			select {
 			case p.slots <- struct{}{}:
@@ -470,8 +543,12 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 		// the protocol version) is in.
 		pctx = context.WithValue(pctx, wroteKey{}, wrote)
 	}
-	sid := p.sessionID()
-	resp, err := p.post(pctx, msg, sid)
+	// A request of the stateless protocol belongs to no session.
+	sid := ""
+	if env.version == "" {
+		sid = p.sessionID()
+	}
+	resp, err := p.post(pctx, msg, sid, env)
 	if env.Method != "initialize" {
 		wrote() // written, for sure, once the answer began
 	}
@@ -549,10 +626,19 @@ func (p *Proxy) failed(resp *http.Response, env envelope) {
 }
 
 // toHost passes a server message on, noting the initialize result's
-// protocol version.
+// protocol version and the tools of a tools/list result (for a stateless
+// host, without those it must not call).
 func (p *Proxy) toHost(m []byte, req envelope) {
-	if isResponseTo(m, req) && !p.claim(req) {
+	response := isResponseTo(m, req)
+	if response && !p.claim(req) {
 		return // answered already (the proxy stopped), or cancelled
+	}
+	if response && req.Method == "tools/list" {
+		var out map[string]error
+		m, out = p.tools.observe(m, req.version != "")
+		for name, why := range out {
+			p.log("tool %q left out of the list: its x-mcp-header annotations are invalid: %v", name, why)
+		}
 	}
 	var e envelope
 	if req.Method == "initialize" && json.Unmarshal(m, &e) == nil && bytes.Equal(e.ID, req.ID) {
@@ -592,8 +678,9 @@ func (p *Proxy) setSession(id string) {
 	p.mu.Unlock()
 }
 
-// post sends one message with the session's headers.
-func (p *Proxy) post(ctx context.Context, msg []byte, sid string) (*http.Response, error) {
+// post sends one message with the session's headers, or for a stateless
+// request (sid "") its version's, and those derived from the message.
+func (p *Proxy) post(ctx context.Context, msg []byte, sid string, env envelope) (*http.Response, error) {
 	return p.do(ctx, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.o.Endpoint, bytes.NewReader(msg))
 		if err != nil {
@@ -601,7 +688,15 @@ func (p *Proxy) post(ctx context.Context, msg []byte, sid string) (*http.Respons
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
-		p.headers(req, sid)
+		p.headers(req, sid, p.version(env))
+		var designated []mcpwire.ParamHeader
+		var args json.RawMessage
+		if env.Method == "tools/call" {
+			if designated, _ = p.tools.get(env.name); len(designated) > 0 {
+				args = arguments(msg)
+			}
+		}
+		mcpwire.SetStandardHeaders(req.Header, env.Method, env.name, designated, args)
 		return req, nil
 	})
 }
@@ -670,10 +765,33 @@ func orUnknown(s string) string {
 	return s
 }
 
-func (p *Proxy) headers(req *http.Request, sid string) {
+// arguments returns a tool call's arguments.
+func arguments(msg []byte) json.RawMessage {
+	var m struct {
+		Params struct {
+			Arguments json.RawMessage `json:"arguments"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(msg, &m)
+	return m.Params.Arguments
+}
+
+// version is the protocol version a message goes with: the one its _meta
+// names, else the one initialize agreed on, else, when there was no
+// handshake, the one of the host's latest stateless request.
+func (p *Proxy) version(env envelope) string {
+	if env.version != "" {
+		return env.version
+	}
 	p.mu.Lock()
-	proto := p.protocol
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.protocol == "" && p.initialize == nil {
+		return p.metaVersion
+	}
+	return p.protocol
+}
+
+func (p *Proxy) headers(req *http.Request, sid, proto string) {
 	if sid != "" {
 		req.Header.Set(mcpwire.HeaderSession, sid)
 	}
@@ -720,7 +838,8 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 		deliver(m)
 	}
 	last, err := p.readEvents(resp.Body, watch)
-	for try := 0; req.isRequest() && !answered && !mcpwire.Overflow(err) && last != "" && try < 3 && ctx.Err() == nil; try++ {
+	// A stream of the stateless protocol is not resumed: it has no GET.
+	for try := 0; req.isRequest() && req.version == "" && !answered && !mcpwire.Overflow(err) && last != "" && try < 3 && ctx.Err() == nil; try++ {
 		r, gerr := p.get(ctx, last)
 		if gerr != nil || r.StatusCode != http.StatusOK {
 			if r != nil {
@@ -776,7 +895,7 @@ func (p *Proxy) get(ctx context.Context, lastID string) (*http.Response, error) 
 		if lastID != "" {
 			req.Header.Set(mcpwire.HeaderLastID, lastID)
 		}
-		p.headers(req, p.sessionID())
+		p.headers(req, p.sessionID(), p.version(envelope{}))
 		return req, nil
 	})
 }
@@ -887,7 +1006,7 @@ func (p *Proxy) reinit(ctx context.Context, sid string) error {
 	}
 	m["id"] = json.RawMessage(fmt.Sprintf(`"ncmcp-proxy-reinitialize-%d"`, p.reinits))
 	msg, _ := json.Marshal(m)
-	resp, err := p.post(ctx, msg, "")
+	resp, err := p.post(ctx, msg, "", envelope{ID: m["id"], Method: "initialize"})
 	if err != nil {
 		return err
 	}
@@ -909,7 +1028,7 @@ func (p *Proxy) reinit(ctx context.Context, sid string) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, int64(p.o.MaxMessage)))
 	}
 	if inited != nil {
-		r, err := p.post(ctx, inited, p.sessionID())
+		r, err := p.post(ctx, inited, p.sessionID(), envelope{Method: "notifications/initialized"})
 		if err != nil {
 			return err
 		}
@@ -932,7 +1051,7 @@ func (p *Proxy) end() {
 	if err != nil {
 		return
 	}
-	p.headers(req, sid)
+	p.headers(req, sid, p.version(envelope{}))
 	if resp, err := p.hc.Do(req); err == nil {
 		resp.Body.Close()
 	}
