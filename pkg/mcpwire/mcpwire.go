@@ -1,6 +1,8 @@
 // Package mcpwire reads MCP's Streamable HTTP framing, the server-sent
 // event streams that carry JSON-RPC messages, within a size limit per
-// message and a memory budget shared by the messages in flight.
+// message and a memory budget shared by the messages in flight; and it
+// derives the headers that repeat parts of a request (Mcp-Method,
+// Mcp-Name, Mcp-Param-*), for the tools client and the proxy alike.
 package mcpwire
 
 import (
