@@ -47,7 +47,7 @@ func (s *dpopServer) proof(r *http.Request, htu, token, nonce string) (jkt, prob
 	if len(hs) != 1 {
 		return "", fmt.Sprintf("%d DPoP headers", len(hs))
 	}
-	jws, err := jose.ParseSigned(hs[0], []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(hs[0], []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		return "", "not a JWS: " + err.Error()
 	}

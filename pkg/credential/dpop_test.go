@@ -24,7 +24,7 @@ func TestRefreshWithDPoPKey(t *testing.T) {
 	var jkts []string
 	e := newEndpoint(t, rotating)
 	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		jws, err := jose.ParseSigned(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Errorf("no proof: %v", err)
 			http.Error(w, "", http.StatusBadRequest)

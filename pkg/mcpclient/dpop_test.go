@@ -57,7 +57,7 @@ func (rs *dpopResource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "DPoP "+rs.token {
 		rs.t.Errorf("Authorization: %q, want the DPoP scheme", r.Header.Get("Authorization"))
 	}
-	jws, err := jose.ParseSigned(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(r.Header.Get("DPoP"), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		rs.t.Fatalf("proof: %v", err)
 	}

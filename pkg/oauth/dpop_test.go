@@ -22,7 +22,7 @@ import (
 // and returns its claims and key.
 func verifiedProof(t *testing.T, proof string) (map[string]any, *jose.JSONWebKey) {
 	t.Helper()
-	jws, err := jose.ParseSigned(proof, []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(proof, []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.EdDSA})
 	if err != nil {
 		t.Fatalf("parse proof: %v", err)
 	}
