@@ -45,7 +45,13 @@ the same NCMCP_REFRESH_TOKEN then use what was stored.
 
 --headers prints {"Authorization":"Bearer ..."} instead, for MCP clients that
 run a command for their request headers (Claude Code's headersHelper); it
-takes the server from CLAUDE_CODE_MCP_SERVER_URL when --server is not given.`,
+takes the server from CLAUDE_CODE_MCP_SERVER_URL when --server is not given.
+
+A token bound to a DPoP key (where the authorization server offers DPoP,
+RFC 9449) is of no use without a proof signed with that key for each
+request: 'token' and --headers refuse it (exit 2), --json prints it with
+"dpop_bound": true and the key's thumbprint (jkt). 'ncmcp tools' and
+'ncmcp proxy' sign their requests themselves.`,
 		Example: `  curl -H "Authorization: Bearer $(ncmcp token)" https://mcp.example.com/mcp
   ncmcp token --headers     # {"Authorization":"Bearer ..."}`,
 		Args: usageArgs(cobra.NoArgs),
