@@ -96,7 +96,9 @@ func TestProxyRenewsARefusedToken(t *testing.T) {
 // the proxy logs in again in the browser, and the host's call succeeds.
 func TestProxyLogsInAgainWhenTheTokenCannotBeRenewed(t *testing.T) {
 	t.Parallel()
-	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, AccessTokenTTL: 3 * time.Second})
+	// A token renewed within the last quarter of its life must outlast
+	// the login, the proxy's start and the first call: 10 s leaves 7.5.
+	dev := startDev(t, devserver.Options{AutoApprove: true, Generation: 2, AccessTokenTTL: 10 * time.Second})
 	e := loggedIn(t, dev).set("NCMCP_E2E_BROWSER_LOG", t.TempDir()+"/browser.log")
 	st := store.New(e.configDir(), store.ModeFile, nil, 0)
 	tok := tokensInFile(t, e, dev.URL(), devserver.DefaultUser.Subject)
