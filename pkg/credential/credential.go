@@ -235,6 +235,11 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 	if Valid(tok, s.now(), minTTL) && (refused == "" || tok.AccessToken != refused) {
 		return &Token{Tokens: *tok, Scopes: acct.Scopes}, nil // another process refreshed while we waited
 	}
+	if tok.RefreshToken == "" && acct.Grant != store.GrantClientCredentials && acct.Grant != store.GrantWorkloadIdentity {
+		// Nothing renews it: said before the client's secret (a keyring
+		// read) and the DPoP key are read for nothing.
+		return nil, &LoginRequiredError{Reason: NoRefreshToken, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, Expiry: tok.Expiry}
+	}
 	client, err := s.Client(srv, acct.ClientID)
 	if err != nil {
 		return nil, err
@@ -248,10 +253,8 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 		return s.renewWorkload(ctx, cfg, srv, acct, tok, client)
 	case tok.RefreshToken != "":
 		fresh, err = oauth.Refresh(ctx, s.HTTP, srv.TokenEndpoint, client, tok.RefreshToken, srv.Resource)
-	case acct.Grant == store.GrantClientCredentials:
+	default: // client credentials
 		fresh, err = oauth.ClientCredentials(ctx, s.HTTP, srv.TokenEndpoint, client, acct.Scopes, srv.Resource)
-	default:
-		return nil, &LoginRequiredError{Reason: NoRefreshToken, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, Expiry: tok.Expiry}
 	}
 	if err != nil {
 		var te *oauth.TokenError

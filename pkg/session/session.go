@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -32,9 +31,6 @@ const MaxLogins = 3
 // MinTTL is how long a token handed to a request stays valid at least;
 // for tokens that live less than 4 x MinTTL, a quarter of their life.
 const MinTTL = time.Minute
-
-// anyExpiry, as a minimum validity, takes a stored token however expired.
-const anyExpiry = time.Duration(math.MinInt64)
 
 // LoginFunc runs a new login at the server of endpoint, asking for the
 // scopes challenged (nil: those the MCP authorization specification
@@ -85,6 +81,10 @@ type Credentials struct {
 	expiry time.Time
 	// lifetime is the token's, from when this session got it.
 	lifetime time.Duration
+	// toExpiry is set when the token in use cannot be renewed: it is used
+	// until it expires, without looking for a renewal at every request of
+	// its last margin. A token that changes clears it.
+	toExpiry bool
 	logins   int
 	// failed counts the logins that failed, last is the last one's error.
 	failed int
@@ -120,16 +120,17 @@ func (c *Credentials) Token(ctx context.Context) (string, error) {
 		return c.token, nil
 	}
 	margin := c.margin()
-	if c.token != "" && (c.expiry.IsZero() || c.now().Add(margin).Before(c.expiry)) {
+	if c.token != "" && (c.expiry.IsZero() || c.now().Add(margin).Before(c.expiry) || c.toExpiry && c.now().Before(c.expiry)) {
 		return c.token, nil
 	}
 	src := c.Source(c.Server, c.Subject)
 	tok, err := src.Token(ctx, margin)
 	var lr *credential.LoginRequiredError
 	if errors.As(err, &lr) && (lr.Reason == credential.NoRefreshToken || lr.Reason == credential.AssertionFromStdin) {
-		if t, serr := src.Token(ctx, anyExpiry); serr == nil && (t.Expiry.IsZero() || c.now().Before(t.Expiry)) {
+		if t, serr := src.Current(); serr == nil && t.AccessToken != "" && (t.Expiry.IsZero() || c.now().Before(t.Expiry)) {
 			c.use(t.AccessToken, t.Expiry)
 			c.bind(&t.Tokens)
+			c.toExpiry = true
 			return c.token, nil
 		}
 		if c.Login != nil && c.LoginAtExpiry {
@@ -156,8 +157,11 @@ func (c *Credentials) margin() time.Duration {
 
 // use takes a token as the session's.
 func (c *Credentials) use(token string, expiry time.Time) {
-	if token != c.token && !expiry.IsZero() {
-		c.lifetime = expiry.Sub(c.now())
+	if token != c.token {
+		c.toExpiry = false
+		if !expiry.IsZero() {
+			c.lifetime = expiry.Sub(c.now())
+		}
 	}
 	c.token, c.expiry = token, expiry
 }

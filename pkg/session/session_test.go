@@ -406,6 +406,51 @@ func TestNonRenewableTokenUsedUntilItExpires(t *testing.T) {
 	}
 }
 
+// TestNonRenewableTokenNotReloadedPerRequest: once a token that cannot
+// be renewed is taken for its last minute, the requests of that minute
+// use it without reading the store again (before, each read the account
+// and its tokens three times, under the store lock).
+func TestNonRenewableTokenNotReloadedPerRequest(t *testing.T) {
+	f := newFixture(t, devserver.Options{Generation: 2})
+	first, err := f.login(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := store.LoadConfig(f.st.Dir)
+	a := cfg.Servers[f.disc.ServerURL].Accounts[first.Subject]
+	stored, err := f.st.GetTokens(a.Storage, f.disc.ServerURL, first.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored.RefreshToken = ""
+	if err := f.st.PutTokensIn(a.Storage, f.disc.ServerURL, first.Subject, stored); err != nil {
+		t.Fatal(err)
+	}
+	c := f.credentials(first.Subject, false)
+	now := time.Now()
+	withClock(c, &now)
+	sources := 0
+	src := c.Source
+	c.Source = func(u, sub string) *credential.Source { sources++; return src(u, sub) }
+	if tok, err := c.Token(ctx(t)); err != nil || tok != stored.AccessToken {
+		t.Fatalf("Token = %q, %v; want the stored token", tok, err)
+	}
+	for i := range 5 {
+		now = stored.Expiry.Add(time.Duration(-50+10*i) * time.Second)
+		if tok, err := c.Token(ctx(t)); err != nil || tok != stored.AccessToken {
+			t.Fatalf("Token %d s before expiry = %q, %v; want the stored token", 50-10*i, tok, err)
+		}
+	}
+	if sources != 2 {
+		t.Errorf("%d reads of the account for a request, then 5 in the token's last minute; want 2", sources)
+	}
+	now = stored.Expiry.Add(time.Second)
+	var lr *credential.LoginRequiredError
+	if _, err := c.Token(ctx(t)); !errors.As(err, &lr) || lr.Reason != credential.NoRefreshToken {
+		t.Errorf("Token after expiry = %v; want LoginRequiredError NoRefreshToken", err)
+	}
+}
+
 // TestClientGoneReplacedThenLogin: a client the authorization server
 // forgot is replaced (Recover), and the session logs in with the new
 // one, once; forgotten again, it gives up.
