@@ -193,36 +193,61 @@ func TestLoginWithRefreshToken(t *testing.T) {
 func expireStoredToken(t testing.TB, e *env, k *keyringSession, serverURL string) {
 	t.Helper()
 	key := store.TokenKey(serverURL, devserver.DefaultUser.Subject)
-	var raw string
-	if k != nil {
-		raw = k.secret(key)
-	} else {
-		b, err := os.ReadFile(store.SecretsPath(e.configDir()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]string
-		_ = json.Unmarshal(b, &m)
-		raw = m[key]
+	if k == nil {
+		expireTokensInFile(t, e, key)
+		return
 	}
+	k.store(key, expiredTokens(t, k.secret(key)))
+}
+
+// expireTokensInFile makes access tokens in the secrets file look
+// expired: those under the given keys, or every stored token when no key
+// is given (a test's only account, whatever its subject).
+func expireTokensInFile(t testing.TB, e *env, keys ...string) {
+	t.Helper()
+	path := store.SecretsPath(e.configDir())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("secrets file: %v", err)
+	}
+	if len(keys) == 0 {
+		for k := range m {
+			if strings.HasPrefix(k, "token:") {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			t.Fatal("no tokens in the secrets file")
+		}
+	}
+	for _, k := range keys {
+		m[k] = expiredTokens(t, m[k])
+	}
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expiredTokens is the stored tokens raw with their expiry a minute ago.
+func expiredTokens(t testing.TB, raw string) string {
+	t.Helper()
 	var tok store.Tokens
 	if err := json.Unmarshal([]byte(raw), &tok); err != nil {
 		t.Fatalf("stored tokens: %v", err)
 	}
 	tok.Expiry = time.Now().Add(-time.Minute)
-	nb, _ := json.Marshal(tok)
-	if k != nil {
-		k.store(key, string(nb))
-		return
-	}
-	b, _ := os.ReadFile(store.SecretsPath(e.configDir()))
-	var m map[string]string
-	_ = json.Unmarshal(b, &m)
-	m[key] = string(nb)
-	b, _ = json.Marshal(m)
-	if err := os.WriteFile(store.SecretsPath(e.configDir()), b, 0o600); err != nil {
+	b, err := json.Marshal(tok)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return string(b)
 }
 
 // TestRefreshStorm: N processes asking for a token when it has expired

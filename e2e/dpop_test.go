@@ -230,7 +230,7 @@ func TestDPoPLoginAndTools(t *testing.T) {
 
 	// An expired token is renewed with a proof of the same key, and the
 	// new token works with it.
-	expireDPoPToken(t, e)
+	expireTokensInFile(t, e)
 	e.mustRun("tools", "list")
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,31 +240,5 @@ func TestDPoPLoginAndTools(t *testing.T) {
 	b, _ := os.ReadFile(store.SecretsPath(e.configDir()))
 	if !strings.Contains(string(b), `dpop_key`) {
 		t.Error("the key is not stored with the tokens")
-	}
-}
-
-// expireDPoPToken makes the one stored access token expired.
-func expireDPoPToken(t *testing.T, e *env) {
-	t.Helper()
-	path := store.SecretsPath(e.configDir())
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]string
-	_ = json.Unmarshal(b, &m)
-	for k, v := range m {
-		if !strings.HasPrefix(k, "token:") {
-			continue
-		}
-		var tok store.Tokens
-		_ = json.Unmarshal([]byte(v), &tok)
-		tok.Expiry = time.Now().Add(-time.Minute)
-		nb, _ := json.Marshal(tok)
-		m[k] = string(nb)
-	}
-	nb, _ := json.Marshal(m)
-	if err := os.WriteFile(path, nb, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -61,11 +61,11 @@ func writeWorkloadJWT(t *testing.T, path, v string) {
 }
 
 // workloadDev is a dev server whose OP trusts the issuer's workload JWTs,
-// with access tokens that expire within seconds, and an environment with
-// file storage.
+// and an environment with file storage, where expireTokensInFile makes
+// the access token look expired.
 func workloadDev(t *testing.T, iss *workloadIssuer) (*devserver.Server, *env) {
 	t.Helper()
-	dev := startDev(t, devserver.Options{WorkloadKey: &iss.key.PublicKey, AccessTokenTTL: 2 * time.Second})
+	dev := startDev(t, devserver.Options{WorkloadKey: &iss.key.PublicKey})
 	return dev, newEnv(t).set("NCMCP_STORAGE", "file").set("NCMCP_SERVER", dev.URL())
 }
 
@@ -90,6 +90,7 @@ func noJWTIn(t *testing.T, e *env, jwt string, results ...result) {
 // expired 'ncmcp token' reads the file again, which the platform has
 // rewritten meanwhile, and exchanges the new JWT.
 func TestWorkloadIdentityLogin(t *testing.T) {
+	t.Parallel()
 	iss := newWorkloadIssuer(t)
 	dev, e := workloadDev(t, iss)
 	file := filepath.Join(t.TempDir(), "token")
@@ -112,7 +113,7 @@ func TestWorkloadIdentityLogin(t *testing.T) {
 
 	second := iss.jwt("alice", dev.IssuerURL(), 5*time.Minute)
 	writeWorkloadJWT(t, file, second)
-	time.Sleep(2100 * time.Millisecond) // the access token expires
+	expireTokensInFile(t, e) // as it is once the access token has expired
 	tok := e.mustRun("token")
 	token := strings.TrimSpace(tok.Stdout)
 	if !mcpAccepts(t, dev, token) {
@@ -136,9 +137,11 @@ func TestWorkloadIdentityLogin(t *testing.T) {
 // JWT; a JWT given on stdin cannot be read again, so its token is not
 // renewed.
 func TestWorkloadIdentityFailures(t *testing.T) {
+	t.Parallel()
 	iss := newWorkloadIssuer(t)
 
 	t.Run("missing file", func(t *testing.T) {
+		t.Parallel()
 		dev, e := workloadDev(t, iss)
 		file := filepath.Join(t.TempDir(), "nonexistent")
 		e.expectCode(2, file, "login", "--jwt-bearer-file", file)
@@ -147,6 +150,7 @@ func TestWorkloadIdentityFailures(t *testing.T) {
 		}
 	})
 	t.Run("no JWT", func(t *testing.T) {
+		t.Parallel()
 		dev, e := workloadDev(t, iss)
 		file := filepath.Join(t.TempDir(), "token")
 		writeWorkloadJWT(t, file, "ghp_notajwt")
@@ -159,6 +163,7 @@ func TestWorkloadIdentityFailures(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
 		dev, e := workloadDev(t, iss)
 		file := filepath.Join(t.TempDir(), "token")
 		bad := newWorkloadIssuer(t).jwt("alice", dev.IssuerURL(), 5*time.Minute) // an issuer the OP does not trust
@@ -179,12 +184,13 @@ func TestWorkloadIdentityFailures(t *testing.T) {
 		}
 	})
 	t.Run("refused at renewal", func(t *testing.T) {
+		t.Parallel()
 		dev, e := workloadDev(t, iss)
 		file := filepath.Join(t.TempDir(), "token")
 		writeWorkloadJWT(t, file, iss.jwt("alice", dev.IssuerURL(), 5*time.Minute))
 		e.mustRun("login", "--jwt-bearer-file", file)
 		writeWorkloadJWT(t, file, iss.jwt("alice", "https://wrong.example", 5*time.Minute))
-		time.Sleep(2100 * time.Millisecond)
+		expireTokensInFile(t, e)
 		r := e.expectCode(4, "invalid_grant", "token")
 		if !strings.Contains(r.Stderr, file) || r.Stdout != "" {
 			t.Errorf("stdout %q, stderr:\n%s", r.Stdout, r.Stderr)
@@ -194,6 +200,7 @@ func TestWorkloadIdentityFailures(t *testing.T) {
 		}
 	})
 	t.Run("stdin", func(t *testing.T) {
+		t.Parallel()
 		dev, e := workloadDev(t, iss)
 		jwt := iss.jwt("bob", dev.IssuerURL(), 5*time.Minute)
 		login := e.runIn(strings.NewReader(jwt+"\n"), "login", "--jwt-bearer-file", "-")
@@ -203,7 +210,7 @@ func TestWorkloadIdentityFailures(t *testing.T) {
 		if a := loadConfig(t, e).Servers[dev.URL()].FindAccount(""); a == nil || a.AssertionFile != "" || a.Grant != store.GrantWorkloadIdentity {
 			t.Fatalf("stored account %+v", a)
 		}
-		time.Sleep(2100 * time.Millisecond)
+		expireTokensInFile(t, e)
 		r := e.expectCode(4, "stdin", "token")
 		if !strings.Contains(r.Stderr, "log in again") {
 			t.Errorf("stderr:\n%s", r.Stderr)
