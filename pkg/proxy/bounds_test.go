@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -309,5 +310,40 @@ func TestRefusalExplainedPerRequest(t *testing.T) {
 	}
 	if explained.Load() != 2 {
 		t.Errorf("Explain called %d times for 2 refusals", explained.Load())
+	}
+}
+
+// TestAnswerNotHeldBack: with the one slot held by a tool call whose
+// server waits for the host's answer to its elicitation, a ping the host
+// sends meanwhile waits for its turn, but the answer sent after it is not
+// held back with it. Before, the answer waited behind the ping, which
+// waited for the call, which waited for the answer: for ever.
+func TestAnswerNotHeldBack(t *testing.T) {
+	u := newUpstream(t)
+	h := startRaw(t, u.srv.URL, Options{MaxConcurrent: 1})
+	h.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}`)
+	if m := h.next(5 * time.Second); m["id"] != float64(1) || m["result"] == nil {
+		t.Fatalf("initialize: %v", m)
+	}
+	h.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	h.send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","arguments":{}}}`)
+	m := h.next(5 * time.Second)
+	if m["method"] != "elicitation/create" || m["id"] == nil {
+		t.Fatalf("the server's message %v, want its elicitation", m)
+	}
+	id, _ := json.Marshal(m["id"])
+	h.send(`{"jsonrpc":"2.0","id":3,"method":"ping"}`)
+	h.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"action":"accept","content":{"name":"alice"}}}`, id))
+	got := map[float64]map[string]any{}
+	for range 2 {
+		m := h.next(5 * time.Second)
+		id, _ := m["id"].(float64)
+		got[id] = m
+	}
+	if r, _ := got[2]["result"].(map[string]any); r == nil || !strings.Contains(fmt.Sprint(r["content"]), "accept alice") {
+		t.Errorf("the call's answer %v, want the elicitation's result", got[2])
+	}
+	if got[3]["result"] == nil {
+		t.Errorf("the ping's answer %v", got[3])
 	}
 }

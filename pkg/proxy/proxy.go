@@ -88,8 +88,11 @@ type Options struct {
 	// for room; an answer that finds none becomes an error.
 	MaxBuffered int
 	// MaxConcurrent bounds the host's requests under way at the server
-	// (DefaultMaxConcurrent when zero); further ones wait, in order.
-	// Notifications and responses are not held back.
+	// (DefaultMaxConcurrent when zero); further ones wait, in order, and
+	// the host's notifications keep their place behind them. Its
+	// responses (to the server's own requests: elicitation, sampling,
+	// roots) are not held back: the requests under way may be waiting
+	// for them.
 	MaxConcurrent int
 	// IdleTimeout ends an answer from which no byte came for this long:
 	// the host gets an error instead of waiting for ever
@@ -133,9 +136,11 @@ type Proxy struct {
 	reinits  int
 
 	// inflight are the host's messages not answered yet; wg is every
-	// goroutine, the standalone stream too.
+	// goroutine, the standalone stream too. Once stopping is set (under
+	// mu), no host message is sent any more: both are waited for.
 	inflight sync.WaitGroup
 	wg       sync.WaitGroup
+	stopping bool
 	// pending are the host's requests under way, by id: to cancel one
 	// (notifications/cancelled), and to answer them when the proxy stops.
 	pending map[string]*pendingRequest
@@ -249,7 +254,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 	defer cancel()
 	// The host's messages are read ahead of their turn, within the
 	// budget: a cancellation then reaches a request that still waits for
-	// its turn (MaxConcurrent), and is never sent.
+	// its turn (MaxConcurrent), and is never sent. A response of the host
+	// goes as it is read, in the host's order among its responses (each
+	// once the one before it is written): it may overtake messages read
+	// before it that wait for their turn, since the requests that hold
+	// the slots may be waiting for it.
 	queue := make(chan hostMessage, 256)
 	go func() {
 		r := bufio.NewReaderSize(p.o.In, 64<<10)
@@ -258,6 +267,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 			m := hostMessage{err: err}
 			if msg := bytes.TrimSpace(b); len(msg) > 0 && !p.accept(ctx, msg, &m) {
 				return // stopping
+			}
+			if m.msg != nil && m.env.isResponse() {
+				select {
+				case <-p.send(m):
+				case <-ctx.Done():
+					return
+				}
+				if err == nil {
+					continue
+				}
+				m = hostMessage{err: err}
 			}
 			select {
 			case queue <- m:
@@ -296,6 +316,9 @@ read:
 			break
 		}
 	}
+	p.mu.Lock()
+	p.stopping = true
+	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.inflight.Wait(); close(done) }()
 	select {
@@ -455,6 +478,10 @@ func readHost(msg []byte) envelope {
 
 func (e envelope) isRequest() bool { return e.Method != "" && len(e.ID) > 0 && string(e.ID) != "null" }
 
+// isResponse tells a response (or an error) from a request or a
+// notification.
+func (e envelope) isResponse() bool { return e.Method == "" && len(e.ID) > 0 }
+
 // accept takes a message of the host as it is read: it answers one that
 // is not JSON, notes initialize and initialized, takes its bytes from the
 // budget (waiting for room), registers a request, and applies a
@@ -490,11 +517,24 @@ func (p *Proxy) accept(ctx context.Context, msg []byte, m *hostMessage) bool {
 // send forwards a message of the host in the background, once there is
 // a slot for it (a request). The returned channel is closed once its
 // request is written (or failed, or cancelled), so that messages reach
-// the server in the host's order.
+// the server in the host's order. Once the proxy stops, a message is
+// not sent.
 func (p *Proxy) send(m hostMessage) <-chan struct{} {
 	written := make(chan struct{})
-	p.wg.Add(1)
-	p.inflight.Add(1)
+	p.mu.Lock()
+	stopping := p.stopping
+	if !stopping {
+		p.wg.Add(1)
+		p.inflight.Add(1)
+	}
+	p.mu.Unlock()
+	if stopping {
+		// Read as the proxy stops: not sent.
+		p.mem.Give(len(m.msg))
+		m.untrack()
+		close(written)
+		return written
+	}
 	go func() {
 		defer p.wg.Done()
 		defer p.inflight.Done()
