@@ -249,7 +249,7 @@ func (c *Credentials) Renew(ctx context.Context, token string, r mcpclient.Refus
 			return tok, nil
 		}
 		var lr *credential.LoginRequiredError
-		if !errors.As(err, &lr) || c.Login == nil || lr.Account != nil && lr.Account.Grant == store.GrantWorkloadIdentity {
+		if !errors.As(err, &lr) || c.Login == nil || isWorkload(lr.Account) {
 			// A workload's tokens come from its JWT alone: why that
 			// failed is the answer, not a login.
 			return c.clientGone(ctx, err, token)
@@ -325,12 +325,12 @@ func (e *StepUpError) Unwrap() []error { return []error{e.Refusal, e.Err} }
 func (c *Credentials) stepUp(ctx context.Context, r mcpclient.Refusal) (string, error) {
 	challenged := r.Challenge.Scopes()
 	var granted []string
-	generation := 0
+	generation, workload := 0, false
 	if cfg, err := store.LoadConfig(c.Store.Dir); err == nil && cfg.Servers[c.Server] != nil {
 		srv := cfg.Servers[c.Server]
 		generation = srv.Generation
 		if a := srv.Accounts[c.Subject]; a != nil {
-			granted = a.Scopes
+			granted, workload = a.Scopes, isWorkload(a)
 		}
 	}
 	missing := slices.DeleteFunc(slices.Clone(challenged), func(s string) bool { return slices.Contains(granted, s) })
@@ -345,7 +345,7 @@ func (c *Credentials) stepUp(ctx context.Context, r mcpclient.Refusal) (string, 
 		e.Reason = AllGranted
 	case generation == discovery.Generation1:
 		e.Reason = ScopesFixed
-	case c.Login == nil || c.workload():
+	case c.Login == nil || workload:
 		e.Reason = NoLogin
 	default:
 		if c.Notice != nil {
@@ -400,7 +400,7 @@ func (c *Credentials) login(ctx context.Context, why error, stepUp bool, challen
 	if c.logins >= MaxLogins {
 		return "", &TooManyLoginsError{Refusal: why, Logins: c.logins, Failed: c.failed, Last: c.last}
 	}
-	if c.workload() {
+	if !stepUp && c.workload() { // stepUp checked the account it loaded
 		// Its tokens come from the workload's JWT alone: a browser login
 		// would be another grant, for another identity.
 		return "", &LoginNeededError{Server: c.Server, Refusal: why}
@@ -442,7 +442,11 @@ func (c *Credentials) workload() bool {
 	if err != nil || cfg.Servers[c.Server] == nil {
 		return false
 	}
-	a := cfg.Servers[c.Server].Accounts[c.Subject]
+	return isWorkload(cfg.Servers[c.Server].Accounts[c.Subject])
+}
+
+// isWorkload tells whether a stored account (nil: none) is a workload's.
+func isWorkload(a *store.Account) bool {
 	return a != nil && a.Grant == store.GrantWorkloadIdentity
 }
 
