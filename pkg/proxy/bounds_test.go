@@ -194,8 +194,8 @@ func TestConcurrencyCap(t *testing.T) {
 	var now, most atomic.Int64
 	srv := hostileServer(t, func(w http.ResponseWriter, r *http.Request) {
 		_, id := rpc(r)
-		if c := now.Add(1); c > most.Load() {
-			most.Store(c)
+		c := now.Add(1)
+		for m := most.Load(); c > m && !most.CompareAndSwap(m, c); m = most.Load() {
 		}
 		arrived <- string(id)
 		select {
@@ -232,6 +232,12 @@ func TestConcurrencyCap(t *testing.T) {
 	}
 	// 20 waits for its turn: cancelled, it never goes.
 	h.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":20}}`)
+	// The proxy answers a line that is not JSON as it reads it: once the
+	// answer is in, the cancellation before it was applied.
+	h.send(`not JSON`)
+	if m := h.next(5 * time.Second); m["error"] == nil || m["error"].(map[string]any)["code"] != float64(CodeParseError) {
+		t.Fatalf("answer %v, want a parse error", m)
+	}
 	// One answer at a time: each frees one slot, for the next in order.
 	for _, want := range []string{"14", "15", "16", "17", "18", "19", "21"} {
 		release <- struct{}{}
