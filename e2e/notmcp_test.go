@@ -1,17 +1,16 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
 // fileServer is a plain static file server, as `python3 -m http.server`
@@ -55,33 +54,9 @@ func TestNotAnMCPServer(t *testing.T) {
 	}
 
 	// The proxy answers the host's initialize with the same news.
-	cmd := exec.Command(ncmcpBin, "proxy", "--server", srv.URL, "--no-login", "--log-file", filepath.Join(t.TempDir(), "proxy.log"))
-	cmd.Env = e.list()
-	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { in.Close(); _ = cmd.Wait() }()
-	io.WriteString(in, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`+"\n")
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	select {
-	case l := <-lines:
-		var m struct {
-			Error struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if json.Unmarshal([]byte(l), &m) != nil || !strings.Contains(m.Error.Message, "is not an MCP server") || !strings.Contains(m.Error.Message, srv.URL) {
-			t.Errorf("proxy's answer to initialize: %s", l)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the proxy did not answer initialize")
+	_, err := proxyHost(t, e, "--server", srv.URL, "--no-login", "--log-file", filepath.Join(t.TempDir(), "proxy.log"))
+	var werr *jsonrpc.Error
+	if !errors.As(err, &werr) || !strings.Contains(werr.Message, "is not an MCP server") || !strings.Contains(werr.Message, srv.URL) {
+		t.Errorf("proxy's answer to initialize: %v", err)
 	}
 }

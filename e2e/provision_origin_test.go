@@ -1,20 +1,12 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/creack/pty"
 	"github.com/ncmcp/ncmcp/pkg/devserver"
 )
 
@@ -188,61 +180,7 @@ func TestProvisionPageConsentOnTerminal(t *testing.T) {
 // output shows prompt, and returns all output and the exit code.
 func runOnTerminal(t *testing.T, e *env, prompt, answer string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ncmcpBin, args...)
-	cmd.Env = e.list()
-	tty, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatalf("pty: %v", err)
-	}
-	defer tty.Close()
-	var mu sync.Mutex
-	var out bytes.Buffer
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := tty.Read(buf)
-			mu.Lock()
-			out.Write(buf[:n])
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		mu.Lock()
-		asked := strings.Contains(out.String(), prompt)
-		mu.Unlock()
-		if asked {
-			break
-		}
-		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("no prompt %q within a minute:\n%s", prompt, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := io.WriteString(tty, answer); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	<-done
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	s := strings.ReplaceAll(out.String(), "\r\n", "\n")
-	t.Logf("ncmcp %s (on a terminal) -> exit %d\n%s", strings.Join(args, " "), code, s)
-	return s, code
+	d := startOnTerminal(t, e, args...)
+	d.answer(prompt, answer)
+	return d.wait()
 }

@@ -42,21 +42,12 @@ func (l *requestLog) count(s string) int {
 func waitRefused(t *testing.T, dev *devserver.Server, token string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest(http.MethodPost, dev.URL()+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return
-			}
+	for mcpAccepts(t, dev, token) {
+		if time.Now().After(deadline) {
+			t.Fatal("the dev server still accepts the token after 30 s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal("the dev server still accepts the token after 30 s")
 }
 
 // TestProxyRenewsARefusedToken: a token that ncmcp believes valid (its
