@@ -647,9 +647,16 @@ func (p *Proxy) forward(ctx context.Context, msg []byte, env envelope, written c
 }
 
 // failed passes on an HTTP error: the JSON-RPC error in its body when it
-// has one for this request, else an error of the proxy's.
+// has one for this request, else an error of the proxy's. The body is
+// read within the budget, as answers are: one that finds no room is not
+// passed on.
 func (p *Proxy) failed(resp *http.Response, env envelope) {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, int64(p.o.MaxMessage)))
+	m := &mcpwire.Metered{R: io.LimitReader(resp.Body, int64(p.o.MaxMessage)), Mem: p.mem}
+	body, err := io.ReadAll(m)
+	defer p.mem.Give(m.N)
+	if err != nil {
+		body = nil
+	}
 	var e envelope
 	if json.Unmarshal(body, &e) == nil && len(e.ID) > 0 && bytes.Equal(e.ID, env.ID) {
 		if p.claim(env) {
