@@ -5,15 +5,14 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ncmcp/ncmcp/pkg/devserver"
-	"golang.org/x/oauth2"
+	"github.com/ncmcp/ncmcp/pkg/devserver/devlogin"
+	"github.com/ncmcp/ncmcp/pkg/discovery"
 )
 
 func TestStartFlags(t *testing.T) {
@@ -134,43 +133,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// accessToken logs in at the generation-2 server with --auto-approve as
-// the public test client, following the redirects as a browser would up to
-// the client's loopback redirect (which is never contacted).
+// accessToken logs in at the server with --auto-approve as the public
+// test client, in a browser login as ncmcp's, and returns the access token.
 func accessToken(t *testing.T, serverURL string) string {
 	t.Helper()
-	const redirectURI = "http://127.0.0.1:9/callback"
-	verifier := oauth2.GenerateVerifier()
-	q := url.Values{
-		"response_type": {"code"}, "client_id": {devserver.PublicClientID}, "redirect_uri": {redirectURI}, "state": {"st"},
-		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
-	}
-	jar, _ := cookiejar.New(nil)
-	var code string
-	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirectURI) {
-			code = req.URL.Query().Get("code")
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	resp, err := browser.Get(serverURL + "/oauth/authorize?" + q.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if code == "" {
-		t.Fatalf("the login ended at %s with %d, without a code", resp.Request.URL.Redacted(), resp.StatusCode)
-	}
-	cfg := &oauth2.Config{ClientID: devserver.PublicClientID, RedirectURL: redirectURI,
-		Endpoint: oauth2.Endpoint{TokenURL: serverURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tok, err := cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	disc, err := discovery.Discover(ctx, http.DefaultClient, serverURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tok.AccessToken
+	res, err := devlogin.Login(ctx, devlogin.FileStore(t), disc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Token.AccessToken
 }
 
 // mcpPost posts a JSON-RPC message to /mcp and returns the status and the
