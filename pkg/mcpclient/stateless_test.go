@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -262,5 +263,39 @@ func TestInputRequired(t *testing.T) {
 	sess.mu.Unlock()
 	if err := sess.Call(ctx, "forever", nil, &struct{}{}); err == nil || !strings.Contains(err.Error(), "asked for input") {
 		t.Fatalf("a server that always asks: %v", err)
+	}
+}
+
+// TestStatelessStreamNotResumed: a stream of the stateless protocol that
+// ends before its answer, after an event with an id, is not resumed: the
+// protocol has no GET.
+func TestStatelessStreamNotResumed(t *testing.T) {
+	ss := &statelessServer{t: t}
+	var gets atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet:
+			gets.Add(1)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		case r.Header.Get("Mcp-Method") == "tools/call":
+			sse(w, "id: ev-1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\n")
+		default:
+			ss.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := Connect(ctx, &http.Client{}, srv.URL, StaticToken("t"), Options{RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	err = sess.Call(ctx, "mirror", nil, &struct{}{})
+	if err == nil || !strings.Contains(err.Error(), "ended without an answer") {
+		t.Fatalf("err %v, want the stream's end", err)
+	}
+	if n := gets.Load(); n != 0 {
+		t.Errorf("%d GETs in the stateless protocol", n)
 	}
 }

@@ -233,7 +233,8 @@ func (s *Session) call(ctx context.Context, method string, params any, extra htt
 
 // events reads a request's event stream until handle finds the answer,
 // resuming the stream (Last-Event-ID) when it ends early and the server
-// gave its events ids, a few times, with a growing pause.
+// gave its events ids, a few times, with a growing pause. A stream of the
+// stateless protocol is not resumed: it has no GET.
 func (s *Session) events(ctx context.Context, body io.ReadCloser, method string, handle func([]byte) bool) error {
 	read := func(body io.ReadCloser) (last string, answered bool, err error) {
 		last, err = mcpwire.ReadEvents(body, maxMessage, s.mem, func(b []byte) {
@@ -245,7 +246,10 @@ func (s *Session) events(ctx context.Context, body io.ReadCloser, method string,
 		return last, answered, err
 	}
 	last, answered, err := read(body)
-	for try := 0; !answered && try < maxResumes && last != "" && !mcpwire.Overflow(err); try++ {
+	s.mu.Lock()
+	stateless := s.stateless
+	s.mu.Unlock()
+	for try := 0; !answered && !stateless && try < maxResumes && last != "" && !mcpwire.Overflow(err); try++ {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("sending %q: %w", method, ctx.Err())
