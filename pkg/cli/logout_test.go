@@ -40,12 +40,14 @@ func loggedInDir(t *testing.T, o devserver.Options) (*devserver.Server, string) 
 	return dev, st.Dir
 }
 
-func runIn(t *testing.T, dir string, args ...string) (int, string) {
+// runIn runs ncmcp with the file store in dir and nothing on stdin, and
+// returns the exit code, stdout and stderr.
+func runIn(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"NCMCP_CONFIG_DIR": dir, "NCMCP_STORAGE": "file"}
-	code := Run(context.Background(), args, Deps{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
-	return code, stderr.String()
+	code := Run(context.Background(), args, Deps{Stdout: &stdout, Stderr: &stderr, Stdin: strings.NewReader(""), Getenv: func(k string) string { return env[k] }})
+	return code, stdout.String(), stderr.String()
 }
 
 // TestLogoutServerUnreachable: a plain logout does not need the server:
@@ -57,7 +59,7 @@ func TestLogoutServerUnreachable(t *testing.T) {
 	if err := dev.StopIdP(); err != nil {
 		t.Fatal(err)
 	}
-	code, stderr := runIn(t, dir, "logout", "--revoke")
+	code, _, stderr := runIn(t, dir, "logout", "--revoke")
 	t.Logf("logout --revoke -> exit %d\n%s", code, stderr)
 	if code != ExitFailure || !strings.Contains(stderr, "refresh token:            NOT revoked: ") ||
 		!strings.Contains(stderr, "stored account:           kept, with its tokens") ||
@@ -65,7 +67,7 @@ func TestLogoutServerUnreachable(t *testing.T) {
 		t.Fatalf("logout --revoke with the IdP down: exit %d\n%s", code, stderr)
 	}
 	_ = dev.Close()
-	code, stderr = runIn(t, dir, "logout")
+	code, _, stderr = runIn(t, dir, "logout")
 	t.Logf("logout -> exit %d\n%s", code, stderr)
 	for _, want := range []string{
 		"server's own credential:  unknown: the server could not be asked (",

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -31,19 +30,13 @@ func TestTokenDPoPBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) (int, string, string) {
-		var out, errs bytes.Buffer
-		code := Run(context.Background(), args, Deps{Stdout: &out, Stderr: &errs, Stdin: strings.NewReader(""),
-			Getenv: func(k string) string { return map[string]string{"NCMCP_CONFIG_DIR": dir}[k] }, Now: time.Now})
-		return code, out.String(), errs.String()
-	}
 	for _, args := range [][]string{{"token"}, {"token", "--headers"}} {
-		code, out, errs := run(args...)
+		code, out, errs := runIn(t, dir, args...)
 		if code != ExitUsage || out != "" || !strings.Contains(errs, "DPoP-bound") || strings.Contains(errs, "bound-token") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d, a message, no token", args, code, out, errs, ExitUsage)
 		}
 	}
-	code, out, errs := run("token", "--json")
+	code, out, errs := runIn(t, dir, "token", "--json")
 	if code != ExitOK {
 		t.Fatalf("token --json: exit %d: %s", code, errs)
 	}
