@@ -186,18 +186,3 @@ func TestSignalsWatchedWhenNeeded(t *testing.T) {
 		t.Error("status ran without the signal handling")
 	}
 }
-
-// TestVersionFlag: 'ncmcp --version', which people type, prints what
-// 'ncmcp version' prints.
-func TestVersionFlag(t *testing.T) {
-	run := func(args ...string) (string, int) {
-		var out, errb bytes.Buffer
-		code := Run(context.Background(), args, Deps{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Getenv: func(string) string { return "" }, Version: "1.2.3", Commit: "abc", Date: "2026-12-05"})
-		return out.String() + errb.String(), code
-	}
-	flag, code := run("--version")
-	cmd, _ := run("version")
-	if code != 0 || flag != cmd || flag != "ncmcp 1.2.3 (commit abc, built 2026-12-05)\n" {
-		t.Errorf("--version: %q (exit %d); version: %q", flag, code, cmd)
-	}
-}

@@ -153,6 +153,13 @@ func TestVersionJSON(t *testing.T) {
 		}
 	}
 
+	// 'ncmcp --version', which people type, prints the line 'ncmcp
+	// version' prints.
+	linked := Deps{Version: "1.2.3", Commit: "abc", Date: "2026-12-05"}
+	if flag, cmd := run(linked, "--version"), run(linked, "version"); flag != cmd || flag != "ncmcp 1.2.3 (commit abc, built 2026-12-05)\n" {
+		t.Errorf("--version: %q; version: %q", flag, cmd)
+	}
+
 	// Nothing from the linker: the line is built from this binary's own
 	// build information, the same for both spellings.
 	dev := run(Deps{}, "version")
