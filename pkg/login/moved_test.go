@@ -158,12 +158,16 @@ func TestAuthorizationServerMoves(t *testing.T) {
 	}
 
 	current.Store(as2)
+	before := len(notices)
 	_, moved, second := loginOnce()
 	if moved == nil || moved.From != as1.URL || moved.To != as2.URL || len(moved.Accounts) != 1 || len(moved.Clients) != 1 || moved.Clients[0] != "as1-client" {
 		t.Fatalf("moved = %+v", moved)
 	}
 	if second.ClientID != "as2-client" || as2.registered.Load() != 1 {
 		t.Fatalf("second login with %s, %d registrations at AS2", second.ClientID, as2.registered.Load())
+	}
+	if said := strings.Join(notices[before:], "\n"); !strings.Contains(said, "registering one at "+as2.URL+"/register") || strings.Contains(said, as1.URL) {
+		t.Errorf("the second login said %q; want the registration at AS2, and nothing of AS1", notices[before:])
 	}
 	if len(as2.ids()) < 2 {
 		t.Fatalf("AS2 was shown client ids %q: want the authorization and the token request's", as2.ids())
