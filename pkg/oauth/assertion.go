@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -72,8 +71,5 @@ func WorkloadJWTBearer(ctx context.Context, hc *http.Client, tokenURL string, c 
 		// x/oauth2 would try HTTP Basic and then the form: two requests.
 		c.AuthMethod = "client_secret_basic"
 	}
-	p := url.Values{"grant_type": {GrantJWTBearer}, "assertion": {assertion}}
-	setScopeAndResource(p, scopes, resource)
-	tok, err := c.request(ctx, hc, tokenURL, p)
-	return checked("exchange the workload's JWT", tokenURL, tok, err)
+	return jwtBearer(ctx, hc, tokenURL, c, "exchange the workload's JWT", assertion, scopes, resource)
 }

@@ -69,10 +69,17 @@ func ExchangeIDToken(ctx context.Context, hc *http.Client, idpTokenURL, idpClien
 // JWTBearer redeems a JWT authorization grant, such as an ID-JAG, at the
 // authorization server (RFC 7523 section 2.1), authenticated as the client.
 func JWTBearer(ctx context.Context, hc *http.Client, tokenURL string, c Client, assertion string, scopes []string) (*oauth2.Token, error) {
+	return jwtBearer(ctx, hc, tokenURL, c, "redeem the identity assertion", assertion, scopes, "")
+}
+
+// jwtBearer sends an RFC 7523 JWT authorization grant with the scopes and
+// the resource indicator when not empty; op names the operation in its
+// errors.
+func jwtBearer(ctx context.Context, hc *http.Client, tokenURL string, c Client, op, assertion string, scopes []string, resource string) (*oauth2.Token, error) {
 	p := url.Values{"grant_type": {GrantJWTBearer}, "assertion": {assertion}}
-	setScopeAndResource(p, scopes, "")
+	setScopeAndResource(p, scopes, resource)
 	tok, err := c.request(ctx, hc, tokenURL, p)
-	return checked("redeem the identity assertion", tokenURL, tok, err)
+	return checked(op, tokenURL, tok, err)
 }
 
 func setScopeAndResource(p url.Values, scopes []string, resource string) {
