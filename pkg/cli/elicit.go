@@ -217,11 +217,10 @@ func (t *toolElicitor) page(ctx context.Context, e mcpclient.Elicitation) mcpcli
 	if p.Insecure {
 		fmt.Fprintf(w, "warning: %s is plain http to another machine: what you type there crosses the network unencrypted\n", termsafe.String(p.Origin))
 	}
-	ui := &provisionUI{g: t.g}
 	if t.noBrowser {
-		yes, err := ui.ask(ctx, "Not opened (NCMCP_NO_BROWSER): open it yourself. Accept? [Y/n] ")
+		yes, err := askYes(ctx, t.g.deps, "Not opened (NCMCP_NO_BROWSER): open it yourself. Accept? [Y/n] ")
 		if err != nil {
-			return mcpclient.ElicitCancel
+			return t.gaveUp(err)
 		}
 		if !yes {
 			fmt.Fprintln(w, "Declined.")
@@ -229,9 +228,9 @@ func (t *toolElicitor) page(ctx context.Context, e mcpclient.Elicitation) mcpcli
 		}
 		return mcpclient.ElicitAccept
 	}
-	yes, err := ui.ask(ctx, "Open URL in your browser? [Y/n] ")
+	yes, err := askYes(ctx, t.g.deps, "Open URL in your browser? [Y/n] ")
 	if err != nil {
-		return mcpclient.ElicitCancel
+		return t.gaveUp(err)
 	}
 	if !yes {
 		fmt.Fprintln(w, "Not opened (declined).")
@@ -241,6 +240,21 @@ func (t *toolElicitor) page(ctx context.Context, e mcpclient.Elicitation) mcpcli
 		fmt.Fprintf(w, "warning: could not open a browser (%s): open the URL above yourself\n", oneLine(err.Error()))
 	}
 	return mcpclient.ElicitAccept
+}
+
+// askYes asks a yes/no question with readAnswer; an empty answer is yes,
+// any other than y or yes is no. The end of input (Ctrl-D) is an error,
+// not a yes.
+func askYes(ctx context.Context, d *Deps, question string) (bool, error) {
+	answer, err := readAnswer(ctx, d, question)
+	if err != nil {
+		return false, err
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "", "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }
 
 // readAnswer asks a question on stderr and reads one line from stdin. It

@@ -284,6 +284,24 @@ func TestToolsCallPageOnTerminal(t *testing.T) {
 	}
 }
 
+// TestToolsCallPageEndOfInput: the end of input (Ctrl-D) at the page's
+// question cancels the elicitation and opens nothing; it is no yes.
+func TestToolsCallPageEndOfInput(t *testing.T) {
+	url, got := elicitingServer(t)
+	var opened []string
+	term, wait := onTerminal(t, true, &opened, "tools", "call", "page", "--server", url)
+	term.answer("Open URL in your browser? [Y/n] ", "")
+	term.in.Close()
+	code, stdout := wait()
+	a := receive(t, got)
+	if code != ExitOK || a.Action != "cancel" || len(opened) != 0 || stdout != "answered cancel\n" {
+		t.Errorf("Ctrl-D: exit %d, stdout %q, answered %+v, opened %v", code, stdout, a, opened)
+	}
+	if out := term.String(); !strings.Contains(out, "\nCancelled.\n") {
+		t.Errorf("the terminal does not say the page was cancelled:\n%s", out)
+	}
+}
+
 // TestToolsElicitationOnlyOnTerminal: 'tools call' declares form and url
 // elicitation on a terminal only.
 func TestToolsElicitationOnlyOnTerminal(t *testing.T) {
