@@ -1148,12 +1148,16 @@ func (p *Proxy) claim(env envelope) bool {
 }
 
 // isResponseTo tells whether the server message m is the response to the
-// host's request req.
+// host's request req. Only the id and the method are decoded: a result
+// may be large, and every message of an answer is looked at.
 func isResponseTo(m []byte, req envelope) bool {
 	if !req.isRequest() {
 		return false
 	}
-	var e envelope
+	var e struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
 	return json.Unmarshal(m, &e) == nil && e.Method == "" && bytes.Equal(e.ID, req.ID)
 }
 
