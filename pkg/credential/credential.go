@@ -250,7 +250,7 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 	var fresh *oauth2.Token
 	switch {
 	case acct.Grant == store.GrantWorkloadIdentity:
-		return s.renewWorkload(ctx, cfg, srv, acct, tok, client)
+		fresh, err = s.renewWorkload(ctx, srv, acct, tok, client)
 	case tok.RefreshToken != "":
 		fresh, err = oauth.Refresh(ctx, s.HTTP, srv.TokenEndpoint, client, tok.RefreshToken, srv.Resource)
 	default: // client credentials
@@ -259,14 +259,18 @@ func (s *Source) Refresh(ctx context.Context, minTTL time.Duration, refused stri
 	if err != nil {
 		var te *oauth.TokenError
 		if errors.As(err, &te) && te.Refused() {
-			if registration.UnknownClient(te.Code, te.Description) {
+			workload := acct.Grant == store.GrantWorkloadIdentity
+			if !workload && registration.UnknownClient(te.Code, te.Description) {
 				return nil, &ClientGoneError{Server: srv.URL, ClientID: acct.ClientID, Err: err}
 			}
-			reason := RefreshRefused
-			if tok.RefreshToken == "" {
-				reason = CredentialsRefused
+			e := &LoginRequiredError{Reason: RefreshRefused, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, Err: err}
+			switch {
+			case workload:
+				e.Reason, e.File = AssertionRefused, acct.AssertionFile
+			case tok.RefreshToken == "":
+				e.Reason = CredentialsRefused
 			}
-			return nil, &LoginRequiredError{Reason: reason, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, Err: err}
+			return nil, e
 		}
 		return nil, err
 	}
@@ -296,8 +300,8 @@ func (s *Source) keep(cfg *store.Config, srv *store.Server, acct *store.Account,
 
 // renewWorkload renews the tokens of a workload identity login: the JWT
 // is read again from the account's file, where the platform keeps a
-// current one, and exchanged once.
-func (s *Source) renewWorkload(ctx context.Context, cfg *store.Config, srv *store.Server, acct *store.Account, tok *store.Tokens, client oauth.Client) (*Token, error) {
+// current one, and exchanged once. Refresh handles a refusal.
+func (s *Source) renewWorkload(ctx context.Context, srv *store.Server, acct *store.Account, tok *store.Tokens, client oauth.Client) (*oauth2.Token, error) {
 	if acct.AssertionFile == "" {
 		return nil, &LoginRequiredError{Reason: AssertionFromStdin, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, Expiry: tok.Expiry}
 	}
@@ -308,15 +312,7 @@ func (s *Source) renewWorkload(ctx context.Context, cfg *store.Config, srv *stor
 	if acct.ClientID == "" {
 		client = oauth.Client{AuthMethod: "none", DPoP: client.DPoP} // no client: nothing to authenticate
 	}
-	fresh, err := oauth.WorkloadJWTBearer(ctx, s.HTTP, srv.TokenEndpoint, client, assertion, acct.Scopes, srv.Resource)
-	var te *oauth.TokenError
-	if errors.As(err, &te) && te.Refused() {
-		return nil, &LoginRequiredError{Reason: AssertionRefused, Server: srv.URL, Subject: acct.Subject, Account: acct, Generation: srv.Generation, File: acct.AssertionFile, Err: err}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s.keep(cfg, srv, acct, tok, fresh)
+	return oauth.WorkloadJWTBearer(ctx, s.HTTP, srv.TokenEndpoint, client, assertion, acct.Scopes, srv.Resource)
 }
 
 // DPoPKey returns the account's DPoP key kept with its tokens; nil when it
