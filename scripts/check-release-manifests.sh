@@ -314,7 +314,14 @@ for m in "${mutations[@]}"; do
     echo "FAIL the check passed with $what"
     exit 1
   fi
-  echo "refused: $what ($(grep -m1 '^FAIL' <<<"$out" | sed "s|$work/||"))"
+  # A refusal names what it found with a FAIL line; an exit without one
+  # is the check crashing (a Ruby or YAML error), which proves nothing.
+  if ! reason=$(grep -m1 '^FAIL' <<<"$out"); then
+    echo "FAIL the check crashed with $what instead of refusing it:"
+    sed "s|$work/||" <<<"$out"
+    exit 1
+  fi
+  echo "refused: $what ($(sed "s|$work/||" <<<"$reason"))"
   refused=$((refused + 1))
 done
 echo "self-test: $refused alterations refused"
