@@ -109,9 +109,9 @@ type Session struct {
 	// clientInfo.
 	caps map[string]any
 	info map[string]any
-	// schemas are the input schemas of the tools listed, for the
-	// Mcp-Param headers of a call.
-	schemas map[string]json.RawMessage
+	// paramHeaders are the arguments each tool listed designates for the
+	// Mcp-Param headers of a call (mcpwire.ParamHeaders).
+	paramHeaders map[string][]mcpwire.ParamHeader
 	// invalid are the tools left out of the list, with why.
 	invalid map[string]error
 
@@ -204,7 +204,7 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 	// last as long as the server takes.
 	c.Timeout = 0
 	s := &Session{endpoint: endpoint, hc: &c, auth: at.b, timeout: o.RequestTimeout, onElicit: o.OnElicit,
-		mem: mcpwire.NewBudget(budgetSize), schemas: map[string]json.RawMessage{}, invalid: map[string]error{}}
+		mem: mcpwire.NewBudget(budgetSize), paramHeaders: map[string][]mcpwire.ParamHeader{}, invalid: map[string]error{}}
 	if s.timeout <= 0 {
 		s.timeout = DefaultRequestTimeout
 	}
@@ -391,7 +391,8 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			return nil, fmt.Errorf("list the server's tools: the answer is not a tool list: %w", err)
 		}
 		for _, t := range res.Tools {
-			if err := mcpwire.CheckParamHeaders(t.InputSchema); err != nil {
+			headers, err := mcpwire.ParamHeaders(t.InputSchema)
+			if err != nil {
 				// A tool whose parameters cannot be repeated in
 				// headers as the specification requires is left out.
 				s.mu.Lock()
@@ -401,7 +402,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			}
 			out = append(out, Tool{Name: t.Name, Title: t.Title, Description: t.Description, Args: schemaProperties(t.InputSchema), InputSchema: t.InputSchema})
 			s.mu.Lock()
-			s.schemas[t.Name] = t.InputSchema
+			s.paramHeaders[t.Name] = headers
 			s.mu.Unlock()
 		}
 		if res.NextCursor == "" {
@@ -493,7 +494,7 @@ func (s *Session) callTool(ctx context.Context, tool string, args map[string]any
 	}
 	s.mu.Lock()
 	stateless := s.stateless
-	_, known := s.schemas[tool]
+	_, known := s.paramHeaders[tool]
 	invalid := s.invalid[tool]
 	s.mu.Unlock()
 	if stateless && !known && invalid == nil {

@@ -31,8 +31,10 @@ func (s *Session) request(ctx context.Context, method string, params map[string]
 	s.mu.Lock()
 	stateless, proto := s.stateless, s.protocol
 	s.mu.Unlock()
+	// Every round repeats the same method, name and arguments.
+	headers := s.standardHeaders(method, params)
 	if !stateless {
-		return s.call(ctx, method, params, s.standardHeaders(method, params))
+		return s.call(ctx, method, params, headers)
 	}
 	next := params
 	for round := 1; ; round++ {
@@ -41,7 +43,7 @@ func (s *Session) request(ctx context.Context, method string, params map[string]
 			p = map[string]any{}
 		}
 		p["_meta"] = map[string]any{metaProtocolVersion: proto, metaClientCapabilities: s.caps, metaClientInfo: s.info}
-		raw, err := s.call(ctx, method, p, s.standardHeaders(method, params))
+		raw, err := s.call(ctx, method, p, headers)
 		if err != nil {
 			return nil, err
 		}
@@ -110,10 +112,11 @@ func (s *Session) standardHeaders(method string, params map[string]any) http.Hea
 	var args json.RawMessage
 	if method == "tools/call" {
 		s.mu.Lock()
-		schema := s.schemas[name]
+		designated = s.paramHeaders[name]
 		s.mu.Unlock()
-		designated, _ = mcpwire.ParamHeaders(schema)
-		args, _ = json.Marshal(params["arguments"])
+		if len(designated) > 0 {
+			args, _ = json.Marshal(params["arguments"])
+		}
 	}
 	mcpwire.SetStandardHeaders(h, method, name, designated, args)
 	return h

@@ -223,7 +223,7 @@ func TestInputRequired(t *testing.T) {
 	// The tools are not listed: their schemas designate no headers.
 	for _, tool := range []string{"with_state", "other", "no_state"} {
 		sess.mu.Lock()
-		sess.schemas[tool] = json.RawMessage(`{"type":"object"}`)
+		sess.paramHeaders[tool] = nil
 		sess.mu.Unlock()
 		var out struct{ OK bool }
 		if err := sess.Call(ctx, tool, nil, &out); err != nil || !out.OK {
@@ -259,7 +259,7 @@ func TestInputRequired(t *testing.T) {
 		t.Errorf("the retry of a request without state: %v", calls[4].params)
 	}
 	sess.mu.Lock()
-	sess.schemas["forever"] = json.RawMessage(`{}`)
+	sess.paramHeaders["forever"] = nil
 	sess.mu.Unlock()
 	if err := sess.Call(ctx, "forever", nil, &struct{}{}); err == nil || !strings.Contains(err.Error(), "asked for input") {
 		t.Fatalf("a server that always asks: %v", err)

@@ -57,13 +57,6 @@ func ParamHeaders(schema json.RawMessage) ([]ParamHeader, error) {
 	return out, nil
 }
 
-// CheckParamHeaders checks the x-mcp-header annotations of an input
-// schema (ParamHeaders).
-func CheckParamHeaders(schema json.RawMessage) error {
-	_, err := ParamHeaders(schema)
-	return err
-}
-
 func paramHeaders(schema json.RawMessage, path []string, seen map[string]bool, out *[]ParamHeader) error {
 	// JSON Schema keywords are case-sensitive, and encoding/json's struct
 	// matching is not: they are looked up exactly.
