@@ -94,10 +94,9 @@ type Credentials struct {
 	// asked are the scopes the logins of this session asked for.
 	asked []string
 	// tokenType is the token's type, dpopKey the account's DPoP key as
-	// stored; key is the key read from keyFrom.
+	// stored; key is dpopKey read, once needed (nil until then).
 	tokenType, dpopKey string
 	key                *oauth.DPoPKey
-	keyFrom            string
 }
 
 func (c *Credentials) now() time.Time {
@@ -167,13 +166,17 @@ func (c *Credentials) use(token string, expiry time.Time) {
 }
 
 // bind records the token type and DPoP key that come with the token in
-// use (nil: a bearer token, as far as is known).
+// use (nil: a bearer token, as far as is known); a key read before is
+// forgotten when the token comes with another.
 func (c *Credentials) bind(t *store.Tokens) {
-	if t == nil {
-		c.tokenType, c.dpopKey = "", ""
-		return
+	var tokenType, dpopKey string
+	if t != nil {
+		tokenType, dpopKey = t.TokenType, t.DPoPKey
 	}
-	c.tokenType, c.dpopKey = t.TokenType, t.DPoPKey
+	if dpopKey != c.dpopKey {
+		c.key = nil
+	}
+	c.tokenType, c.dpopKey = tokenType, dpopKey
 }
 
 // DPoP returns the DPoP key the token in use is bound to (RFC 9449), nil
@@ -188,14 +191,14 @@ func (c *Credentials) DPoP(_ context.Context, token string) (*oauth.DPoPKey, err
 	if c.dpopKey == "" {
 		return nil, fmt.Errorf("the access token of %s on %s is DPoP-bound, and its key is not stored: log in again", c.Subject, c.Server)
 	}
-	if c.key != nil && c.keyFrom == c.dpopKey {
+	if c.key != nil {
 		return c.key, nil
 	}
 	k, err := credential.DPoPKey(&store.Tokens{DPoPKey: c.dpopKey})
 	if err != nil {
 		return nil, err
 	}
-	c.key, c.keyFrom = k, c.dpopKey
+	c.key = k
 	return k, nil
 }
 
