@@ -97,28 +97,9 @@ func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Cli
 	if err != nil {
 		return nil, &GrantError{Party: AuthorizationServer, Err: err}
 	}
-	res, err := f.Complete(ctx, disc, &Record{Client: c, Token: tok, Requested: scopes, Grant: store.GrantWorkloadIdentity, KeyFile: keyFile})
-	if err != nil {
-		return nil, err
-	}
 	// The account records where the JWT is read again; a login without a
-	// client keeps no client.
-	err = f.Store.Update(ctx, func(cfg *store.Config) error {
-		srv := cfg.Servers[res.Server]
-		if srv == nil || srv.Accounts[res.Subject] == nil {
-			return fmt.Errorf("the login of %s on %s vanished as it was stored", res.Subject, res.Server)
-		}
-		srv.Accounts[res.Subject].AssertionFile = jwt.File
-		if c.ID == "" {
-			srv.RemoveClient("")
-		}
-		return nil
-	})
-	if err != nil {
-		_, _ = f.Store.RemoveAccount(ctx, res.Server, res.Subject)
-		return nil, &store.SaveError{What: "config", Err: err}
-	}
-	return res, nil
+	// client keeps no client (store.SaveLogin).
+	return f.Complete(ctx, disc, &Record{Client: c, Token: tok, Requested: scopes, Grant: store.GrantWorkloadIdentity, KeyFile: keyFile, AssertionFile: jwt.File})
 }
 
 // RefreshToken stores a refresh token given by the user: it is used once

@@ -60,6 +60,9 @@ type Record struct {
 	Grant string
 	// KeyFile is the private key file of a private_key_jwt client.
 	KeyFile string
+	// AssertionFile is the file a workload's JWT is read again from to
+	// renew the tokens (store.Account.AssertionFile).
+	AssertionFile string
 }
 
 // Result is a stored login.
@@ -127,6 +130,7 @@ func (f *Flow) save(ctx context.Context, disc *discovery.Result, rec *Record) (*
 			ClientID: client.ID, Scopes: res.Scopes, AccessTokenExpiry: tok.Expiry,
 			HasRefreshToken: tok.RefreshToken != "", LoggedInAt: f.now().UTC(), EnvRefreshTokenHash: rec.EnvRefreshTokenHash,
 			Identity: string(id.Source), IdentityOverTLS: id.OverTLS, Grant: rec.Grant,
+			AssertionFile: rec.AssertionFile,
 		},
 		Tokens:       tokens,
 		Client:       store.Client{ID: client.ID, AuthMethod: client.AuthMethod, KeyFile: rec.KeyFile},

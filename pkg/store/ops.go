@@ -90,7 +90,11 @@ func (s *Store) SaveLogin(ctx context.Context, l *Login) (*Saved, error) {
 	if l.Client.KeyFile != "" {
 		c.KeyFile = l.Client.KeyFile
 	}
-	srv.PutClient(c)
+	if c.ID != "" {
+		// A login without a client (a workload's JWT needs none) keeps
+		// no client.
+		srv.PutClient(c)
+	}
 	if err := SaveConfig(s.Dir, cfg); err != nil {
 		_ = s.DeleteTokens(backend, serverURL, subject)
 		return nil, &SaveError{What: "config", Err: err}
