@@ -42,7 +42,7 @@ type File struct {
 // repeated only when the path changed since the previous one (another process
 // rotated the file, which takes maxSize bytes of writes), so the bound is
 // never reached in practice; it keeps Write from spinning on a file system
-// whose file identities are not stable.
+// whose file identities are not stable, and Write reports it.
 const maxRounds = 8
 
 // Open opens the log file at path for appending, creating it with mode 0600
@@ -122,7 +122,7 @@ func (l *File) prepare() error {
 			return err
 		}
 	}
-	return nil
+	return fmt.Errorf("rotlog: %s kept changing", l.path)
 }
 
 // rotate renames the held file to path.1 and reopens path, or truncates the
