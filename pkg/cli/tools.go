@@ -264,13 +264,7 @@ func printResult(w io.Writer, res *mcpclient.Result) error {
 	}
 	if len(res.Text) == 0 && res.Structured != nil {
 		// As sent, to the last digit.
-		var r struct {
-			StructuredContent json.RawMessage `json:"structuredContent"`
-		}
-		if json.Unmarshal(res.Raw, &r) == nil && len(r.StructuredContent) > 0 {
-			return printRawJSON(w, r.StructuredContent)
-		}
-		return printJSON(w, res.Structured)
+		return printRawJSON(w, res.Structured)
 	}
 	return nil
 }

@@ -471,8 +471,8 @@ func (s *Session) Call(ctx context.Context, tool string, args map[string]any, ou
 	}
 	var b []byte
 	switch {
-	case res.structured != nil:
-		b = res.structured
+	case res.Structured != nil:
+		b = res.Structured
 	case text != "":
 		b = []byte(text)
 	default:
@@ -519,18 +519,15 @@ type Result struct {
 	Content []Content
 	// Text is the text of its text contents, in order.
 	Text []string
-	// Structured is its structured content, if any.
-	Structured any
+	// Structured is its structured content as sent; nil when absent or
+	// null.
+	Structured json.RawMessage
 	// IsError is set when the tool reports an error.
 	IsError bool
 	// UnknownTool is set for an error result when the server's tool list
 	// does not name the tool (servers that answer an unknown tool with an
 	// error result rather than a JSON-RPC error).
 	UnknownTool bool
-
-	// structured is the structured content as sent; nil when absent or
-	// null.
-	structured json.RawMessage
 }
 
 // Content is one item of a tool result's content.
@@ -596,10 +593,7 @@ func readResult(raw json.RawMessage) (*Result, error) {
 	}
 	res := &Result{Raw: raw}
 	if b, ok := top["structuredContent"]; ok && string(b) != "null" {
-		res.structured = b
-		if err := json.Unmarshal(b, &res.Structured); err != nil {
-			return nil, err
-		}
+		res.Structured = b
 	}
 	if b, ok := top["isError"]; ok && json.Unmarshal(b, &res.IsError) != nil {
 		return nil, errors.New("the result's isError is not a boolean")
