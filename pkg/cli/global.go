@@ -58,7 +58,7 @@ func (g *globalOptions) discover(ctx context.Context, hc *http.Client, serverURL
 	)
 	switch {
 	case errors.As(err, &nm):
-		return nil, failure(fmt.Errorf("%s: %w", serverURL, err), notMCPHint)
+		return nil, notMCPFailure(serverURL, err)
 	case errors.As(err, &ph):
 		return nil, failure(fmt.Errorf("discover %s: %w", serverURL, err), "give the server's https URL")
 	case err != nil:

@@ -90,8 +90,17 @@ func connectMCP(ctx context.Context, g *globalOptions, st *store.Store, srv *sto
 	}
 	sess, err := mcpclient.Connect(ctx, g.httpClient(), srv.MCPEndpoint(), creds, mcpclient.Options{Version: binaryVersion(g.deps.Version, g.deps.Commit, g.deps.Date).Version, OnElicit: onElicit})
 	if err != nil {
-		if nm := notMCP(ctx, g, srv.URL); nm != nil {
-			return nil, nm
+		// An answer that is no MCP answer may come from no MCP server
+		// at all: discovery tells. Other failures (a refused login, a
+		// timeout) are no cause to ask the server again.
+		var (
+			he *mcpclient.HTTPError
+			ae *mcpclient.AnswerError
+		)
+		if errors.As(err, &he) || errors.As(err, &ae) {
+			if nm := notMCP(ctx, g, srv.URL); nm != nil {
+				return nil, nm
+			}
 		}
 		return nil, toolFailure(err, srv.URL)
 	}
@@ -107,7 +116,13 @@ func notMCP(ctx context.Context, g *globalOptions, serverURL string) error {
 	if !errors.As(err, &nm) {
 		return nil
 	}
-	return failure(fmt.Errorf("%s: %w", serverURL, nm), notMCPHint)
+	return notMCPFailure(serverURL, nm)
+}
+
+// notMCPFailure reports err, which says no MCP server answers at
+// serverURL, with notMCPHint.
+func notMCPFailure(serverURL string, err error) error {
+	return failure(fmt.Errorf("%s: %w", serverURL, err), notMCPHint)
 }
 
 // notMCPHint is what to do about a URL where no MCP server answers.
