@@ -32,6 +32,13 @@ func (b *bearer) dpopKey(ctx context.Context, tok string) (*oauth.DPoPKey, error
 // (401 with a DPoP use_dpop_nonce challenge and DPoP-Nonce, RFC 9449
 // section 9) it sends the request once more with a proof that has it:
 // once, so that a server that keeps asking cannot make it loop.
+//
+// oauth's dpopTransport (pkg/oauth/dpop.go) resends a token request the
+// same way, once, with the body from GetBody; the two stay apart because
+// they tell a nonce request differently (here a 401 DPoP challenge, there
+// a 400 use_dpop_nonce JSON error) and only this one keeps the nonce and
+// binds the proof to an access token. A change to one likely applies to
+// the other.
 func (b *bearer) sendDPoP(req *http.Request, tok string, key *oauth.DPoPKey) (*http.Response, error) {
 	resp, err := b.sendProof(req, tok, key, b.dpopNonce())
 	if err != nil {

@@ -194,6 +194,13 @@ const maxNonceAnswer = 64 << 10
 // authorization server asks for a nonce (400 use_dpop_nonce with a
 // DPoP-Nonce header, RFC 9449 section 8), sends the request once more
 // with it: once, so that a server that keeps asking cannot make it loop.
+//
+// mcpclient's bearer.sendDPoP (pkg/mcpclient/dpop.go) resends a resource
+// request the same way, once, with the body from GetBody; they stay apart
+// because they tell a nonce request differently (here a 400 JSON error,
+// there a 401 DPoP challenge), and only that one keeps the nonce for the
+// next request and binds the proof to an access token. A change to one
+// likely applies to the other.
 type dpopTransport struct {
 	next http.RoundTripper
 	key  *DPoPKey
