@@ -87,10 +87,12 @@ func paramHeaders(schema json.RawMessage, path []string, seen map[string]bool, o
 			}
 			seen[key] = true
 			if json.Unmarshal(p["type"], &typ) != nil || (typ != "string" && typ != "integer" && typ != "boolean") {
+				// The type is the server's: quoted, whatever it holds.
+				what := fmt.Sprintf("%q", typ)
 				if typ == "" {
-					typ = "property of no single type"
+					what = "property of no single type"
 				}
-				return fmt.Errorf("property %q: x-mcp-header is on a %s, not a string, integer or boolean", where, typ)
+				return fmt.Errorf("property %q: x-mcp-header is on a %s, not a string, integer or boolean", where, what)
 			}
 			*out = append(*out, ParamHeader{Header: header, Path: at})
 			continue

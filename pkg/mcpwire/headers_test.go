@@ -112,3 +112,12 @@ func TestSetStandardHeaders(t *testing.T) {
 		t.Error("NameParam")
 	}
 }
+
+// TestParamHeadersTypeQuoted: the server's type is quoted in the error,
+// whatever it holds.
+func TestParamHeadersTypeQuoted(t *testing.T) {
+	_, err := ParamHeaders(json.RawMessage(`{"properties":{"a":{"type":"num\u001bber\nx","x-mcp-header":"A"}}}`))
+	if err == nil || !strings.Contains(err.Error(), `on a "num\x1bber\nx",`) {
+		t.Errorf("err %v, want the type quoted", err)
+	}
+}
