@@ -178,12 +178,8 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.ClientCredentials || opts.IDTokenStdin || opts.JWTBearerFile != "" {
-		// Logins without a browser pick no client through loginClient:
-		// the store follows a moved authorization server here.
-		if err := followAuthorizationServer(ctx, g, st, disc); err != nil {
-			return err
-		}
+	if err := followAuthorizationServer(ctx, g, st, disc); err != nil {
+		return err
 	}
 	var res *login.Result
 	switch {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ncmcp/ncmcp/pkg/clients"
 	"github.com/ncmcp/ncmcp/pkg/credential"
 	"github.com/ncmcp/ncmcp/pkg/discovery"
 	"github.com/ncmcp/ncmcp/pkg/login"
@@ -36,14 +35,11 @@ func followAuthorizationServer(ctx context.Context, g *globalOptions, st *store.
 
 // loginClient picks the OAuth client of a browser login (see login.Pick):
 // --client-id with NCMCP_CLIENT_SECRET, --client-metadata-url, the stored
-// client, or one registered now. When the server's authorization server
-// changed since the stored logins and clients, they are forgotten first
-// (see login.FollowAuthorizationServer): the client is then one of the new
-// authorization server's, or the one --client-id names.
+// client, or one registered now. Its callers have run
+// followAuthorizationServer: when the server's authorization server
+// changed, the client is one of the new authorization server's, or the one
+// --client-id names.
 func loginClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result) (*login.Client, error) {
-	if err := followAuthorizationServer(ctx, g, st, disc); err != nil {
-		return nil, err
-	}
 	flow := g.loginFlow(st)
 	c, err := flow.Pick(ctx, disc, login.ClientRequest{ID: g.ClientID, MetadataURL: g.ClientMetadataURL, Account: g.Account, Secret: g.clientSecret()})
 	var (
@@ -93,8 +89,8 @@ func loginReplacingForgotten(ctx context.Context, g *globalOptions, st *store.St
 		return res, err
 	}
 	cg := &credential.ClientGoneError{Server: disc.ServerURL, ClientID: client.ID, Err: err}
-	var re *clients.ReplacedError
-	if !errors.As(g.clients(st).Recover(ctx, cg), &re) {
+	re, _ := recoverClient(ctx, g, st, disc, cg)
+	if re == nil {
 		return res, err // not one ncmcp registered, or none could replace it
 	}
 	fmt.Fprintf(g.deps.Stderr, "%s: logging in again with it.\n", termsafe.String(re.Error()))

@@ -56,6 +56,9 @@ func sessionLogin(ctx context.Context, g *globalOptions, st *store.Store, endpoi
 	if err != nil {
 		return out, err
 	}
+	if err := followAuthorizationServer(ctx, g, st, disc); err != nil {
+		return out, err
+	}
 	client, err := loginClient(ctx, g, st, disc)
 	if err != nil {
 		return out, err

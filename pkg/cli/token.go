@@ -249,13 +249,29 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 // for a session that logs in with it next: nil when it did, else
 // handleClientGone's error.
 func replaceClient(ctx context.Context, g *globalOptions, st *store.Store, cg *credential.ClientGoneError) error {
-	err := g.clients(st).Recover(ctx, cg)
-	var re *clients.ReplacedError
-	if errors.As(err, &re) {
+	re, err := recoverClient(ctx, g, st, nil, cg)
+	if re != nil {
 		printRegistered(g.deps.Stderr, re.Registered)
 		return nil
 	}
 	return clientGoneError(cg, err, st)
+}
+
+// recoverClient registers a client in place of one the server forgot
+// (see clients.Manager.Recover), where ncmcp registered the lost one: the
+// replacement, or nil and Recover's error. disc is the server's
+// discovery when in hand (nil: Recover discovers the server).
+func recoverClient(ctx context.Context, g *globalOptions, st *store.Store, disc *discovery.Result, cg *credential.ClientGoneError) (*clients.ReplacedError, error) {
+	m := g.clients(st)
+	if disc != nil {
+		m.Discover = func(context.Context, string) (*discovery.Result, error) { return disc, nil }
+	}
+	err := m.Recover(ctx, cg)
+	var re *clients.ReplacedError
+	if errors.As(err, &re) {
+		return re, nil
+	}
+	return nil, err
 }
 
 func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, err error) error {
@@ -263,11 +279,10 @@ func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, er
 	if !errors.As(err, &cg) {
 		return err
 	}
-	err = g.clients(st).Recover(ctx, cg)
-	var re *clients.ReplacedError
-	if errors.As(err, &re) {
+	re, err := recoverClient(ctx, g, st, nil, cg)
+	if re != nil {
 		printRegistered(g.deps.Stderr, re.Registered)
-		return authNeeded(err, "log in again: 'ncmcp login --server "+cg.Server+"'")
+		return authNeeded(re, "log in again: 'ncmcp login --server "+cg.Server+"'")
 	}
 	return clientGoneError(cg, err, st)
 }
