@@ -35,10 +35,25 @@ func readStdinValue(r io.Reader, what, example string) (string, error) {
 // ccClient builds the client of a client-credentials login from the flags:
 // --client-id with NCMCP_CLIENT_SECRET, --secret-stdin or --private-key.
 func ccClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, string, error) {
-	g := opts.g
-	if g.ClientID == "" {
+	if opts.g.ClientID == "" {
 		return oauth.Client{}, "", usageErrorf("pass --client-id (or set NCMCP_CLIENT_ID) with the client's id", "--client-credentials needs a client id")
 	}
+	c, keyFile, err := namedClientAuth(opts, disc, "printf %s \"$SECRET\" | ncmcp login --client-credentials --secret-stdin")
+	if err != nil || keyFile != "" {
+		return c, keyFile, err
+	}
+	if c.Secret == "" {
+		return c, "", usageErrorf("set NCMCP_CLIENT_SECRET, pipe it with --secret-stdin, or use --private-key FILE", "--client-credentials needs the client's secret or key")
+	}
+	return c, "", nil
+}
+
+// namedClientAuth builds the client --client-id names, authenticated as
+// the flags say: with the key of --private-key (whose absolute path it
+// returns too), the secret piped with --secret-stdin (secretExample shows
+// how), or NCMCP_CLIENT_SECRET.
+func namedClientAuth(opts *LoginOptions, disc *discovery.Result, secretExample string) (oauth.Client, string, error) {
+	g := opts.g
 	c := g.namedClient(disc)
 	if opts.PrivateKey != "" {
 		c.Secret = ""
@@ -54,14 +69,11 @@ func ccClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, string,
 		return c, path, nil
 	}
 	if opts.SecretStdin {
-		s, err := readStdinValue(g.deps.Stdin, "client secret", "printf %s \"$SECRET\" | ncmcp login --client-credentials --secret-stdin")
+		s, err := readStdinValue(g.deps.Stdin, "client secret", secretExample)
 		if err != nil {
 			return c, "", err
 		}
 		c.Secret = s
-	}
-	if c.Secret == "" {
-		return c, "", usageErrorf("set NCMCP_CLIENT_SECRET, pipe it with --secret-stdin, or use --private-key FILE", "--client-credentials needs the client's secret or key")
 	}
 	return c, "", nil
 }
@@ -199,27 +211,7 @@ func workloadClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, s
 		}
 		return oauth.Client{AuthMethod: "none", Issuer: disc.Provider.Issuer}, "", nil
 	}
-	c := g.namedClient(disc)
-	if opts.PrivateKey != "" {
-		path, err := filepath.Abs(opts.PrivateKey)
-		if err != nil {
-			return c, "", failure(err, "")
-		}
-		k, err := readKeyFile(path)
-		if err != nil {
-			return c, "", err
-		}
-		c.Secret, c.Key, c.AuthMethod = "", k, "private_key_jwt"
-		return c, path, nil
-	}
-	if opts.SecretStdin {
-		s, err := readStdinValue(g.deps.Stdin, "client secret", "printf %s \"$SECRET\" | ncmcp login --jwt-bearer-file FILE --client-id ID --secret-stdin")
-		if err != nil {
-			return c, "", err
-		}
-		c.Secret = s
-	}
-	return c, "", nil
+	return namedClientAuth(opts, disc, "printf %s \"$SECRET\" | ncmcp login --jwt-bearer-file FILE --client-id ID --secret-stdin")
 }
 
 // loginWorkload logs a workload in with its own JWT (workload identity
