@@ -60,7 +60,7 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string {
 	if e.Status >= 200 && e.Status < 300 {
-		return fmt.Sprintf("sending %q: the server answered with %s, not JSON-RPC", e.Method, orNone(e.ContentType))
+		return fmt.Sprintf("sending %q: the server answered with %s, not JSON-RPC", e.Method, mcpwire.DescribeContentType(e.ContentType))
 	}
 	return fmt.Sprintf("sending %q: the server answered HTTP %d %s", e.Method, e.Status, http.StatusText(e.Status))
 }
@@ -81,13 +81,6 @@ type AnswerError struct {
 }
 
 func (e *AnswerError) Error() string { return fmt.Sprintf("sending %q: %s", e.Method, e.Reason) }
-
-func orNone(s string) string {
-	if s == "" {
-		return "no content type"
-	}
-	return s
-}
 
 // post sends one JSON-RPC message with the session's headers and extra.
 func (s *Session) post(ctx context.Context, body []byte, extra http.Header) (*http.Response, error) {
@@ -296,7 +289,7 @@ func (s *Session) resume(ctx context.Context, last string) (*http.Response, erro
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); resp.StatusCode != http.StatusOK || mt != "text/event-stream" {
 		resp.Body.Close()
-		return nil, fmt.Errorf("the server answered HTTP %d with %s", resp.StatusCode, orNone(mt))
+		return nil, fmt.Errorf("the server answered HTTP %d with %s", resp.StatusCode, mcpwire.DescribeContentType(mt))
 	}
 	return resp, nil
 }

@@ -34,6 +34,15 @@ var (
 // or the budget.
 func Overflow(err error) bool { return errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBudget) }
 
+// DescribeContentType names an answer's media type in a message: "no
+// content type" when it has none.
+func DescribeContentType(mt string) string {
+	if mt == "" {
+		return "no content type"
+	}
+	return mt
+}
+
 // Budget counts the bytes of the messages in flight against a total.
 type Budget struct {
 	mu        sync.Mutex

@@ -805,13 +805,6 @@ func (b *idleBody) Close() error {
 	return err
 }
 
-func orUnknown(s string) string {
-	if s == "" {
-		return "no content type"
-	}
-	return s
-}
-
 // arguments returns a tool call's arguments.
 func arguments(msg []byte) json.RawMessage {
 	var m struct {
@@ -868,10 +861,10 @@ func (p *Proxy) answer(ctx context.Context, resp *http.Response, req envelope, d
 		case len(bytes.TrimSpace(body)) > 0 && !json.Valid(body):
 			p.log("%s: the server answered %q, not JSON", describe(req), mt)
 			if req.Method == "initialize" {
-				p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: %s is not an MCP server: it answered initialize with %s", p.o.Endpoint, orUnknown(mt)))
+				p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: %s is not an MCP server: it answered initialize with %s", p.o.Endpoint, mcpwire.DescribeContentType(mt)))
 				break
 			}
-			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server answered with %s, not JSON", orUnknown(mt)))
+			p.replyTo(req, CodeUnreachable, fmt.Sprintf("ncmcp proxy: the MCP server answered with %s, not JSON", mcpwire.DescribeContentType(mt)))
 		case len(bytes.TrimSpace(body)) > 0:
 			deliver(body)
 		}
