@@ -235,23 +235,22 @@ func Connect(ctx context.Context, hc *http.Client, endpoint string, creds Creden
 }
 
 // discover asks for the stateless protocol: server/discover, once more
-// with the version the server names when it refuses the first. It tells
-// whether the session is stateless now. A server that answers otherwise
+// when the server refuses the first yet names StatelessVersion among the
+// versions it supports. It tells whether the session is stateless now. A server that answers otherwise
 // (an error, a status, something that is no answer) leaves the handshake
 // to try; a refused token, a failed connection or the end of ctx is the
 // error.
 func (s *Session) discover(ctx context.Context) (bool, error) {
-	version := StatelessVersion
 	for range 2 {
 		s.mu.Lock()
-		s.protocol, s.stateless = version, true
+		s.protocol, s.stateless = StatelessVersion, true
 		s.mu.Unlock()
 		raw, err := s.request(ctx, "server/discover", map[string]any{})
 		if err == nil {
 			var res struct {
 				SupportedVersions []string `json:"supportedVersions"`
 			}
-			if json.Unmarshal(raw, &res) == nil && slices.Contains(res.SupportedVersions, version) {
+			if json.Unmarshal(raw, &res) == nil && slices.Contains(res.SupportedVersions, StatelessVersion) {
 				return true, nil
 			}
 			break
@@ -270,7 +269,6 @@ func (s *Session) discover(ctx context.Context) (bool, error) {
 				Supported []string `json:"supported"`
 			}
 			if json.Unmarshal(rpc.Data, &data) == nil && slices.Contains(data.Supported, StatelessVersion) {
-				version = StatelessVersion
 				continue
 			}
 		}

@@ -316,7 +316,7 @@ func (s *Session) send(ctx context.Context, m message) error {
 	}
 	var extra http.Header
 	if m.Method != "" {
-		extra = http.Header{"Mcp-Method": {m.Method}}
+		extra = http.Header{mcpwire.HeaderMethod: {m.Method}}
 	}
 	resp, err := s.post(ctx, body, extra)
 	if err != nil {
