@@ -188,7 +188,7 @@ func runLogin(ctx context.Context, opts *LoginOptions) error {
 	case opts.IDTokenStdin:
 		res, err = loginWithIDToken(ctx, opts, st, disc)
 	case opts.JWTBearerFile != "":
-		return loginWorkload(ctx, opts, st, disc) // with a summary of its own
+		res, err = loginWorkload(ctx, opts, st, disc)
 	default:
 		res, err = loginInBrowser(ctx, opts, st, disc)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/registration"
 	"github.com/ncmcp/ncmcp/pkg/store"
-	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
 
 // readStdinValue reads one secret value (a token, a client secret) from
@@ -170,33 +169,34 @@ func grantError(err error, st *store.Store, refusedHint string) error {
 }
 
 // workloadJWT reads the workload's JWT of --jwt-bearer-file: from the
-// file, whose absolute path is recorded for renewals, or from stdin ("-").
-func workloadJWT(opts *LoginOptions) (login.WorkloadJWT, *oauth.Assertion, error) {
+// file, whose absolute path is recorded for renewals, or from stdin ("-"),
+// with its claims.
+func workloadJWT(opts *LoginOptions) (login.WorkloadJWT, error) {
 	if opts.JWTBearerFile == "-" {
 		v, err := readStdinValue(opts.g.deps.Stdin, "JWT", "ncmcp login --jwt-bearer-file - < token.jwt")
 		if err != nil {
-			return login.WorkloadJWT{}, nil, err
+			return login.WorkloadJWT{}, err
 		}
 		a, err := oauth.ParseAssertion(v)
 		if err != nil {
-			return login.WorkloadJWT{}, nil, usageErrorf("pipe the workload's JWT alone, as the platform issues it", "stdin does not hold a JWT (three base64url parts separated by dots)")
+			return login.WorkloadJWT{}, usageErrorf("pipe the workload's JWT alone, as the platform issues it", "stdin does not hold a JWT (three base64url parts separated by dots)")
 		}
-		return login.WorkloadJWT{Assertion: v}, a, nil
+		return login.WorkloadJWT{Assertion: v, Claims: a}, nil
 	}
 	path, err := filepath.Abs(opts.JWTBearerFile)
 	if err != nil {
-		return login.WorkloadJWT{}, nil, failure(err, "")
+		return login.WorkloadJWT{}, failure(err, "")
 	}
 	v, err := credential.ReadAssertionFile(path)
 	var fe *credential.AssertionFileError
 	switch {
 	case errors.As(err, &fe) && (fe.Empty || fe.NotJWT):
-		return login.WorkloadJWT{}, nil, usageErrorf("the file must hold the workload's JWT alone, as the platform writes it (a Kubernetes projected service account token, a CI job's OIDC token)", "--jwt-bearer-file: %v", err)
+		return login.WorkloadJWT{}, usageErrorf("the file must hold the workload's JWT alone, as the platform writes it (a Kubernetes projected service account token, a CI job's OIDC token)", "--jwt-bearer-file: %v", err)
 	case err != nil:
-		return login.WorkloadJWT{}, nil, usageErrorf("check the path; in CI, write the job's OIDC token to the file first (docs/ci.md)", "--jwt-bearer-file: %v", err)
+		return login.WorkloadJWT{}, usageErrorf("check the path; in CI, write the job's OIDC token to the file first (docs/ci.md)", "--jwt-bearer-file: %v", err)
 	}
 	a, _ := oauth.ParseAssertion(v) // checked by ReadAssertionFile
-	return login.WorkloadJWT{Assertion: v, File: path}, a, nil
+	return login.WorkloadJWT{Assertion: v, File: path, Claims: a}, nil
 }
 
 // workloadClient builds the client of a workload identity login: none
@@ -215,22 +215,21 @@ func workloadClient(opts *LoginOptions, disc *discovery.Result) (oauth.Client, s
 }
 
 // loginWorkload logs a workload in with its own JWT (workload identity
-// federation, RFC 7523) and says what was stored. The JWT goes to the
-// authorization server's token endpoint only: never to stdout, the debug
-// trace or the config.
-func loginWorkload(ctx context.Context, opts *LoginOptions, st *store.Store, disc *discovery.Result) error {
+// federation, RFC 7523). The JWT goes to the authorization server's token
+// endpoint only: never to stdout, the debug trace or the config.
+func loginWorkload(ctx context.Context, opts *LoginOptions, st *store.Store, disc *discovery.Result) (*login.Result, error) {
 	g := opts.g
 	c, keyFile, err := workloadClient(opts, disc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	jwt, claims, err := workloadJWT(opts)
+	jwt, err := workloadJWT(opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	scopes, err := loginScopes(g, st, disc, nil, opts.Scopes)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	from := "from stdin"
 	if jwt.File != "" {
@@ -241,45 +240,13 @@ func loginWorkload(ctx context.Context, opts *LoginOptions, st *store.Store, dis
 	if errors.As(err, &ge) {
 		err = fmt.Errorf("the authorization server refused the workload's JWT %s: %w", from, ge.Err)
 		hint := "check that the JWT's audience (aud) is what the authorization server expects (its issuer, " + disc.Provider.Issuer + ", unless its admin says otherwise), that it has not expired, and that the authorization server trusts the JWT's issuer"
-		if claims != nil && !claims.Expiry.IsZero() && !g.deps.Now().Before(claims.Expiry) {
+		if claims := jwt.Claims; claims != nil && !claims.Expiry.IsZero() && !g.deps.Now().Before(claims.Expiry) {
 			hint = "the JWT expired at " + claims.Expiry.Local().Format(time.RFC3339) + ": give a current one"
 		}
-		return grantError(err, st, hint)
+		return nil, grantError(err, st, hint)
 	}
 	if err != nil {
-		return grantError(err, st, "")
+		return nil, grantError(err, st, "")
 	}
-	printWorkloadSummary(g.deps.Stderr, g.deps.Now(), res, claims, jwt.File)
-	return nil
-}
-
-// printWorkloadSummary says what a workload identity login stored and how
-// its tokens are renewed.
-func printWorkloadSummary(w io.Writer, now time.Time, r *login.Result, claims *oauth.Assertion, file string) {
-	if r.Saved.FellBack != nil {
-		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); secrets were stored in an owner-only file instead\n", oneLine(r.Saved.FellBack.Error()))
-	}
-	who := "a workload's JWT"
-	if claims.Subject != "" {
-		who = "the JWT of workload " + termsafe.String(claims.Subject)
-		if claims.Issuer != "" {
-			who += " (issuer " + termsafe.String(claims.Issuer) + ")"
-		}
-	}
-	client := ""
-	if r.ClientID != "" {
-		client = " as client " + r.ClientID
-	}
-	fmt.Fprintf(w, "Logged in to %s with %s%s (workload identity).\n", r.Server, who, client)
-	if r.Identity.Source != oauth.IdentityUnknown {
-		fmt.Fprintf(w, "Account: %s (sub %s).\n", termsafe.String(r.Identity.Display()), termsafe.String(r.Identity.Subject))
-		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
-	}
-	where := printGrantLines(w, now, r, "the authorization server")
-	if file == "" {
-		fmt.Fprintf(w, "Tokens are in %s.\n", where)
-		fmt.Fprintln(w, "warning: the JWT came on stdin, so nothing renews the access token: log in again when it expires, or use --jwt-bearer-file FILE, which 'ncmcp token' reads again for each new token.")
-		return
-	}
-	fmt.Fprintf(w, "'ncmcp token' reads the JWT in %s again and exchanges it when the access token expires. Tokens are in %s.\n", file, where)
+	return res, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ncmcp/ncmcp/pkg/login"
 	"github.com/ncmcp/ncmcp/pkg/oauth"
 	"github.com/ncmcp/ncmcp/pkg/store"
+	"github.com/ncmcp/ncmcp/pkg/termsafe"
 )
 
 func storageHint(m store.Mode) string {
@@ -26,7 +27,19 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 	if r.Saved.FellBack != nil {
 		fmt.Fprintf(w, "warning: the OS keyring is not usable (%s); secrets were stored in an owner-only file instead\n", oneLine(r.Saved.FellBack.Error()))
 	}
+	issuer := "the IdP"
 	switch {
+	case r.Grant == store.GrantWorkloadIdentity:
+		issuer = "the authorization server"
+		client := ""
+		if r.ClientID != "" {
+			client = " as client " + r.ClientID
+		}
+		fmt.Fprintf(w, "Logged in to %s with %s%s (workload identity).\n", serverURL, workloadWho(r.Assertion), client)
+		if r.Identity.Source != oauth.IdentityUnknown {
+			fmt.Fprintf(w, "Account: %s (sub %s).\n", termsafe.String(r.Identity.Display()), termsafe.String(r.Identity.Subject))
+			fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
+		}
 	case r.Grant == store.GrantClientCredentials:
 		fmt.Fprintf(w, "Logged in to %s as client %s (client credentials).\n", serverURL, r.ClientID)
 	case r.Identity.Source == oauth.IdentityUnknown:
@@ -35,8 +48,16 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 		fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.Identity.Display(), r.Identity.Subject, r.ClientID)
 		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
 	}
-	where := printGrantLines(w, now, r, "the IdP")
+	printGrantLines(w, now, r, issuer)
+	where := storageName(r.Saved)
 	switch {
+	case r.Grant == store.GrantWorkloadIdentity && r.AssertionFile == "":
+		fmt.Fprintf(w, "Tokens are in %s.\n", where)
+		fmt.Fprintln(w, "warning: the JWT came on stdin, so nothing renews the access token: log in again when it expires, or use --jwt-bearer-file FILE, which 'ncmcp token' reads again for each new token.")
+		return
+	case r.Grant == store.GrantWorkloadIdentity:
+		fmt.Fprintf(w, "'ncmcp token' reads the JWT in %s again and exchanges it when the access token expires. Tokens are in %s.\n", r.AssertionFile, where)
+		return
 	case r.Token.RefreshToken != "":
 		fmt.Fprintf(w, "Refresh token: yes; 'ncmcp token' renews the access token. Tokens are in %s.\n", where)
 		return
@@ -59,10 +80,23 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 	fmt.Fprintln(w, msg)
 }
 
+// workloadWho names the JWT a workload logged in with, by its claims
+// (nil: not known).
+func workloadWho(claims *oauth.Assertion) string {
+	if claims == nil || claims.Subject == "" {
+		return "a workload's JWT"
+	}
+	who := "the JWT of workload " + termsafe.String(claims.Subject)
+	if claims.Issuer != "" {
+		who += " (issuer " + termsafe.String(claims.Issuer) + ")"
+	}
+	return who
+}
+
 // printGrantLines prints the scopes and the access token's lifetime a
 // login got, as issuer (the IdP, the authorization server) reported
-// them, and returns where the tokens are stored, for the last line.
-func printGrantLines(w io.Writer, now time.Time, r *login.Result, issuer string) (where string) {
+// them.
+func printGrantLines(w io.Writer, now time.Time, r *login.Result, issuer string) {
 	if len(r.Scopes) > 0 {
 		fmt.Fprintf(w, "Scopes: %s\n", strings.Join(r.Scopes, " "))
 	} else {
@@ -76,7 +110,11 @@ func printGrantLines(w io.Writer, now time.Time, r *login.Result, issuer string)
 	if oauth.Bound(r.Token) {
 		fmt.Fprintln(w, "Access token: DPoP-bound to a key kept with the tokens (RFC 9449): 'ncmcp tools' and 'ncmcp proxy' sign a proof for each request; 'ncmcp token' prints it only with --json.")
 	}
-	if r.Saved.Backend == store.BackendFile {
+}
+
+// storageName says where a login's tokens are stored, for a sentence.
+func storageName(saved store.Saved) string {
+	if saved.Backend == store.BackendFile {
 		return "an owner-only file"
 	}
 	return "the OS keyring"

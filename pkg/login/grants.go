@@ -80,6 +80,8 @@ type WorkloadJWT struct {
 	// File is the absolute path it was read from, and is read again from
 	// to renew the tokens; empty when it came on stdin.
 	File string
+	// Claims are the JWT's claims, for Result.Assertion; nil: not known.
+	Claims *oauth.Assertion
 }
 
 // Workload logs a workload in with its own JWT (workload identity
@@ -99,7 +101,12 @@ func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Cli
 	}
 	// The account records where the JWT is read again; a login without a
 	// client keeps no client (store.SaveLogin).
-	return f.Complete(ctx, disc, &Record{Client: c, Token: tok, Requested: scopes, Grant: store.GrantWorkloadIdentity, KeyFile: keyFile, AssertionFile: jwt.File})
+	res, err := f.Complete(ctx, disc, &Record{Client: c, Token: tok, Requested: scopes, Grant: store.GrantWorkloadIdentity, KeyFile: keyFile, AssertionFile: jwt.File})
+	if err != nil {
+		return nil, err
+	}
+	res.Assertion = jwt.Claims
+	return res, nil
 }
 
 // RefreshToken stores a refresh token given by the user: it is used once

@@ -77,6 +77,11 @@ type Result struct {
 	ClientID   string
 	Generation int
 	Grant      string
+	// AssertionFile and Assertion are, for a workload identity login, the
+	// file its JWT is read again from (empty: it came on stdin) and the
+	// JWT's claims (nil: not known).
+	AssertionFile string
+	Assertion     *oauth.Assertion
 }
 
 // IdentityError reports an ID token or identity answer that does not hold
@@ -105,7 +110,7 @@ func (f *Flow) Complete(ctx context.Context, disc *discovery.Result, rec *Record
 func (f *Flow) save(ctx context.Context, disc *discovery.Result, rec *Record) (*Result, error) {
 	tok, id, client := rec.Token, rec.Identity, rec.Client
 	tok.Expiry = oauth.Expiry(tok)
-	res := &Result{Server: disc.ServerURL, Identity: id, Token: tok, Scopes: oauth.Scopes(tok), ClientID: client.ID, Generation: disc.Generation, Grant: rec.Grant}
+	res := &Result{Server: disc.ServerURL, Identity: id, Token: tok, Scopes: oauth.Scopes(tok), ClientID: client.ID, Generation: disc.Generation, Grant: rec.Grant, AssertionFile: rec.AssertionFile}
 	if res.Scopes == nil && len(rec.Requested) > 0 {
 		res.Scopes = slices.Clone(rec.Requested)
 	}
