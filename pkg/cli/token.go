@@ -240,11 +240,6 @@ func tokenFromEnv(ctx context.Context, opts *TokenOptions, st *store.Store, cfg 
 	return printToken(opts, &store.Tokens{AccessToken: tok.AccessToken, TokenType: tok.Type(), Expiry: tok.Expiry}, oauth.Scopes(tok), g.Server)
 }
 
-// handleClientGone turns a credential.ClientGoneError into the error to
-// report, after registering a replacement client when the lost one was
-// registered dynamically: the old tokens are bound to the old client, so
-// the user must log in again either way. Only commands meant to change
-// state call it. Call it without holding the store lock.
 // replaceClient registers a client in place of one the server forgot,
 // for a session that logs in with it next: nil when it did, else
 // handleClientGone's error.
@@ -274,6 +269,11 @@ func recoverClient(ctx context.Context, g *globalOptions, st *store.Store, disc 
 	return nil, err
 }
 
+// handleClientGone turns a credential.ClientGoneError into the error to
+// report, after registering a replacement client when the lost one was
+// registered dynamically: the old tokens are bound to the old client, so
+// the user must log in again either way. Only commands meant to change
+// state call it. Call it without holding the store lock.
 func handleClientGone(ctx context.Context, g *globalOptions, st *store.Store, err error) error {
 	var cg *credential.ClientGoneError
 	if !errors.As(err, &cg) {
