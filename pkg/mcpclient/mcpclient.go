@@ -448,7 +448,7 @@ func schemaProperties(schema json.RawMessage) []string {
 func (s *Session) Call(ctx context.Context, tool string, args map[string]any, out any) error {
 	rctx, cancel := s.bounded(ctx)
 	defer cancel()
-	raw, err := s.callTool(rctx, tool, args)
+	raw, _, err := s.callTool(rctx, tool, args)
 	if err != nil {
 		return fmt.Errorf("call %s: %w", tool, err)
 	}
@@ -485,8 +485,11 @@ func (s *Session) Call(ctx context.Context, tool string, args map[string]any, ou
 // callTool sends tools/call. In the stateless protocol the tool's input
 // schema says which arguments its headers repeat: the tools are listed
 // first when the session has not seen it, and a tool whose schema breaks
-// the header rules is not called.
-func (s *Session) callTool(ctx context.Context, tool string, args map[string]any) (json.RawMessage, error) {
+// the header rules is not called. lacks tells whether the server's tool
+// list does not name the tool (Session.lacks): from the list fetched for
+// the call, when there was one, without listing the tools again.
+func (s *Session) callTool(ctx context.Context, tool string, args map[string]any) (raw json.RawMessage, lacks func(context.Context) bool, err error) {
+	lacks = func(ctx context.Context) bool { return s.lacks(ctx, tool) }
 	if args == nil {
 		args = map[string]any{}
 	}
@@ -496,17 +499,21 @@ func (s *Session) callTool(ctx context.Context, tool string, args map[string]any
 	invalid := s.invalid[tool]
 	s.mu.Unlock()
 	if stateless && !known && invalid == nil {
-		if _, err := s.Tools(ctx); err != nil {
-			return nil, err
+		tools, err := s.Tools(ctx)
+		if err != nil {
+			return nil, lacks, err
 		}
+		listed := slices.ContainsFunc(tools, func(t Tool) bool { return t.Name == tool })
+		lacks = func(context.Context) bool { return !listed }
 		s.mu.Lock()
 		invalid = s.invalid[tool]
 		s.mu.Unlock()
 	}
 	if invalid != nil {
-		return nil, fmt.Errorf("the server's tool %s cannot be called: its input schema breaks the rules of MCP's parameter headers (%w)", tool, invalid)
+		return nil, lacks, fmt.Errorf("the server's tool %s cannot be called: its input schema breaks the rules of MCP's parameter headers (%w)", tool, invalid)
 	}
-	return s.request(ctx, "tools/call", map[string]any{"name": tool, "arguments": args})
+	raw, err = s.request(ctx, "tools/call", map[string]any{"name": tool, "arguments": args})
+	return raw, lacks, err
 }
 
 // Result is a tool's result as the server sent it.
@@ -562,11 +569,11 @@ func (e *UnknownToolError) Unwrap() error { return e.Err }
 func (s *Session) CallRaw(ctx context.Context, tool string, args map[string]any) (*Result, error) {
 	rctx, cancel := s.bounded(ctx)
 	defer cancel()
-	raw, err := s.callTool(rctx, tool, args)
+	raw, lacks, err := s.callTool(rctx, tool, args)
 	if err != nil {
 		err = fmt.Errorf("call %s: %w", tool, err)
 		var rpc *RPCError
-		if errors.As(err, &rpc) && s.lacks(ctx, tool) {
+		if errors.As(err, &rpc) && lacks(ctx) {
 			return nil, &UnknownToolError{Tool: tool, Err: err}
 		}
 		return nil, err
@@ -576,7 +583,7 @@ func (s *Session) CallRaw(ctx context.Context, tool string, args map[string]any)
 		return nil, fmt.Errorf("call %s: %w", tool, err)
 	}
 	if res.IsError {
-		res.UnknownTool = s.lacks(ctx, tool)
+		res.UnknownTool = lacks(ctx)
 	}
 	return res, nil
 }

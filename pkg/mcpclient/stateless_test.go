@@ -299,3 +299,26 @@ func TestStatelessStreamNotResumed(t *testing.T) {
 		t.Errorf("%d GETs in the stateless protocol", n)
 	}
 }
+
+// TestStatelessUnknownToolListedOnce: the call of a tool the session has
+// not seen lists the tools first; that list also tells that the server
+// lacks it, without listing the tools again.
+func TestStatelessUnknownToolListedOnce(t *testing.T) {
+	ss := &statelessServer{call: func(message, map[string]json.RawMessage) string {
+		return `{"content":[{"type":"text","text":"no such tool"}],"isError":true,"resultType":"complete"}`
+	}}
+	sess := connectStateless(t, ss, Options{})
+	res, err := sess.CallRaw(context.Background(), "nonesuch", nil)
+	if err != nil || !res.IsError || !res.UnknownTool {
+		t.Fatalf("result %+v, %v, want an error result of an unknown tool", res, err)
+	}
+	lists := 0
+	for _, r := range ss.seen() {
+		if r.method == "tools/list" {
+			lists++
+		}
+	}
+	if lists != 1 {
+		t.Errorf("the tools listed %d times, want once", lists)
+	}
+}
