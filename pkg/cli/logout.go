@@ -171,7 +171,7 @@ func printLogout(w io.Writer, now time.Time, rep *revoke.LogoutReport) {
 		if rep.Held.Kind == provision.KindLoginFlow {
 			how += ", or delete the app password in Nextcloud (Settings > Security > Devices & sessions)"
 		}
-		fmt.Fprintln(w, oneLine(fmt.Sprintf("%s for %s stays valid: the server keeps using it; %s.", upperFirst(what), name, how)))
+		fmt.Fprintln(w, oneLine(fmt.Sprintf("The %s for %s stays valid: the server keeps using it; %s.", strings.TrimPrefix(what, "the "), name, how)))
 	}
 }
 
@@ -322,14 +322,6 @@ func logoutHint(rep *revoke.LogoutReport) string {
 		return "unlock the OS keyring and run '" + retry + "' again"
 	}
 	return noEndpointWhere(rep.Server) + " offers no revocation endpoint, so nothing can revoke those tokens before they expire; ncmcp no longer holds them"
-}
-
-// upperFirst makes the first letter of s upper case.
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // forgetPageOrigin forgets the page origin approved for a server once its

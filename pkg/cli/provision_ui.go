@@ -18,18 +18,14 @@ func describeGrant(s *provision.Status) string {
 	if s == nil || !s.Provisioned {
 		return ""
 	}
-	var parts []string
-	switch s.Kind {
-	case provision.KindLoginFlow:
-		parts = append(parts, "an app password (Login Flow v2)")
-		if s.Username != "" {
-			parts[0] += " of Nextcloud user " + termsafe.String(s.Username)
-		}
-	case provision.KindFlow2:
-		parts = append(parts, "a refresh token (Flow 2)")
-	default:
-		parts = append(parts, termsafe.String(s.Kind))
+	kind, known := credentialKind(s.Kind)
+	if !known {
+		kind = termsafe.String(s.Kind)
 	}
+	if s.Kind == provision.KindLoginFlow && s.Username != "" {
+		kind += " of Nextcloud user " + termsafe.String(s.Username)
+	}
+	parts := []string{kind}
 	if s.ProvisionedAt != nil {
 		parts = append(parts, "since "+s.ProvisionedAt.Local().Format(time.RFC3339))
 	}
@@ -40,6 +36,19 @@ func describeGrant(s *provision.Status) string {
 		parts = append(parts, "no scope restriction beyond your token")
 	}
 	return ": " + strings.Join(parts, ", ")
+}
+
+// credentialKind names a kind of credential the server holds for an
+// account (provision.Kind*), with its indefinite article: "an app password
+// (Login Flow v2)"; known is false for a kind ncmcp does not know.
+func credentialKind(kind string) (name string, known bool) {
+	switch kind {
+	case provision.KindLoginFlow:
+		return "an app password (Login Flow v2)", true
+	case provision.KindFlow2:
+		return "a refresh token (Flow 2)", true
+	}
+	return "", false
 }
 
 // provisionUI shows provisioning pages and progress on the terminal, and

@@ -259,11 +259,8 @@ func describeServerSide(s ServerSideStatus) string {
 	switch s.State {
 	case "provisioned":
 		out := "provisioned"
-		switch s.Kind {
-		case provision.KindLoginFlow:
-			out += ", an app password (Login Flow v2)"
-		case provision.KindFlow2:
-			out += ", a refresh token (Flow 2)"
+		if kind, known := credentialKind(s.Kind); known {
+			out += ", " + kind
 		}
 		if s.ProvisionedAt != nil {
 			out += ", since " + s.ProvisionedAt.Local().Format(time.RFC3339)
