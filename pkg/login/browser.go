@@ -53,7 +53,7 @@ func (e *NoPKCEError) Error() string {
 // request. Close the attempt when done. A port in use is a
 // *loopback.PortInUseError.
 func (f *Flow) Start(b Browser) (*Attempt, error) {
-	client, err := WithDPoP(b.Disc, b.Client)
+	client, err := withDPoP(b.Disc, b.Client)
 	if err != nil {
 		return nil, err
 	}

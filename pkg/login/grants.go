@@ -39,7 +39,7 @@ func (e *GrantError) Unwrap() error { return e.Err }
 // stores its tokens and credentials (a secret, or the path of its private
 // key file), so that the credential source gets new tokens the same way.
 func (f *Flow) ClientCredentials(ctx context.Context, disc *discovery.Result, c oauth.Client, scopes []string, keyFile string) (*Result, error) {
-	c, err := WithDPoP(disc, c)
+	c, err := withDPoP(disc, c)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +63,7 @@ func (f *Flow) IDToken(ctx context.Context, disc *discovery.Result, c oauth.Clie
 	if err != nil {
 		return nil, &GrantError{Party: IdentityProvider, Err: err}
 	}
-	if c, err = WithDPoP(disc, c); err != nil {
+	if c, err = withDPoP(disc, c); err != nil {
 		return nil, err
 	}
 	tok, err := oauth.JWTBearer(ctx, f.HTTP, disc.Provider.TokenEndpoint, c, jag, scopes)
@@ -91,7 +91,7 @@ type WorkloadJWT struct {
 // stored with the JWT's file, from which the credential source reads it
 // again to renew the tokens. The JWT itself is never stored.
 func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Client, keyFile string, jwt WorkloadJWT, scopes []string) (*Result, error) {
-	c, err := WithDPoP(disc, c)
+	c, err := withDPoP(disc, c)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (f *Flow) Workload(ctx context.Context, disc *discovery.Result, c oauth.Cli
 // at the token endpoint, which proves it and yields an access token and
 // the identity.
 func (f *Flow) RefreshToken(ctx context.Context, disc *discovery.Result, c oauth.Client, rt string) (*Result, error) {
-	c, err := WithDPoP(disc, c)
+	c, err := withDPoP(disc, c)
 	if err != nil {
 		return nil, err
 	}

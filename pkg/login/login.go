@@ -148,11 +148,11 @@ func (f *Flow) save(ctx context.Context, disc *discovery.Result, rec *Record) (*
 	return res, nil
 }
 
-// WithDPoP gives the client a new DPoP key (RFC 9449) where the
+// withDPoP gives the client a new DPoP key (RFC 9449) where the
 // authorization server offers DPoP with an algorithm ncmcp signs with
 // (ES256 unless it lists only others): its token requests then carry
 // proofs, and the login stores the key with the tokens.
-func WithDPoP(disc *discovery.Result, c oauth.Client) (oauth.Client, error) {
+func withDPoP(disc *discovery.Result, c oauth.Client) (oauth.Client, error) {
 	alg := oauth.DPoPAlg(disc.Provider.DPoPSigningAlgValuesSupported)
 	if alg == "" || c.DPoP != nil {
 		return c, nil
