@@ -156,7 +156,7 @@ func (e *IssuerError) Error() string {
 		msg = fmt.Sprintf("the authorization response names %d issuers (iss), where %q, the authorization server this login went to, would name itself once", len(e.Got), e.Expected)
 	}
 	if e.AuthError != nil {
-		msg += fmt.Sprintf("; the error it carries (%s) is not taken as that server's", e.AuthError.Code)
+		msg += fmt.Sprintf("; the error it carries (%q) is not taken as that server's", e.AuthError.Code)
 	}
 	return msg + ": this may be a mix-up attack (RFC 9207), so ncmcp refused the response; no code was exchanged and nothing was stored"
 }
