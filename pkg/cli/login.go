@@ -151,7 +151,7 @@ func (o *LoginOptions) check() error {
 		return usageErrorf("use one of --client-credentials, --with-refresh-token, --id-token-stdin and --jwt-bearer-file", "more than one way to log in")
 	}
 	if o.PrivateKey != "" && !o.ClientCredentials && !workload {
-		return usageErrorf("add --client-credentials", "--private-key is for --client-credentials and --jwt-bearer-file")
+		return usageErrorf("add --client-credentials or --jwt-bearer-file FILE", "--private-key is for --client-credentials and --jwt-bearer-file")
 	}
 	if o.PrivateKey != "" && o.SecretStdin {
 		return usageErrorf("use one of them", "--private-key and --secret-stdin are two ways to authenticate the client")
@@ -163,7 +163,7 @@ func (o *LoginOptions) check() error {
 		return usageErrorf("leave out --paste and --port", "no browser takes part in this login")
 	}
 	if o.SecretStdin && !o.ClientCredentials && !o.IDTokenStdin && !workload {
-		return usageErrorf("add --client-credentials, or record the secret with 'ncmcp clients add ID --secret-stdin'", "--secret-stdin is for --client-credentials")
+		return usageErrorf("add --client-credentials or --jwt-bearer-file FILE, or record the secret with 'ncmcp clients add ID --secret-stdin'", "--secret-stdin is for --client-credentials and --jwt-bearer-file")
 	}
 	return nil
 }
