@@ -107,7 +107,7 @@ func printGrantLines(w io.Writer, now time.Time, r *login.Result, issuer string)
 	} else {
 		fmt.Fprintf(w, "Access token: valid for %s (until %s)\n", r.Token.Expiry.Sub(now).Round(time.Second), r.Token.Expiry.Local().Format(time.RFC3339))
 	}
-	if oauth.Bound(r.Token) {
+	if oauth.IsDPoP(r.Token.TokenType) {
 		fmt.Fprintln(w, "Access token: DPoP-bound to a key kept with the tokens (RFC 9449): 'ncmcp tools' and 'ncmcp proxy' sign a proof for each request; 'ncmcp token' prints it only with --json.")
 	}
 }

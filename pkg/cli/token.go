@@ -173,7 +173,7 @@ func printToken(opts *TokenOptions, tok *store.Tokens, scopes []string, serverUR
 		_, err := fmt.Fprintln(out, access)
 		return err
 	}
-	j := TokenJSON{AccessToken: access, TokenType: tok.TokenType, Scopes: scopes, DPoPBound: tok.DPoPBound()}
+	j := TokenJSON{AccessToken: access, TokenType: tok.TokenType, Scopes: scopes, DPoPBound: oauth.IsDPoP(tok.TokenType)}
 	if j.DPoPBound {
 		j.TokenType = oauth.TokenTypeDPoP
 		k, err := credential.DPoPKey(tok)

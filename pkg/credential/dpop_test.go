@@ -42,11 +42,11 @@ func TestRefreshWithDPoPKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.AccessToken != "bound" || !tok.DPoPBound() || tok.DPoPKey != stored {
-		t.Errorf("token %q bound %v, key kept %v", tok.AccessToken, tok.DPoPBound(), tok.DPoPKey == stored)
+	if tok.AccessToken != "bound" || !oauth.IsDPoP(tok.TokenType) || tok.DPoPKey != stored {
+		t.Errorf("token %q bound %v, key kept %v", tok.AccessToken, oauth.IsDPoP(tok.TokenType), tok.DPoPKey == stored)
 	}
 	again, _ := s.Store.GetTokens(store.BackendFile, server, "alice")
-	if again.DPoPKey != stored || !again.DPoPBound() {
+	if again.DPoPKey != stored || !oauth.IsDPoP(again.TokenType) {
 		t.Error("the stored tokens lost the key or the token type")
 	}
 	if len(jkts) != 1 || jkts[0] != k.Thumbprint() {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"golang.org/x/oauth2"
 )
 
 // DPoP (RFC 9449) binds an access token to a key pair of the client: the
@@ -258,6 +257,3 @@ func withDPoP(hc *http.Client, key *DPoPKey) *http.Client {
 	c.Transport = &dpopTransport{next: next, key: key}
 	return c
 }
-
-// Bound tells whether a token response issued a DPoP-bound token.
-func Bound(tok *oauth2.Token) bool { return IsDPoP(tok.TokenType) }

@@ -177,7 +177,7 @@ func TestDPoPTokenRequestNonce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Bound(tok) || tok.AccessToken != "bound" {
+	if !IsDPoP(tok.TokenType) || tok.AccessToken != "bound" {
 		t.Errorf("token = %+v", tok)
 	}
 	if len(e.proofs) != 2 || e.proofs[0]["nonce"] != nil || e.proofs[1]["nonce"] != "as-nonce" {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -176,10 +175,6 @@ type Tokens struct {
 	// tokens to one: kept with the tokens, so that one read serves both.
 	DPoPKey string `json:"dpop_key,omitempty"`
 }
-
-// DPoPBound tells whether the access token is bound to the DPoP key:
-// token type DPoP.
-func (t *Tokens) DPoPBound() bool { return strings.EqualFold(t.TokenType, "DPoP") }
 
 // TokenKey names the item holding an account's Tokens.
 func TokenKey(serverURL, subject string) string {
