@@ -216,6 +216,9 @@ func start(args []string, stdout, stderr io.Writer) (*devServer, error) {
 	if *restarts < 0 {
 		return nil, fmt.Errorf("invalid --restart-every %s (want a positive duration, or 0 for never)", *restarts)
 	}
+	if *forgetReg && *restarts == 0 {
+		return nil, errors.New("--forget-clients-on-restart needs --restart-every: without restarts nothing is forgotten")
+	}
 	// One logger for requests and restarts, so that their lines do not mix.
 	logger := log.New(stderr, "ncmcp-devserver: ", log.LstdFlags)
 	if !*quiet {

@@ -220,10 +220,15 @@ func TestRestartEvery(t *testing.T) {
 }
 
 // TestForgetClientsOnRestartFlag: --forget-clients-on-restart sets the
-// option, and the banner says so.
+// option, and the banner says so; without restarts it is refused, since
+// it would do nothing.
 func TestForgetClientsOnRestartFlag(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	srv, err := start([]string{"--addr", "127.0.0.1:0", "--idp-addr", "127.0.0.1:0", "--quiet", "--forget-clients-on-restart"}, &stdout, &stderr)
+	if srv, err := start([]string{"--addr", "127.0.0.1:0", "--idp-addr", "127.0.0.1:0", "--quiet", "--forget-clients-on-restart"}, &stdout, &stderr); err == nil {
+		srv.Close()
+		t.Fatal("--forget-clients-on-restart without --restart-every was taken")
+	}
+	srv, err := start([]string{"--addr", "127.0.0.1:0", "--idp-addr", "127.0.0.1:0", "--quiet", "--forget-clients-on-restart", "--restart-every", "1h"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, stderr.String())
 	}
