@@ -45,7 +45,7 @@ func printLoginSummary(w io.Writer, now time.Time, r *login.Result) {
 	case r.Identity.Source == oauth.IdentityUnknown:
 		fmt.Fprintf(w, "Logged in to %s with client %s; the server's tokens do not say who you are.\n", serverURL, r.ClientID)
 	default:
-		fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, r.Identity.Display(), r.Identity.Subject, r.ClientID)
+		fmt.Fprintf(w, "Logged in to %s as %s (sub %s) with client %s.\n", serverURL, termsafe.String(r.Identity.Display()), termsafe.String(r.Identity.Subject), r.ClientID)
 		fmt.Fprintf(w, "Identity: %s.\n", r.Identity.Describe())
 	}
 	printGrantLines(w, now, r, issuer)
